@@ -1,0 +1,104 @@
+"""Wiring: the daemon's parts started in order and stopped in reverse, under systemd or not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+import signal
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from bounced.config import Settings
+from bounced.intake import Intake
+from bounced.keys import load_keyring
+from bounced.sdnotify import notify
+from bounced.smtp import BounceHandler, SMTPServer
+from bounced.store import Store, open_store
+from bounced.verp import Verifier
+from bounced.worker import Worker
+
+log = structlog.get_logger("bounced.app")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def redact(url: str) -> str:
+    """A store URL without its password."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def make_verifier(settings: Settings, env: Mapping[str, str] | None = None,
+                  *, allow_dev: bool = True) -> tuple[Verifier, str]:
+    keyring, source = load_keyring(settings, env, allow_dev=allow_dev)
+    verifier = Verifier(
+        keyring, domain=settings.verp.domain, prefix=settings.verp.prefix,
+        max_age_days=settings.verp.max_age_days, future_skew_days=settings.verp.future_skew_days,
+    )
+    return verifier, source
+
+
+async def open_ready_store(settings: Settings) -> Store:
+    store = open_store(settings.store_url)
+    await store.open()
+    return store
+
+
+async def serve(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> int:
+    """Run the daemon until SIGTERM or SIGINT; return the exit status."""
+    verifier, key_source = make_verifier(settings, env)
+    store = await open_ready_store(settings)
+    worker = Worker(store, settings, now)
+    intake = Intake(store, on_stored=worker.wake)
+    handler = BounceHandler(verifier, intake, settings.smtp, now)
+    server = SMTPServer(handler, settings.smtp)
+    try:
+        host, port = await server.start()
+    except OSError as exc:
+        await store.close()
+        log.error("bounced.listen_failed", listen=settings.smtp.listen, error=str(exc))
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker_task = asyncio.create_task(worker.run()) if settings.worker.enabled else None
+    log.info("bounced.started", listen=f"{host}:{port}", store=redact(settings.store_url),
+             keys=key_source, domain=settings.verp.domain, worker=settings.worker.enabled)
+    notify(f"READY=1\nSTATUS=listening on {host}:{port}", env)
+    await stop.wait()
+    notify("STOPPING=1", env)
+    log.info("bounced.stopping", in_flight=handler.in_flight)
+    await server.stop()
+    await intake.drain()
+    if worker_task is not None:
+        worker.stop()
+        try:
+            await asyncio.wait_for(worker_task, settings.smtp.shutdown_grace)
+        except TimeoutError:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+    await store.close()
+    log.info("bounced.stopped", accepted=handler.stats.get("accepted", 0))
+    return 0
+
+
+def run(coro_factory: Callable[[], object]) -> int:
+    """Run the daemon's main coroutine on uvloop when it is installed."""
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is an optional extra
+        runner = asyncio.run
+    result = runner(coro_factory())  # type: ignore[arg-type]
+    return int(result)

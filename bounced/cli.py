@@ -1,0 +1,144 @@
+"""The ``bounced`` command: entry points and wiring only; errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bounced import __version__
+from bounced.config import Settings, load_settings
+from bounced.exceptions import BouncedError
+from bounced.logs import configure
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bounced", description="Bounce handler: signed return "
+                                "paths in, unconfirmed dead addresses out.")
+    p.add_argument("--version", action="version", version=f"bounced {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help_: str, config: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        if config:
+            sp.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("BOUNCED_CONFIG"),
+                            help="TOML configuration file (default: $BOUNCED_CONFIG, else built-in defaults)")
+        return sp
+
+    cmd("serve", "run the daemon (SMTP intake and worker)")
+    cmd("check-config", "validate the configuration and the signing keys")
+    cmd("migrate", "apply pending schema migrations to the store")
+    sp = cmd("keygen", "write a new signing key file", config=False)
+    sp.add_argument("--out", required=True, metavar="FILE", help="key file to create (mode 0600)")
+    sp.add_argument("--id", dest="key_id", help="key id (default: random)")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sp = cmd("sign", "print a signed return path for a recipient")
+    sp.add_argument("--subject", required=True, help="the application's id for the recipient")
+    sp.add_argument("--address", required=True, help="the recipient's email address")
+    sp.add_argument("--stream", help="optional mail stream name")
+    sp.add_argument("--at", type=_date, help="issue day YYYY-MM-DD (default: today)")
+    sp = cmd("verify", "check a return path and print what it carries")
+    sp.add_argument("address", help="the return path, e.g. bounce-...@bounces.example.org")
+    sp.add_argument("--at", type=_date, help="verify as of this day (default: today)")
+    sp = cmd("status", "show an address's state and history")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--subject")
+    who.add_argument("--address")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp = cmd("reconfirm", "record that the application confirmed the address again")
+    sp.add_argument("--subject", required=True)
+    sp = cmd("queue", "show job counts and the latest jobs by state")
+    sp.add_argument("--state", help="only jobs in this state")
+    sp.add_argument("--limit", type=int, default=10)
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp = cmd("show", "show one stored message: envelope, token, classification, incidents")
+    sp.add_argument("id", type=int)
+    sp.add_argument("--raw", action="store_true", help="print the raw message too")
+    sp = cmd("reprocess", "queue stored messages for processing again")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[])
+    which.add_argument("--failed", action="store_true")
+    which.add_argument("--quarantined", action="store_true")
+    sp = cmd("process", "process every runnable stored message now, then exit")
+    sp = cmd("purge", "drop raw messages and incidents past their retention")
+    sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument("--raw-days", type=int, default=30, help="keep raw messages this long")
+    sub.add_parser("classify", help="classify bounce messages: bounced classify [--json] FILE...|-",
+                   add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = stdout or sys.stdout
+    if argv[:1] == ["classify"]:
+        from bounced.classify.cli import main as classify_main
+
+        return classify_main(argv[1:], out, sys.stdin)
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args, out)
+    except BouncedError as exc:
+        print(f"bounced {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    from bounced import commands
+
+    if args.command == "keygen":
+        return commands.keygen(Path(args.out), args.key_id, args.force, out)
+    settings = _settings(args)
+    configure(settings.log.level, settings.log.format)
+    if args.command == "serve":
+        from bounced.app import run, serve
+
+        return run(lambda: serve(settings))
+    if args.command == "check-config":
+        return commands.check_config(settings, args.config, out)
+    if args.command == "sign":
+        return commands.sign(settings, args.subject, args.address, args.stream, args.at, out)
+    if args.command == "verify":
+        return commands.verify(settings, args.address, args.at, out)
+    handlers: dict[str, Any] = {
+        "migrate": lambda: commands.migrate(settings, out),
+        "status": lambda: commands.status(settings, args.subject, args.address, args.json, out),
+        "reconfirm": lambda: commands.reconfirm(settings, args.subject, out),
+        "queue": lambda: commands.queue(settings, args.state, args.limit, args.json, out),
+        "show": lambda: commands.show(settings, args.id, args.raw, out),
+        "reprocess": lambda: commands.reprocess(
+            settings, args.ids, args.failed, args.quarantined, out),
+        "process": lambda: commands.process(settings, out),
+        "purge": lambda: commands.purge(settings, args.raw_days, args.dry_run, out),
+    }
+    result: int = asyncio.run(handlers[args.command]())
+    return result
+
+
+def print_json(obj: Any, out: TextIO) -> None:
+    print(json.dumps(obj, indent=2, default=str), file=out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""What each ``bounced`` subcommand does, given settings; printing only, no business rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from bounced.app import make_verifier, open_ready_store, redact, utcnow
+from bounced.config import Settings
+from bounced.exceptions import ConfigError
+from bounced.model import JOB_STATES, AddressState, Decision, Incident
+from bounced.store import Store
+from bounced.verp import InvalidToken, Signer, fingerprint, generate_key_line
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
+    """A plain aligned table."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers))]
+    for n, r in enumerate(cells):
+        print("  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
+        if n == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    store = await open_ready_store(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def keygen(out_path: Path, key_id: str | None, force: bool, out: TextIO) -> int:
+    try:
+        line = generate_key_line(key_id)
+    except ValueError as exc:
+        raise ConfigError(f"--id: {exc}") from None
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(out_path, flags, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{out_path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out_path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# bounced signing keys: '<key-id> <secret>' per line; the first signs,\n")
+        fh.write("# the others (retired keys) still verify. Keep this file secret.\n")
+        fh.write(line + "\n")
+    print(f"wrote key {line.split()[0]!r} to {out_path}", file=out)
+    return 0
+
+
+def check_config(settings: Settings, path: str | None, out: TextIO) -> int:
+    _, source = make_verifier(settings, allow_dev=False)
+    print(f"configuration OK ({path or 'built-in defaults'})", file=out)
+    print(f"  smtp listen   {settings.smtp.listen}", file=out)
+    print(f"  store         {redact(settings.store_url)}", file=out)
+    print(f"  verp domain   {settings.verp.domain} (prefix {settings.verp.prefix!r})", file=out)
+    print(f"  signing keys  {source}", file=out)
+    p = settings.policy
+    print(f"  policy        {p.min_bounces} bounces, span {p.min_span_days} days, "
+          f"window {p.window_days} days", file=out)
+    return 0
+
+
+def sign(settings: Settings, subject: str, address: str, stream: str | None,
+         at: dt.date | None, out: TextIO) -> int:
+    verifier, _ = make_verifier(settings)
+    signer = Signer(verifier.keyring, domain=settings.verp.domain, prefix=settings.verp.prefix)
+    try:
+        print(signer.return_path(subject, address, stream=stream, day=at), file=out)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
+def verify(settings: Settings, address: str, at: dt.date | None, out: TextIO) -> int:
+    verifier, _ = make_verifier(settings)
+    today = at or utcnow().date()
+    try:
+        token = verifier.verify(address, today=today)
+    except InvalidToken as exc:
+        print(f"invalid ({exc.reason}): {exc}", file=out)
+        return 1
+    for label, value in (
+        ("subject", token.subject), ("stream", token.stream or "-"), ("key id", token.key_id),
+        ("issued", token.day.isoformat()), ("age", f"{token.age_days(today)} days"),
+        ("fingerprint", token.fingerprint),
+    ):
+        print(f"{label:<12} {value}", file=out)
+    return 0
+
+
+def _incident_row(i: Incident) -> list[Any]:
+    return [_when(i.received_at), i.send_day.isoformat(), i.kind, i.status, i.reason,
+            "yes" if i.counts else "no", i.address, " ".join(i.diagnostic.split())[:60]]
+
+
+async def status(settings: Settings, subject: str | None, address: str | None, as_json: bool,
+                 out: TextIO) -> int:
+    fp = fingerprint(address) if address else None
+    async with _store(settings) as store:
+        states = await store.address_states(subject=subject, fingerprint=fp)
+        details = [(s, await store.incidents(s.subject, s.fingerprint),
+                    await store.decisions(s.subject, s.fingerprint)) for s in states]
+    if as_json:
+        print(json.dumps({
+            "query": {"subject": subject, "address": address, "fingerprint": fp},
+            "addresses": [_state_json(s, inc, dec) for s, inc, dec in details],
+        }, indent=2), file=out)
+        return 0
+    if not details:
+        who = f"subject {subject}" if subject else f"address {address} (fingerprint {fp})"
+        print(f"{who}: no incidents recorded; confirmed", file=out)
+        return 0
+    for s, incidents, decisions in details:
+        print(f"subject {s.subject}  address {s.address or '?'}  fingerprint {s.fingerprint}",
+              file=out)
+        print(f"state   {s.state.upper()}" + (f" since {_when(s.changed_at)}" if s.changed_at
+                                              else ""), file=out)
+        if s.reconfirmed_at:
+            print(f"reconfirmed {_when(s.reconfirmed_at)} (history before it does not count)",
+                  file=out)
+        for d in decisions[:5]:
+            print(f"decision {_when(d.decided_at)} {d.action}: {d.rule}", file=out)
+        print(file=out)
+        table([_incident_row(i) for i in incidents],
+              ["received", "sent", "kind", "status", "reason", "counts", "address", "diagnostic"],
+              out)
+        print(file=out)
+    return 0
+
+
+def _state_json(s: AddressState, incidents: list[Incident], decisions: list[Decision]) -> dict[
+        str, Any]:
+    return {
+        "subject": s.subject, "fingerprint": s.fingerprint, "address": s.address,
+        "state": s.state, "changed_at": s.changed_at.isoformat() if s.changed_at else None,
+        "reconfirmed_at": s.reconfirmed_at.isoformat() if s.reconfirmed_at else None,
+        "decisions": [{"id": d.id, "action": d.action, "rule": d.rule,
+                       "decided_at": d.decided_at.isoformat(), "evidence": list(d.evidence)}
+                      for d in decisions],
+        "incidents": [i.evidence() for i in incidents],
+    }
+
+
+async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:
+    async with _store(settings) as store:
+        decisions = await store.reconfirm(subject, utcnow())
+    if not decisions:
+        print(f"subject {subject}: nothing recorded, nothing to reconfirm", file=out)
+        return 0
+    for d in decisions:
+        print(f"subject {subject} fingerprint {d.fingerprint}: confirmed again", file=out)
+    return 0
+
+
+async def migrate(settings: Settings, out: TextIO) -> int:
+    async with _store(settings):
+        pass
+    print(f"schema up to date: {redact(settings.store_url)}", file=out)
+    return 0
+
+
+async def queue(settings: Settings, state: str | None, limit: int, as_json: bool,
+                out: TextIO) -> int:
+    if state is not None and state not in JOB_STATES:
+        raise ConfigError(f"--state: one of {', '.join(JOB_STATES)}")
+    async with _store(settings) as store:
+        counts = await store.queue_counts()
+        latest = {s: await store.messages(s, limit) for s in ([state] if state else JOB_STATES)}
+    if as_json:
+        print(json.dumps({"counts": counts, "latest": {
+            s: [{"id": m.id, "received_at": m.received_at.isoformat(), "subject": m.subject,
+                 "kind": m.kind, "attempts": m.attempts, "error": m.last_error} for m in ms]
+            for s, ms in latest.items()}}, indent=2), file=out)
+        return 0
+    table([[s, counts.get(s, 0)] for s in JOB_STATES], ["state", "jobs"], out)
+    for s, ms in latest.items():
+        if ms:
+            print(f"\nlatest {s}:", file=out)
+            table([[m.id, _when(m.received_at), m.subject, m.kind or "", m.attempts,
+                    (m.last_error or "")[:60]] for m in ms],
+                  ["id", "received", "subject", "kind", "attempts", "error"], out)
+    return 0
+
+
+async def show(settings: Settings, message_id: int, raw_too: bool, out: TextIO) -> int:
+    async with _store(settings) as store:
+        info, raw, incidents = await store.message(message_id)
+    for label, value in (
+        ("id", info.id), ("state", info.state), ("received", _when(info.received_at)),
+        ("peer", info.peer), ("mail from", info.mail_from or "<>"), ("rcpt to", info.rcpt_to),
+        ("subject", info.subject), ("stream", info.stream or "-"), ("key id", info.key_id),
+        ("send day", info.send_day.isoformat()), ("fingerprint", info.fingerprint),
+        ("size", info.size), ("attempts", info.attempts), ("kind", info.kind or "-"),
+        ("error", info.last_error or "-"), ("raw", "kept" if info.has_raw else "purged"),
+    ):
+        print(f"{label:<12} {value}", file=out)
+    if info.classification:
+        print("\nclassification:", file=out)
+        print(json.dumps(info.classification, indent=2, ensure_ascii=False), file=out)
+    print("\nincidents:", file=out)
+    table([_incident_row(i) for i in incidents],
+          ["received", "sent", "kind", "status", "reason", "counts", "address", "diagnostic"], out)
+    if raw_too and raw is not None:
+        print("\nraw message:", file=out)
+        out.flush()
+        sys.stdout.buffer.write(raw)
+    return 0
+
+
+async def reprocess(settings: Settings, ids: list[int], failed: bool, quarantined: bool,
+                    out: TextIO) -> int:
+    states = [s for s, on in (("failed", failed), ("quarantined", quarantined)) if on]
+    async with _store(settings) as store:
+        n = await store.requeue(ids=ids, states=states)
+    print(f"queued {n} message(s) for processing again", file=out)
+    return 0 if n or not ids else 1
+
+
+async def process(settings: Settings, out: TextIO) -> int:
+    from bounced.worker import Worker
+
+    async with _store(settings) as store:
+        n = await Worker(store, settings, utcnow).drain()
+    print(f"processed {n} message(s)", file=out)
+    return 0
+
+
+async def purge(settings: Settings, raw_days: int, dry_run: bool, out: TextIO) -> int:
+    now = utcnow()
+    async with _store(settings) as store:
+        counts = await store.purge(
+            raw_before=now - dt.timedelta(days=raw_days),
+            incidents_before=now - dt.timedelta(days=settings.policy.window_days),
+            dry_run=dry_run,
+        )
+    verb = "would purge" if dry_run else "purged"
+    print(f"{verb} {counts['raw_messages']} raw message(s) and {counts['incidents']} "
+          "incident(s)", file=out)
+    return 0

@@ -1,0 +1,23 @@
+"""The exception tree: one root, a few branches, caught broadly only at boundaries."""
+
+from __future__ import annotations
+
+
+class BouncedError(Exception):
+    """Root of every error bounced raises on purpose."""
+
+
+class ConfigError(BouncedError):
+    """The configuration is invalid; the message names the key."""
+
+
+class StoreError(BouncedError):
+    """The store failed to do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; the caller should retry later."""
+
+
+class NotFound(BouncedError):
+    """The thing asked for does not exist."""

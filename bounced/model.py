@@ -1,0 +1,144 @@
+"""Values that travel between the SMTP intake, the store, the worker and the policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIRMED = "confirmed"
+UNCONFIRMED = "unconfirmed"
+
+# Job states of a stored message.
+PENDING = "pending"
+PROCESSING = "processing"
+DONE = "done"
+FAILED = "failed"
+QUARANTINED = "quarantined"
+JOB_STATES = (PENDING, PROCESSING, DONE, FAILED, QUARANTINED)
+
+
+@dataclass(frozen=True)
+class TokenFields:
+    """What a verified return-path token carries."""
+
+    subject: str
+    stream: str | None
+    key_id: str
+    day: dt.date
+    fingerprint: str
+    token_id: str
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message accepted at DATA for one verified recipient, about to be stored."""
+
+    received_at: dt.datetime
+    peer: str
+    mail_from: str
+    rcpt_to: str
+    token: TokenFields
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Job:
+    """A stored message claimed for processing."""
+
+    id: int
+    received_at: dt.datetime
+    mail_from: str
+    rcpt_to: str
+    token: TokenFields
+    raw: bytes | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failed (or delayed, or complained-about) recipient of a classified message."""
+
+    address: str
+    kind: str
+    action: str
+    status: str
+    reply_code: str
+    reason: str
+    hard: bool
+    diagnostic: str
+    remote_mta: str
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A finding recorded against a subject and address fingerprint."""
+
+    id: int | None
+    message_id: int
+    subject: str
+    fingerprint: str
+    address: str
+    token_id: str
+    send_day: dt.date
+    received_at: dt.datetime
+    kind: str
+    action: str
+    status: str
+    reply_code: str
+    reason: str
+    hard: bool
+    counts: bool
+    diagnostic: str
+    remote_mta: str
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "message_id": self.message_id,
+            "address": self.address,
+            "token_id": self.token_id,
+            "send_day": self.send_day.isoformat(),
+            "received_at": self.received_at.isoformat(),
+            "kind": self.kind,
+            "status": self.status,
+            "reply_code": self.reply_code,
+            "reason": self.reason,
+            "hard": self.hard,
+            "counts": self.counts,
+            "diagnostic": self.diagnostic,
+            "remote_mta": self.remote_mta,
+        }
+
+
+@dataclass(frozen=True)
+class AddressState:
+    """Where one (subject, address fingerprint) stands."""
+
+    subject: str
+    fingerprint: str
+    address: str
+    state: str = CONFIRMED
+    changed_at: dt.datetime | None = None
+    reconfirmed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A change of an address's state, with the rule that fired and its evidence."""
+
+    subject: str
+    fingerprint: str
+    action: str  # "unconfirm" | "reconfirm"
+    rule: str
+    decided_at: dt.datetime
+    evidence: tuple[dict[str, Any], ...] = field(default=())
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What processing one message decided: the incidents to record and an optional decision."""
+
+    incidents: tuple[Incident, ...]
+    decision: Decision | None

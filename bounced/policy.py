@@ -1,0 +1,108 @@
+"""The unconfirm rule: incidents + settings + now -> which incidents count, and a decision. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from bounced.config import PolicySettings
+from bounced.model import CONFIRMED, AddressState, Decision, Incident, Plan
+
+# Which classified kinds and actions can count at all: a failed delivery in a bounce.
+COUNTING_KIND = "bounce"
+COUNTING_ACTION = "failed"
+
+
+def may_count(settings: PolicySettings, incident: Incident) -> bool:
+    """Whether this incident's kind, action and reason make it count (before de-duplication)."""
+    if incident.kind != COUNTING_KIND or incident.action != COUNTING_ACTION:
+        return False
+    if incident.reason not in settings.counting_reasons:
+        return False
+    # notaccept only proves anything when it is permanent (DESIGN.md).
+    return not (incident.reason == "notaccept" and incident.status.startswith("4"))
+
+
+def counted(
+    settings: PolicySettings,
+    history: Iterable[Incident],
+    state: AddressState | None,
+    now: dt.datetime,
+) -> list[Incident]:
+    """The incidents that count now: counting, after the last reconfirmation, within the window,
+    at most one per token (the earliest)."""
+    window_start = now.date() - dt.timedelta(days=settings.window_days)
+    since = state.reconfirmed_at if state is not None else None
+    seen: set[str] = set()
+    result: list[Incident] = []
+    for incident in sorted(history, key=lambda i: (i.received_at, i.id or 0)):
+        if not incident.counts or incident.send_day < window_start:
+            continue
+        if since is not None and incident.received_at <= since:
+            continue
+        if incident.token_id in seen:
+            continue
+        seen.add(incident.token_id)
+        result.append(incident)
+    return result
+
+
+def plan(
+    settings: PolicySettings,
+    state: AddressState | None,
+    history: Sequence[Incident],
+    new: Sequence[Incident],
+    now: dt.datetime,
+) -> Plan:
+    """Mark which new incidents count and decide whether the address is now unconfirmed.
+
+    ``history`` holds the incidents already recorded for this subject and fingerprint; ``new``
+    those found in the message being processed (their ``counts`` is ignored and set here).
+    """
+    since = state.reconfirmed_at if state is not None else None
+    used_tokens = {
+        i.token_id for i in history if i.counts and (since is None or i.received_at > since)
+    }
+    marked: list[Incident] = []
+    for incident in new:
+        counts = may_count(settings, incident) and incident.token_id not in used_tokens
+        if counts:
+            used_tokens.add(incident.token_id)
+        marked.append(dataclasses.replace(incident, counts=counts))
+    decision = None
+    if state is None or state.state == CONFIRMED:
+        decision = decide(settings, state, [*history, *marked], now)
+    return Plan(incidents=tuple(marked), decision=decision)
+
+
+def decide(
+    settings: PolicySettings,
+    state: AddressState | None,
+    history: Sequence[Incident],
+    now: dt.datetime,
+) -> Decision | None:
+    """Unconfirm when enough counting incidents, spread over enough days, lie within the window."""
+    if not history:
+        return None
+    evidence = counted(settings, history, state, now)
+    if len(evidence) < settings.min_bounces:
+        return None
+    days = [i.send_day for i in evidence]
+    span = (max(days) - min(days)).days
+    if span < settings.min_span_days:
+        return None
+    first = history[0]
+    rule = (
+        f"{len(evidence)} counting bounces (at least {settings.min_bounces}) within "
+        f"{settings.window_days} days, send days {min(days).isoformat()} to "
+        f"{max(days).isoformat()} span {span} days (at least {settings.min_span_days})"
+    )
+    return Decision(
+        subject=first.subject,
+        fingerprint=first.fingerprint,
+        action="unconfirm",
+        rule=rule,
+        decided_at=now,
+        evidence=tuple(i.evidence() for i in evidence),
+    )

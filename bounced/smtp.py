@@ -1,0 +1,226 @@
+"""SMTP intake: verify the token at RCPT TO, store durably at DATA, then answer 250.
+
+No error of ours ever reaches the client as a 5xx: anything unexpected is a 451 and the
+sending MTA keeps the bounce and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bounced.config import SMTPSettings, parse_listen
+from bounced.intake import Intake
+from bounced.model import NewMessage, TokenFields
+from bounced.verp import InvalidToken, Token, Verifier
+
+log = structlog.get_logger("bounced.smtp")
+
+OK_RCPT = "250 2.1.5 Recipient OK"
+OK_DATA = "250 2.0.0 Message stored"
+TEMP_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+NOT_RELAY_CLIENT = "554 5.7.1 Access denied: not a relay client of this bounce handler"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"
+NO_RECIPIENTS = "503 5.5.1 No valid recipients"
+
+REJECT_TOKEN = {
+    "wrong-domain": "550 5.1.1 Not a bounce address of this domain",
+    "malformed": "550 5.1.1 No such bounce address (malformed token)",
+    "unknown-key": "550 5.7.1 Bounce token signed with an unknown key",
+    "bad-signature": "550 5.7.1 Bounce token signature invalid",
+    "expired": "550 5.7.1 Bounce token expired",
+    "future": "550 5.7.1 Bounce token dated in the future",
+}
+
+
+def token_fields(token: Token) -> TokenFields:
+    return TokenFields(
+        subject=token.subject, stream=token.stream, key_id=token.key_id, day=token.day,
+        fingerprint=token.fingerprint, token_id=token.token_id,
+    )
+
+
+class BounceHandler:
+    """aiosmtpd handler: the RCPT and DATA hooks of bounced."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        intake: Intake,
+        settings: SMTPSettings,
+        now: Callable[[], dt.datetime],
+    ) -> None:
+        self.verifier = verifier
+        self.intake = intake
+        self.settings = settings
+        self.now = now
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.stats: dict[str, int] = {}
+
+    def _count(self, what: str) -> None:
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        accepted: list[tuple[str, TokenFields]] = envelope.__dict__.setdefault("tokens", [])
+        if len(accepted) >= self.settings.max_recipients:
+            self._count("rejected.too_many_recipients")
+            return TOO_MANY_RECIPIENTS
+        try:
+            token = self.verifier.verify(address, today=self.now().date())
+        except InvalidToken as exc:
+            self._count(f"rejected.{exc.reason}")
+            log.info("smtp.rcpt_rejected", peer=_peer(session), reason=exc.reason, detail=str(exc))
+            return REJECT_TOKEN.get(exc.reason, "550 5.1.1 No such bounce address")
+        accepted.append((address, token_fields(token)))
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return OK_RCPT
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        accepted: list[tuple[str, TokenFields]] = envelope.__dict__.get("tokens", [])
+        if not accepted:
+            return NO_RECIPIENTS
+        raw = envelope.original_content or b""
+        received = self.now()
+        messages = [
+            NewMessage(
+                received_at=received, peer=_peer(session), mail_from=envelope.mail_from or "",
+                rcpt_to=address, token=fields, raw=raw,
+            )
+            for address, fields in accepted
+        ]
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            ids = await self.intake.store(messages)
+        except Exception as exc:
+            self._count("temp_failure.store")
+            log.error("smtp.store_failed", peer=_peer(session), error=repr(exc))
+            return TEMP_FAILURE
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+        self._count("accepted")
+        log.info("smtp.stored", peer=_peer(session), ids=ids, size=len(raw),
+                 subjects=[m.token.subject for m in messages])
+        return OK_DATA
+
+    async def handle_exception(self, error: Exception) -> str:
+        self._count("temp_failure.exception")
+        log.error("smtp.exception", error=repr(error))
+        return TEMP_FAILURE
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+class BouncedSMTP(SMTP):  # type: ignore[misc]
+    """aiosmtpd's protocol with relay-network and connection-count gates."""
+
+    def __init__(self, handler: BounceHandler, server: SMTPServer, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._gatekeeper = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._gatekeeper.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._gatekeeper.connections.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        refusal = self._gatekeeper.refusal(self.session.peer)
+        if refusal is not None:
+            log.info("smtp.connection_refused", peer=_peer(self.session), reply=refusal)
+            await self.push(refusal)
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class SMTPServer:
+    """The listening socket, its sessions and a graceful shutdown."""
+
+    def __init__(self, handler: BounceHandler, settings: SMTPSettings) -> None:
+        self.handler = handler
+        self.settings = settings
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.relay_networks]
+        self.connections: set[BouncedSMTP] = set()
+        self.closing = False
+        self._server: asyncio.base_events.Server | None = None
+
+    def refusal(self, peer: Any) -> str | None:
+        """The reply that turns this connection away, or None to serve it."""
+        if self.closing:
+            return SHUTTING_DOWN
+        host = peer[0] if isinstance(peer, tuple) and peer else ""
+        try:
+            ip = ipaddress.ip_address(str(host).split("%")[0])
+        except ValueError:
+            return NOT_RELAY_CLIENT
+        if getattr(ip, "ipv4_mapped", None) is not None:
+            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        if not any(ip in net for net in self.networks):
+            return NOT_RELAY_CLIENT
+        if len(self.connections) > self.settings.max_connections:
+            return TOO_MANY_CONNECTIONS
+        return None
+
+    def _protocol(self) -> BouncedSMTP:
+        return BouncedSMTP(
+            self.handler,
+            self,
+            hostname=self.settings.hostname,
+            ident="bounced",
+            data_size_limit=self.settings.max_message_size,
+            timeout=self.settings.idle_timeout,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+        )
+
+    async def start(self, sock: Any = None) -> tuple[str, int]:
+        """Bind and listen; return the bound address (the port may have been 0)."""
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=sock)
+        else:
+            host, port = parse_listen(self.settings.listen)
+            self._server = await loop.create_server(self._protocol, host, port)
+        bound = self._server.sockets[0].getsockname()
+        return str(bound[0]), int(bound[1])
+
+    async def stop(self) -> None:
+        """Stop listening, let transactions in flight finish (bounded), close the rest."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        try:
+            await asyncio.wait_for(self.handler.idle.wait(), self.settings.shutdown_grace)
+        except TimeoutError:
+            log.warning("smtp.shutdown_timeout", in_flight=self.handler.in_flight)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()

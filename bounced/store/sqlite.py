@@ -1,0 +1,443 @@
+"""The embedded store: one SQLite file in WAL mode, accessed through aiosqlite.
+
+One connection, every transaction under one asyncio lock, every cursor closed (FIELD-NOTES.md:
+a cursor left to the garbage collector under concurrency is a lost bounce).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bounced.config import sqlite_path
+from bounced.exceptions import NotFound, StoreError, StoreUnavailable
+from bounced.model import (
+    CONFIRMED,
+    DONE,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    QUARANTINED,
+    UNCONFIRMED,
+    AddressState,
+    Decision,
+    Incident,
+    Job,
+    NewMessage,
+    Plan,
+)
+from bounced.store import MessageInfo, Outcome, Planner
+from bounced.store.migrations import migrations
+
+UTC = dt.UTC
+
+
+def _ts(value: dt.datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
+
+
+def _dt_req(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, UTC)
+
+
+INCIDENT_COLUMNS = (
+    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
+    "status, reply_code, reason, hard, counts, diagnostic, remote_mta"
+)
+MESSAGE_COLUMNS = (
+    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
+    "token_id, size, state, attempts, last_error, kind, classification, processed_at, raw IS NOT NULL"
+)
+
+
+def _incident(row: Sequence[Any]) -> Incident:
+    return Incident(
+        id=row[0], message_id=row[1], subject=row[2], fingerprint=row[3], address=row[4],
+        token_id=row[5], send_day=dt.date.fromisoformat(row[6]), received_at=_dt_req(row[7]),
+        kind=row[8], action=row[9], status=row[10], reply_code=row[11], reason=row[12],
+        hard=bool(row[13]), counts=bool(row[14]), diagnostic=row[15], remote_mta=row[16],
+    )
+
+
+def _message_info(row: Sequence[Any]) -> MessageInfo:
+    return MessageInfo(
+        id=row[0], received_at=_dt_req(row[1]), peer=row[2], mail_from=row[3], rcpt_to=row[4],
+        subject=row[5], stream=row[6], key_id=row[7], send_day=dt.date.fromisoformat(row[8]),
+        fingerprint=row[9], token_id=row[10], size=row[11], state=row[12], attempts=row[13],
+        last_error=row[14], kind=row[15],
+        classification=json.loads(row[16]) if row[16] else None,
+        processed_at=_dt(row[17]), has_raw=bool(row[18]),
+    )
+
+
+def _address(row: Sequence[Any]) -> AddressState:
+    return AddressState(
+        subject=row[0], fingerprint=row[1], address=row[2], state=row[3],
+        changed_at=_dt(row[4]), reconfirmed_at=_dt(row[5]),
+    )
+
+
+def _decision(row: Sequence[Any]) -> Decision:
+    return Decision(
+        id=row[0], subject=row[1], fingerprint=row[2], action=row[3], rule=row[4],
+        evidence=tuple(json.loads(row[5])), decided_at=_dt_req(row[6]),
+    )
+
+
+class SQLiteStore:
+    """Store backed by one SQLite file."""
+
+    def __init__(self, url: str) -> None:
+        self.path: Path = sqlite_path(url)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock: Any = None
+
+    async def open(self) -> None:
+        import asyncio
+
+        self._lock = asyncio.Lock()
+        try:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=FULL",
+            "PRAGMA busy_timeout=10000",
+            "PRAGMA foreign_keys=ON",
+        ):
+            await self._execute(pragma)
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        assert self._conn is not None, "store is not open"
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    @asynccontextmanager
+    async def _tx(self, immediate: bool = True) -> AsyncIterator[None]:
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        async with self._lock:
+            try:
+                await self._execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            try:
+                yield
+            except BaseException:
+                await self._execute("ROLLBACK")
+                raise
+            try:
+                await self._execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._execute("ROLLBACK")
+                raise StoreError(f"SQLite commit failed: {exc}") from exc
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        async with self._lock:
+            return await self._execute(sql, params)
+
+    async def _migrate(self) -> None:
+        await self._execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        done = {row[0] for row in await self._execute("SELECT version FROM schema_migrations")}
+        assert self._conn is not None
+        for version, name, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            async with self._tx():
+                for statement in sql.split(";\n"):
+                    if statement.strip():
+                        await self._execute(statement)
+                await self._execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, name, dt.datetime.now(UTC).timestamp()),
+                )
+
+    async def ping(self) -> None:
+        try:
+            await self._read("SELECT 1")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
+        ids: list[int] = []
+        try:
+            async with self._tx():
+                for m in messages:
+                    rows = await self._execute(
+                        "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, "
+                        "stream, key_id, send_day, fingerprint, token_id, size, raw, state, "
+                        "next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                        (
+                            m.received_at.timestamp(), m.peer, m.mail_from, m.rcpt_to,
+                            m.token.subject, m.token.stream, m.token.key_id,
+                            m.token.day.isoformat(), m.token.fingerprint, m.token.token_id,
+                            len(m.raw), m.raw, PENDING, m.received_at.timestamp(),
+                        ),
+                    )
+                    ids.append(rows[0][0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite insert failed: {exc}") from exc
+        return ids
+
+    async def claim(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Job]:
+        from bounced.model import TokenFields
+
+        t = now.timestamp()
+        async with self._tx():
+            rows = await self._execute(
+                "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, "
+                "attempts = attempts + 1 WHERE id IN (SELECT id FROM messages WHERE "
+                "(state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until < ?) "
+                "ORDER BY id LIMIT ?) RETURNING id, received_at, mail_from, rcpt_to, subject, "
+                "stream, key_id, send_day, fingerprint, token_id, raw, attempts",
+                (PROCESSING, worker, t + lease.total_seconds(), PENDING, t, PROCESSING, t, limit),
+            )
+        return [
+            Job(
+                id=r[0], received_at=_dt_req(r[1]), mail_from=r[2], rcpt_to=r[3],
+                token=TokenFields(
+                    subject=r[4], stream=r[5], key_id=r[6], day=dt.date.fromisoformat(r[7]),
+                    fingerprint=r[8], token_id=r[9],
+                ),
+                raw=r[10], attempts=r[11],
+            )
+            for r in sorted(rows, key=lambda r: r[0])
+        ]
+
+    async def finish(
+        self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
+    ) -> Plan | None:
+        token = job.token
+        async with self._tx():
+            owner = await self._execute(
+                "SELECT 1 FROM messages WHERE id = ? AND state = ? AND claimed_by = ?",
+                (job.id, PROCESSING, worker),
+            )
+            if not owner:
+                return None
+            plan = Plan(incidents=(), decision=None)
+            if outcome.incidents:
+                await self._execute(
+                    "INSERT INTO addresses (subject, fingerprint, address, state) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED),
+                )
+                state_rows = await self._execute(
+                    "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
+                    "FROM addresses WHERE subject = ? AND fingerprint = ?",
+                    (token.subject, token.fingerprint),
+                )
+                state = _address(state_rows[0])
+                await self._execute("DELETE FROM incidents WHERE message_id = ?", (job.id,))
+                history = [
+                    _incident(r)
+                    for r in await self._execute(
+                        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
+                        "fingerprint = ? AND received_at > ? ORDER BY received_at",
+                        (token.subject, token.fingerprint,
+                         _ts(state.reconfirmed_at) or 0.0),
+                    )
+                ]
+                plan = planner(state, history, outcome.incidents)
+                for i in plan.incidents:
+                    await self._execute(
+                        "INSERT INTO incidents (message_id, subject, fingerprint, address, "
+                        "token_id, send_day, received_at, kind, action, status, reply_code, "
+                        "reason, hard, counts, diagnostic, remote_mta) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        (
+                            job.id, i.subject, i.fingerprint, i.address, i.token_id,
+                            i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
+                            i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
+                            i.diagnostic, i.remote_mta,
+                        ),
+                    )
+                if plan.decision is not None:
+                    await self._record_decision(plan.decision, UNCONFIRMED)
+            await self._execute(
+                "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
+                "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = ?",
+                (DONE, outcome.kind, json.dumps(outcome.classification), now.timestamp(), job.id),
+            )
+        return plan
+
+    async def _record_decision(self, decision: Decision, new_state: str) -> None:
+        await self._execute(
+            "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
+            (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint),
+        )
+        await self._execute(
+            "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (decision.subject, decision.fingerprint, decision.action, decision.rule,
+             json.dumps(list(decision.evidence)), decision.decided_at.timestamp()),
+        )
+
+    async def fail(
+        self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
+    ) -> None:
+        state = PENDING if retry_at is not None else QUARANTINED
+        async with self._tx():
+            await self._execute(
+                "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ?, "
+                "claimed_by = NULL, claimed_until = NULL, processed_at = ? "
+                "WHERE id = ? AND claimed_by = ?",
+                (state, error[:4000], (retry_at or now).timestamp(),
+                 None if retry_at else now.timestamp(), job.id, worker),
+            )
+
+    async def address_states(
+        self, *, subject: str | None = None, fingerprint: str | None = None
+    ) -> list[AddressState]:
+        where, params = _address_filter(subject, fingerprint)
+        rows = await self._read(
+            "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
+            f"FROM addresses WHERE {where} ORDER BY subject, fingerprint",
+            params,
+        )
+        return [_address(r) for r in rows]
+
+    async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
+        rows = await self._read(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND fingerprint = ? "
+            "ORDER BY received_at DESC, id DESC LIMIT ?",
+            (subject, fingerprint, limit),
+        )
+        return [_incident(r) for r in rows]
+
+    async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
+        rows = await self._read(
+            "SELECT id, subject, fingerprint, action, rule, evidence, decided_at FROM decisions "
+            "WHERE subject = ? AND fingerprint = ? ORDER BY decided_at DESC, id DESC LIMIT ?",
+            (subject, fingerprint, limit),
+        )
+        return [_decision(r) for r in rows]
+
+    async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
+        decisions: list[Decision] = []
+        async with self._tx():
+            rows = await self._execute(
+                "SELECT subject, fingerprint FROM addresses WHERE subject = ?", (subject,)
+            )
+            for row in rows:
+                decision = Decision(
+                    subject=row[0], fingerprint=row[1], action="reconfirm",
+                    rule="the application confirmed the address again", decided_at=now,
+                )
+                await self._record_decision(decision, CONFIRMED)
+                await self._execute(
+                    "UPDATE addresses SET reconfirmed_at = ? WHERE subject = ? AND fingerprint = ?",
+                    (now.timestamp(), row[0], row[1]),
+                )
+                decisions.append(decision)
+        return decisions
+
+    async def queue_counts(self) -> dict[str, int]:
+        rows = await self._read("SELECT state, COUNT(*) FROM messages GROUP BY state")
+        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
+        counts.update({r[0]: r[1] for r in rows})
+        return counts
+
+    async def messages(self, state: str | None, limit: int = 20) -> list[MessageInfo]:
+        where, params = ("state = ?", [state]) if state else ("1 = 1", [])
+        rows = await self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_message_info(r) for r in rows]
+
+    async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
+        rows = await self._read(
+            f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = ?", (message_id,)
+        )
+        if not rows:
+            raise NotFound(f"no stored message with id {message_id}")
+        incidents = await self._read(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        return _message_info(rows[0]), rows[0][-1], [_incident(r) for r in incidents]
+
+    async def requeue(self, *, ids: Sequence[int] = (), states: Sequence[str] = ()) -> int:
+        now = dt.datetime.now(UTC).timestamp()
+        async with self._tx():
+            total = 0
+            for message_id in ids:
+                rows = await self._execute(
+                    "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0, "
+                    "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state != ? "
+                    "AND raw IS NOT NULL RETURNING id",
+                    (PENDING, now, message_id, PROCESSING),
+                )
+                total += len(rows)
+            for state in states:
+                rows = await self._execute(
+                    "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0 "
+                    "WHERE state = ? AND raw IS NOT NULL RETURNING id",
+                    (PENDING, now, state),
+                )
+                total += len(rows)
+        return total
+
+    async def purge(
+        self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
+    ) -> dict[str, int]:
+        async with self._tx():
+            raw = await self._execute(
+                "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = ? "
+                "AND received_at < ?",
+                (DONE, raw_before.timestamp()),
+            )
+            old = await self._execute(
+                "SELECT COUNT(*) FROM incidents WHERE received_at < ?",
+                (incidents_before.timestamp(),),
+            )
+            if not dry_run:
+                await self._execute(
+                    "UPDATE messages SET raw = NULL, raw_purged_at = ? WHERE raw IS NOT NULL "
+                    "AND state = ? AND received_at < ?",
+                    (dt.datetime.now(UTC).timestamp(), DONE, raw_before.timestamp()),
+                )
+                await self._execute(
+                    "DELETE FROM incidents WHERE received_at < ?",
+                    (incidents_before.timestamp(),),
+                )
+        return {"raw_messages": raw[0][0], "incidents": old[0][0]}
+
+
+def _address_filter(subject: str | None, fingerprint: str | None) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    if subject is not None:
+        clauses.append("subject = ?")
+        params.append(subject)
+    if fingerprint is not None:
+        clauses.append("fingerprint = ?")
+        params.append(fingerprint)
+    return (" AND ".join(clauses) or "1 = 1"), params

@@ -1,0 +1,186 @@
+"""The job queue's consumer: claim stored messages, classify, record, decide; retry or quarantine.
+
+At-least-once: a job is done only when its incidents and decision are committed with it; a
+worker that dies leaves a claim that expires and is taken again. Re-processing a message
+replaces its incidents, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import os
+import random
+import socket
+from collections.abc import Callable
+
+import structlog
+
+from bounced.classify import Report, classify
+from bounced.config import Settings
+from bounced.exceptions import StoreUnavailable
+from bounced.model import Incident, Job, Plan
+from bounced.policy import plan as policy_plan
+from bounced.store import Outcome, Store
+from bounced.verp import fingerprint
+
+log = structlog.get_logger("bounced.worker")
+
+INLINE_CLASSIFY_LIMIT = 256 * 1024  # larger messages are classified in a thread
+MAX_INCIDENTS_PER_MESSAGE = 20
+
+
+def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
+    """The incidents one classified message records against the job's token."""
+    if report.kind == "complaint":
+        chosen = list(report.recipients) or []
+    elif report.kind in ("bounce", "delay"):
+        chosen = [r for r in report.recipients if r.action in ("failed", "delayed")]
+    else:
+        return ()
+    # Prefer the recipients the token was signed for; a forwarded or aliased address that
+    # does not match still tells us about this token's delivery.
+    matching = [r for r in chosen if r.address and fingerprint(r.address) == job.token.fingerprint]
+    chosen = (matching or chosen)[:MAX_INCIDENTS_PER_MESSAGE]
+    result = []
+    for r in chosen:
+        if report.kind == "complaint":
+            kind, action = "complaint", r.action or "complained"
+        else:
+            kind, action = ("bounce", "failed") if r.action == "failed" else ("delay", "delayed")
+        result.append(
+            Incident(
+                id=None, message_id=job.id, subject=job.token.subject,
+                fingerprint=job.token.fingerprint, address=r.address, token_id=job.token.token_id,
+                send_day=job.token.day, received_at=job.received_at, kind=kind, action=action,
+                status=r.status, reply_code=r.reply_code, reason=r.reason, hard=r.hard,
+                counts=False, diagnostic=r.diagnostic[:2000], remote_mta=r.remote_mta,
+            )
+        )
+    return tuple(result)
+
+
+class Worker:
+    """Processes the stored messages of one store until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        now: Callable[[], dt.datetime],
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.now = now
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.last_loop: dt.datetime | None = None
+        self.decisions = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and process jobs until stopped; store outages are waited out."""
+        ws = self.settings.worker
+        delay = ws.poll_interval
+        while not self._stopping:
+            self.last_loop = self.now()
+            try:
+                done = await self.run_batch()
+                delay = ws.poll_interval
+            except StoreUnavailable as exc:
+                log.warning("worker.store_unavailable", error=str(exc))
+                done, delay = 0, min(delay * 2, 30.0)
+            except Exception as exc:  # the loop must survive anything
+                log.exception("worker.loop_error", error=repr(exc))
+                done, delay = 0, min(delay * 2, 30.0)
+            if done == 0 and not self._stopping:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+
+    async def run_batch(self) -> int:
+        """Claim one batch of runnable jobs and process them; return how many."""
+        ws = self.settings.worker
+        jobs = await self.store.claim(
+            self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
+        )
+        for job in jobs:
+            if self._stopping:
+                break
+            await self.process(job)
+        return len(jobs)
+
+    async def drain(self) -> int:
+        """Process every runnable job now (for the CLI and tests); return how many."""
+        total = 0
+        while (n := await self.run_batch()) > 0:
+            total += n
+        return total
+
+    async def process(self, job: Job) -> Plan | None:
+        if job.raw is None:
+            await self.store.fail(job, self.name, "raw message was purged", self.now(), None)
+            return None
+        try:
+            if len(job.raw) > INLINE_CLASSIFY_LIMIT:
+                report = await asyncio.to_thread(classify, job.raw)
+            else:
+                report = classify(job.raw)
+            incidents = incidents_for(job, report)
+        except Exception as exc:  # an unclassifiable message is kept, never dropped
+            log.error("bounce.quarantined", job=job.id, error=repr(exc))
+            await self.store.fail(job, self.name, f"classification failed: {exc!r}", self.now(),
+                                  None)
+            return None
+        outcome = Outcome(kind=report.kind, classification=report.to_json(), incidents=incidents)
+        now = self.now()
+        planner = functools.partial(self._plan, now=now)
+        try:
+            result = await self.store.finish(job, self.name, outcome, planner, now)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            await self._retry(job, exc)
+            return None
+        if result is None:
+            log.warning("bounce.claim_lost", job=job.id)
+            return None
+        decision = result.decision
+        if decision is not None:
+            self.decisions += 1
+            log.warning("address.unconfirmed", subject=decision.subject,
+                        fingerprint=decision.fingerprint, rule=decision.rule)
+        log.info(
+            "bounce.processed", job=job.id, kind=report.kind, subject=job.token.subject,
+            incidents=len(result.incidents), counting=sum(i.counts for i in result.incidents),
+            reasons=sorted({i.reason for i in result.incidents}),
+            decision=decision.action if decision else None,
+        )
+        return result
+
+    def _plan(self, state, history, new, *, now):  # type: ignore[no-untyped-def]
+        return policy_plan(self.settings.policy, state, history, new, now)
+
+    async def _retry(self, job: Job, exc: Exception) -> None:
+        ws = self.settings.worker
+        now = self.now()
+        if job.attempts >= ws.max_attempts:
+            log.error("bounce.quarantined", job=job.id, attempts=job.attempts, error=repr(exc))
+            await self.store.fail(job, self.name, repr(exc), now, None)
+            return
+        backoff = min(ws.retry_base_seconds * 2 ** (job.attempts - 1), ws.retry_max_seconds)
+        backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+        log.warning("bounce.retry", job=job.id, attempts=job.attempts, in_seconds=round(backoff),
+                    error=repr(exc))
+        await self.store.fail(job, self.name, repr(exc), now, now + dt.timedelta(seconds=backoff))
