@@ -1,0 +1,123 @@
+"""The bounced command as a user runs it: sign, verify, keygen, check-config, status, reconfirm."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .helpers import ROOT, base_env, dsn, free_port, smtp_send
+
+BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
+
+
+def run(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([BOUNCED, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_sign_then_verify_round_trip(tmp_path: Path) -> None:
+    """`bounced sign` prints a return path that `bounced verify` decodes with exit 0."""
+    env = base_env(tmp_path)
+    rp = run(env, "sign", "--subject", "4711", "--address", "alice@example.net",
+             "--stream", "digest", "--at", "2026-11-20", check=True).stdout.strip()
+    assert rp.startswith("bounce-") and rp.endswith("@bounces.example.test")
+    out = run(env, "verify", rp, "--at", "2026-11-22", check=True).stdout
+    assert "4711" in out and "digest" in out and "2026-11-20" in out and "2 days" in out
+    assert "k1" in out
+
+
+def test_verify_says_why_invalid(tmp_path: Path) -> None:
+    """`bounced verify` exits 1 and names the reason for an expired or forged token."""
+    env = base_env(tmp_path)
+    rp = run(env, "sign", "--subject", "1", "--address", "a@example.net", "--at", "2026-01-01",
+             check=True).stdout.strip()
+    expired = run(env, "verify", rp, "--at", "2026-11-22")
+    assert expired.returncode == 1 and "expired" in expired.stdout
+    local, _, domain = rp.partition("@")
+    forged = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + domain
+    bad = run(env, "verify", forged, "--at", "2026-01-02")
+    assert bad.returncode == 1 and "signature" in bad.stdout
+
+
+def test_keygen_writes_private_key_file_and_refuses_overwrite(tmp_path: Path) -> None:
+    """`bounced keygen --out FILE` writes a 0600 key file usable by sign; it will not overwrite."""
+    keys = tmp_path / "keys"
+    run({}, "keygen", "--out", str(keys), check=True)
+    assert keys.stat().st_mode & 0o777 == 0o600
+    again = run({}, "keygen", "--out", str(keys))
+    assert again.returncode == 1 and "exists" in again.stderr
+    env = {**base_env(tmp_path), "BOUNCED_VERP_KEYS_FILE": str(keys)}
+    rp = run(env, "sign", "--subject", "1", "--address", "a@example.net", check=True).stdout
+    assert run(env, "verify", rp.strip(), check=True).returncode == 0
+
+
+def test_keys_from_environment_and_credentials(tmp_path: Path) -> None:
+    """Keys come from BOUNCED_VERP_KEYS or $CREDENTIALS_DIRECTORY/verp-keys as well."""
+    env = base_env(tmp_path)
+    key_text = Path(env.pop("BOUNCED_VERP_KEYS_FILE")).read_text()
+    rp = run({**env, "BOUNCED_VERP_KEYS": key_text}, "sign", "--subject", "1", "--address",
+             "a@example.net", check=True).stdout.strip()
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "verp-keys").write_text(key_text)
+    out = run({**env, "CREDENTIALS_DIRECTORY": str(creds)}, "verify", rp, check=True)
+    assert "subject      1" in out.stdout
+
+
+def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
+    """`bounced check-config` exits 1 naming the bad key, and 0 for a valid file."""
+    env = base_env(tmp_path)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[policy]\nmin_bounce = 3\n")
+    bad = run(env, "check-config", "--config", str(cfg))
+    assert bad.returncode == 1 and "[policy] min_bounce" in bad.stderr
+    good = run(env, "check-config", "--config", str(ROOT / "config" / "bounced.toml"))
+    assert good.returncode == 0 and "configuration OK" in good.stdout
+
+
+def test_check_config_refuses_missing_keys(tmp_path: Path) -> None:
+    """`bounced check-config` fails when no signing key is configured for production."""
+    env = base_env(tmp_path)
+    env.pop("BOUNCED_VERP_KEYS_FILE")
+    proc = run(env, "check-config")
+    assert proc.returncode == 1 and "no signing key" in proc.stderr
+
+
+def test_status_and_reconfirm(tmp_path: Path) -> None:
+    """status shows the incidents of a subject (table and JSON); reconfirm resets the state."""
+    from .helpers import DaemonProcess
+
+    env = base_env(tmp_path, BOUNCED_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+                   BOUNCED_LOG_FORMAT="json")
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        for day in ("10", "6", "2"):
+            at = __import__("bounced.app").app.utcnow().date() - __import__("datetime").timedelta(
+                days=int(day))
+            rp = run(env, "sign", "--subject", "77", "--address", "bob@example.net", "--at",
+                     at.isoformat(), check=True).stdout.strip()
+            assert smtp_send(daemon.port, [rp], dsn("bob@example.net", return_path=rp))[
+                "DATA"][0] == 250
+    finally:
+        daemon.stop()
+    run(env, "process", check=True)
+    table = run(env, "status", "--subject", "77", check=True).stdout
+    assert "UNCONFIRMED" in table and "userunknown" in table and "5.1.1" in table
+    data = json.loads(run(env, "status", "--address", "BOB@example.net", "--json",
+                          check=True).stdout)
+    [addr] = data["addresses"]
+    assert addr["state"] == "unconfirmed" and len(addr["incidents"]) == 3
+    assert addr["decisions"][0]["action"] == "unconfirm"
+    run(env, "reconfirm", "--subject", "77", check=True)
+    data = json.loads(run(env, "status", "--subject", "77", "--json", check=True).stdout)
+    assert data["addresses"][0]["state"] == "confirmed"
+    assert data["addresses"][0]["reconfirmed_at"] is not None
+    unknown = run(env, "status", "--subject", "nobody", check=True).stdout
+    assert "no incidents" in unknown
