@@ -52,7 +52,9 @@ def base_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def make_settings(tmp: Path, **extra: str) -> Settings:
+def make_settings(tmp: Path, store_url: str | None = None, **extra: str) -> Settings:
+    if store_url is not None:
+        extra["BOUNCED_STORE_URL"] = store_url
     return load_settings(env=base_env(tmp, **extra))
 
 

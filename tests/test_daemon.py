@@ -25,8 +25,15 @@ async def wait_processed(daemon, expected: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"not processed in time: {await daemon.store.queue_counts()}")
 
 
-async def bounce(daemon, subject: str, address: str, sent_days_ago: int, status: str = "5.1.1",
-                 action: str = "failed", diagnostic: str | None = None) -> str:
+async def bounce(
+    daemon,
+    subject: str,
+    address: str,
+    sent_days_ago: int,
+    status: str = "5.1.1",
+    action: str = "failed",
+    diagnostic: str | None = None,
+) -> str:
     rp = daemon.signer.return_path(subject, address, day=days_ago(sent_days_ago))
     reply = await asend(daemon.port, [rp], dsn(address, status, action, diagnostic, rp))
     assert reply["DATA"][0] == 250, reply
@@ -38,9 +45,11 @@ async def state_of(daemon, subject: str) -> str | None:
     return states[0].state if states else None
 
 
-async def test_unconfirmed_after_third_bounce_spread_over_span(tmp_path: Path) -> None:
+async def test_unconfirmed_after_third_bounce_spread_over_span(
+    tmp_path: Path, store_url: str
+) -> None:
     """Three 5.1.1 bounces sent 10, 6 and 2 days ago unconfirm the address on the third only."""
-    async with running_daemon(make_settings(tmp_path)) as d:
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
         for n, age in enumerate((10, 6), start=1):
             await bounce(d, "4711", ALICE, age)
             await wait_processed(d, n)
@@ -58,21 +67,22 @@ async def test_unconfirmed_after_third_bounce_spread_over_span(tmp_path: Path) -
         assert len(await d.store.decisions("4711", states[0].fingerprint)) == 1
 
 
-async def test_bounces_within_two_days_do_not_unconfirm(tmp_path: Path) -> None:
+async def test_bounces_within_two_days_do_not_unconfirm(tmp_path: Path, store_url: str) -> None:
     """Three counting bounces whose send days span only 2 days leave the address confirmed."""
-    async with running_daemon(make_settings(tmp_path)) as d:
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
         for n, age in enumerate((4, 3, 2), start=1):
             await bounce(d, "42", ALICE, age)
             await wait_processed(d, n)
         assert await state_of(d, "42") == "confirmed"
-        incidents = await d.store.incidents("42", (await d.store.address_states(subject="42"))[0]
-                                            .fingerprint)
+        incidents = await d.store.incidents(
+            "42", (await d.store.address_states(subject="42"))[0].fingerprint
+        )
         assert len(incidents) == 3 and all(i.counts for i in incidents)
 
 
-async def test_one_token_bounced_three_times_counts_once(tmp_path: Path) -> None:
+async def test_one_token_bounced_three_times_counts_once(tmp_path: Path, store_url: str) -> None:
     """The same return path bouncing three times is recorded three times but counted once."""
-    async with running_daemon(make_settings(tmp_path)) as d:
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
         rp = d.signer.return_path("7", ALICE, day=days_ago(10))
         for n in range(1, 4):
             assert (await asend(d.port, [rp], dsn(ALICE, return_path=rp)))["DATA"][0] == 250
@@ -86,16 +96,26 @@ async def test_one_token_bounced_three_times_counts_once(tmp_path: Path) -> None
         assert await state_of(d, "7") == "confirmed"
 
 
-async def test_policy_rejections_and_delays_never_count(tmp_path: Path) -> None:
+async def test_policy_rejections_and_delays_never_count(tmp_path: Path, store_url: str) -> None:
     """5.7.1 'blocked' rejections and 4.x.x delays are recorded and never counted."""
-    async with running_daemon(make_settings(tmp_path)) as d:
-        blocked = "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
+        blocked = (
+            "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"
+        )
         await bounce(d, "9", ALICE, 12, "5.7.1", diagnostic=blocked)
         await bounce(d, "9", ALICE, 8, "5.7.1", diagnostic=blocked)
-        await bounce(d, "9", ALICE, 4, "4.2.2", action="delayed",
-                     diagnostic="452 4.2.2 Mailbox full, try again later")
-        await bounce(d, "9", ALICE, 1, "4.4.1", action="delayed",
-                     diagnostic="421 4.4.1 Connection timed out")
+        await bounce(
+            d,
+            "9",
+            ALICE,
+            4,
+            "4.2.2",
+            action="delayed",
+            diagnostic="452 4.2.2 Mailbox full, try again later",
+        )
+        await bounce(
+            d, "9", ALICE, 1, "4.4.1", action="delayed", diagnostic="421 4.4.1 Connection timed out"
+        )
         await wait_processed(d, 4)
         fp = (await d.store.address_states(subject="9"))[0].fingerprint
         incidents = await d.store.incidents("9", fp)
@@ -107,9 +127,11 @@ async def test_policy_rejections_and_delays_never_count(tmp_path: Path) -> None:
         assert await state_of(d, "9") == "confirmed"
 
 
-async def test_bounce_for_old_address_does_not_touch_new_one(tmp_path: Path) -> None:
+async def test_bounce_for_old_address_does_not_touch_new_one(
+    tmp_path: Path, store_url: str
+) -> None:
     """Bounces for a subject's old address leave the state of its new address alone."""
-    async with running_daemon(make_settings(tmp_path)) as d:
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
         for n, age in enumerate((10, 6, 2), start=1):
             await bounce(d, "5", "old@example.net", age)
             await wait_processed(d, n)
@@ -119,9 +141,9 @@ async def test_bounce_for_old_address_does_not_touch_new_one(tmp_path: Path) -> 
         assert states == {"old@example.net": UNCONFIRMED, "new@example.net": "confirmed"}
 
 
-async def test_reconfirm_clears_history(tmp_path: Path) -> None:
+async def test_reconfirm_clears_history(tmp_path: Path, store_url: str) -> None:
     """After a reconfirmation, earlier bounces no longer count towards a new decision."""
-    async with running_daemon(make_settings(tmp_path)) as d:
+    async with running_daemon(make_settings(tmp_path, store_url)) as d:
         for n, age in enumerate((10, 6, 2), start=1):
             await bounce(d, "11", ALICE, age)
             await wait_processed(d, n)
@@ -151,25 +173,32 @@ async def test_store_failure_answers_451_and_recovers(tmp_path: Path) -> None:
         assert (await d.store.queue_counts())["pending"] == 1
 
 
-async def test_message_stored_with_envelope_and_token(tmp_path: Path) -> None:
+async def test_message_stored_with_envelope_and_token(tmp_path: Path, store_url: str) -> None:
     """An accepted message is stored with its raw bytes, envelope and the token's fields."""
-    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
         rp = d.signer.return_path("user-9", ALICE, stream="digest", day=days_ago(3))
         raw = dsn(ALICE, return_path=rp)
         assert (await asend(d.port, [rp], raw))["DATA"][0] == 250
         [info] = await d.store.messages(None)
         info, stored_raw, _ = await d.store.message(info.id)
         assert stored_raw is not None and stored_raw.replace(b"\r\n", b"\n") == raw.replace(
-            b"\r\n", b"\n")
+            b"\r\n", b"\n"
+        )
         assert (info.subject, info.stream, info.send_day, info.rcpt_to) == (
-            "user-9", "digest", days_ago(3), rp)
+            "user-9",
+            "digest",
+            days_ago(3),
+            rp,
+        )
         assert info.state == "pending"
 
 
 @pytest.mark.parametrize("uppercase", [False, True])
-async def test_valid_token_accepted_in_any_case(tmp_path: Path, uppercase: bool) -> None:
+async def test_valid_token_accepted_in_any_case(
+    tmp_path: Path, store_url: str, uppercase: bool
+) -> None:
     """A valid return path is accepted in lower and in upper case."""
-    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
         rp = d.signer.return_path("4711", ALICE, day=days_ago(1))
         rp = rp.upper() if uppercase else rp
         reply = await asend(d.port, [rp], dsn(ALICE, return_path=rp))

@@ -37,9 +37,9 @@ def bad_return_paths(good: Signer) -> dict[str, tuple[str, str]]:
     }
 
 
-async def test_every_bad_token_rejected_and_nothing_stored(tmp_path: Path) -> None:
+async def test_every_bad_token_rejected_and_nothing_stored(tmp_path: Path, store_url: str) -> None:
     """Malformed, forged, unknown-key, expired, future and foreign-domain recipients get 550."""
-    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
         for case, (rp, expected) in bad_return_paths(d.signer).items():
             reply = await asend(d.port, [rp], dsn(ALICE, return_path=rp))
             code, text = reply[rp]
@@ -48,9 +48,9 @@ async def test_every_bad_token_rejected_and_nothing_stored(tmp_path: Path) -> No
         assert sum((await d.store.queue_counts()).values()) == 0
 
 
-async def test_mixed_recipients_store_only_valid_tokens(tmp_path: Path) -> None:
+async def test_mixed_recipients_store_only_valid_tokens(tmp_path: Path, store_url: str) -> None:
     """In one transaction, only the recipients with valid tokens are stored."""
-    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
         good = d.signer.return_path("1", ALICE, day=days_ago(1))
         bad = f"bounce-nonsense@{DOMAIN}"
         reply = await asend(d.port, [good, bad], dsn(ALICE, return_path=good))
@@ -59,9 +59,9 @@ async def test_mixed_recipients_store_only_valid_tokens(tmp_path: Path) -> None:
         assert stored.rcpt_to == good
 
 
-async def test_message_too_large_gets_552(tmp_path: Path) -> None:
+async def test_message_too_large_gets_552(tmp_path: Path, store_url: str) -> None:
     """A message over the configured size limit is refused with 552 and not stored."""
-    settings = make_settings(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="2000")
+    settings = make_settings(tmp_path, store_url, BOUNCED_SMTP_MAX_MESSAGE_SIZE="2000")
     async with running_daemon(settings, worker=False) as d:
         rp = d.signer.return_path("1", ALICE, day=days_ago(1))
         big = dsn(ALICE, return_path=rp) + b"x" * 3000 + b"\r\n"
@@ -70,9 +70,9 @@ async def test_message_too_large_gets_552(tmp_path: Path) -> None:
         assert sum((await d.store.queue_counts()).values()) == 0
 
 
-async def test_too_many_recipients_gets_452(tmp_path: Path) -> None:
+async def test_too_many_recipients_gets_452(tmp_path: Path, store_url: str) -> None:
     """Recipients beyond the per-transaction limit get 452 4.5.3; the others are stored."""
-    settings = make_settings(tmp_path, BOUNCED_SMTP_MAX_RECIPIENTS="2")
+    settings = make_settings(tmp_path, store_url, BOUNCED_SMTP_MAX_RECIPIENTS="2")
     async with running_daemon(settings, worker=False) as d:
         rps = [d.signer.return_path(str(n), ALICE, day=days_ago(1)) for n in range(3)]
         reply = await asend(d.port, rps, dsn(ALICE))
@@ -119,9 +119,9 @@ async def test_idle_connection_is_closed(tmp_path: Path) -> None:
                 pass
 
 
-async def test_null_sender_and_smtputf8_accepted(tmp_path: Path) -> None:
+async def test_null_sender_and_smtputf8_accepted(tmp_path: Path, store_url: str) -> None:
     """A bounce from the null sender with an SMTPUTF8 transaction is accepted and stored."""
-    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
         rp = d.signer.return_path("1", "jörg@exämple.net", day=days_ago(1))
 
         def send() -> tuple[int, bytes]:
@@ -130,8 +130,9 @@ async def test_null_sender_and_smtputf8_accepted(tmp_path: Path) -> None:
                 assert c.has_extn("smtputf8")
                 c.mail("", ["SMTPUTF8"])
                 assert c.rcpt(rp)[0] == 250
-                return c.data(dsn("jörg@exämple.net", return_path=rp).decode("ascii", "replace")
-                              .encode())
+                return c.data(
+                    dsn("jörg@exämple.net", return_path=rp).decode("ascii", "replace").encode()
+                )
 
         code, _ = await asyncio.to_thread(send)
         assert code == 250
