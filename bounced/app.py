@@ -14,6 +14,7 @@ import structlog
 from bounced.config import Settings
 from bounced.intake import Intake
 from bounced.keys import load_keyring
+from bounced.retention import run_periodically
 from bounced.sdnotify import notify
 from bounced.smtp import BounceHandler, SMTPServer
 from bounced.store import Store, open_store
@@ -71,6 +72,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker_task = asyncio.create_task(worker.run()) if settings.worker.enabled else None
+    retention_task = asyncio.create_task(run_periodically(store, settings, now, stop))
     log.info("bounced.started", listen=f"{host}:{port}", store=redact(settings.store_url),
              keys=key_source, domain=settings.verp.domain, worker=settings.worker.enabled)
     notify(f"READY=1\nSTATUS=listening on {host}:{port}", env)
@@ -87,6 +89,7 @@ async def serve(
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+    await retention_task
     await store.close()
     log.info("bounced.stopped", accepted=handler.stats.get("accepted", 0))
     return 0

@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
     sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument("--raw-days", type=int, default=30, help="keep raw messages this long")
+    sp.add_argument("--raw-days", type=int, default=None,
+                    help="keep raw messages this long (default: [retention] raw_days)")
     sub.add_parser("classify", help="classify bounce messages: bounced classify [--json] FILE...|-",
                    add_help=False)
     return p

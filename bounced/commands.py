@@ -240,14 +240,11 @@ async def process(settings: Settings, out: TextIO) -> int:
     return 0
 
 
-async def purge(settings: Settings, raw_days: int, dry_run: bool, out: TextIO) -> int:
-    now = utcnow()
+async def purge(settings: Settings, raw_days: int | None, dry_run: bool, out: TextIO) -> int:
+    from bounced.retention import purge_once
+
     async with _store(settings) as store:
-        counts = await store.purge(
-            raw_before=now - dt.timedelta(days=raw_days),
-            incidents_before=now - dt.timedelta(days=settings.policy.window_days),
-            dry_run=dry_run,
-        )
+        counts = await purge_once(store, settings, utcnow(), dry_run=dry_run, raw_days=raw_days)
     verb = "would purge" if dry_run else "purged"
     print(f"{verb} {counts['raw_messages']} raw message(s) and {counts['incidents']} "
           "incident(s)", file=out)

@@ -80,6 +80,14 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    # Raw messages of processed jobs are dropped after this many days (parsed facts stay).
+    raw_days: int = 30
+    # Incidents older than the policy window are dropped too. Seconds between purges:
+    interval_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     # auto: console on a terminal, JSON otherwise.
@@ -93,6 +101,7 @@ class Settings:
     verp: VerpSettings = field(default_factory=VerpSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -203,6 +212,9 @@ def _validate(settings: Settings) -> None:
          "[policy] window_days", "must be longer than min_span_days")
     need(settings.worker.batch_size >= 1, "[worker] batch_size", "must be at least 1")
     need(settings.worker.max_attempts >= 1, "[worker] max_attempts", "must be at least 1")
+    need(settings.retention.raw_days >= 1, "[retention] raw_days", "must be at least 1")
+    need(settings.retention.interval_seconds > 0, "[retention] interval_seconds",
+         "must be positive")
     need(settings.log.level.lower() in ("debug", "info", "warning", "error"),
          "[log] level", "one of debug, info, warning, error")
     need(settings.log.format in ("auto", "console", "json"),
@@ -268,6 +280,7 @@ def sqlite_path(url: str) -> Path:
 __all__ = [
     "LogSettings",
     "PolicySettings",
+    "RetentionSettings",
     "SMTPSettings",
     "Settings",
     "StoreSettings",
