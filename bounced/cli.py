@@ -36,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     def cmd(name: str, help_: str, config: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         if config:
-            sp.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("BOUNCED_CONFIG"),
-                            help="TOML configuration file (default: $BOUNCED_CONFIG, else built-in defaults)")
+            sp.add_argument(
+                "--config", "-c", metavar="FILE", default=os.environ.get("BOUNCED_CONFIG"),
+                help="TOML configuration file (default: $BOUNCED_CONFIG, else built-in defaults)",
+            )
         return sp
 
     cmd("serve", "run the daemon (SMTP intake and worker)")

@@ -166,7 +166,8 @@ def _build_section(name: str, values: Mapping[str, Any], env: Mapping[str, str])
     known = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in known:
-            raise ConfigError(f"[{name}] {key}: unknown setting (known: {', '.join(sorted(known))})")
+            known_list = ", ".join(sorted(known))
+            raise ConfigError(f"[{name}] {key}: unknown setting (known: {known_list})")
     kwargs: dict[str, Any] = {}
     for key in known:
         env_name = f"BOUNCED_{name.upper()}_{key.upper()}"
@@ -273,7 +274,7 @@ def load_settings(
 
 
 def sqlite_path(url: str) -> Path:
-    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (SQLAlchemy's convention) to a path."""
+    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (SQLAlchemy's convention)."""
     return Path(url.removeprefix("sqlite:///"))
 
 

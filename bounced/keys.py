@@ -25,7 +25,8 @@ def load_keyring(
     """The keyring and a description of where it came from."""
     env = os.environ if env is None else env
     if settings.verp.keys_file:
-        return _from_file(Path(settings.verp.keys_file), "[verp] keys_file"), settings.verp.keys_file
+        path = Path(settings.verp.keys_file)
+        return _from_file(path, "[verp] keys_file"), str(path)
     if env.get(KEYS_ENV, "").strip():
         try:
             return Keyring.from_text(env[KEYS_ENV]), KEYS_ENV
@@ -39,7 +40,8 @@ def load_keyring(
     dev = settings.state_dir / DEV_KEYS_NAME
     if dev.exists():
         log.warning("keys.development_key", path=str(dev),
-                    message="using a DEVELOPMENT signing key; configure [verp] keys_file for production")
+                    message="using a DEVELOPMENT signing key; configure [verp] keys_file "
+                            "for production")
         return _from_file(dev, "development key"), str(dev)
     if not allow_dev:
         raise ConfigError(

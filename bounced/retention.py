@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 
@@ -39,7 +40,5 @@ async def run_periodically(
             await purge_once(store, settings, now())
         except StoreError as exc:
             log.warning("retention.failed", error=str(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.retention.interval_seconds)
-        except TimeoutError:
-            pass

@@ -70,7 +70,7 @@ class BounceHandler:
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
@@ -89,7 +89,7 @@ class BounceHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return OK_RCPT
 
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         accepted: list[tuple[str, TokenFields]] = envelope.__dict__.get("tokens", [])

@@ -8,6 +8,7 @@ replaces its incidents, so nothing counts twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -104,10 +105,8 @@ class Worker:
                 done, delay = 0, min(delay * 2, 30.0)
             if done == 0 and not self._stopping:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def run_batch(self) -> int:
         """Claim one batch of runnable jobs and process them; return how many."""

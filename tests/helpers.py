@@ -23,7 +23,7 @@ from bounced.config import Settings, load_settings
 from bounced.intake import Intake
 from bounced.smtp import BounceHandler, SMTPServer
 from bounced.store import Store, open_store
-from bounced.verp import Keyring, Signer
+from bounced.verp import Signer
 from bounced.worker import Worker
 
 DOMAIN = "bounces.example.test"

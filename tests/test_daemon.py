@@ -15,9 +15,9 @@ from .helpers import DOMAIN, asend, days_ago, dsn, make_settings, running_daemon
 ALICE = "alice@example.net"
 
 
-async def wait_processed(daemon, expected: int, timeout: float = 10.0) -> None:
+async def wait_processed(daemon, expected: int, within: float = 10.0) -> None:
     """Wait until ``expected`` messages are done (or failed for good)."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(within / 0.05)):
         counts = await daemon.store.queue_counts()
         if counts["done"] + counts["quarantined"] >= expected:
             return

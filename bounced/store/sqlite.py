@@ -57,7 +57,8 @@ INCIDENT_COLUMNS = (
 )
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
-    "token_id, size, state, attempts, last_error, kind, classification, processed_at, raw IS NOT NULL"
+    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
+    "raw IS NOT NULL"
 )
 
 
