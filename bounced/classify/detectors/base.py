@@ -1,0 +1,97 @@
+"""The detector contract and the helpers detectors share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bounced.classify.parse import Mail
+
+MAX_RECIPIENTS = 500  # recipients reported per message; more are dropped
+
+ADDRESS = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[\w-]{1,63}\.)*[\w-]{1,63}", re.UNICODE
+)
+STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+REPLY_CODE = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ -]|$)(?![\d.]*\.\d)")
+
+
+@dataclass
+class Found:
+    """One recipient as a detector saw it, before the reason is worked out."""
+
+    address: str
+    action: str = ""
+    status: str = ""
+    reply_code: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
+    reason: str = ""  # set only when the format itself names the reason
+
+
+@dataclass
+class Detection:
+    """What a detector recognised in a message."""
+
+    detector: str
+    kind: str
+    recipients: list[Found] = field(default_factory=list)
+    feedback_type: str | None = None
+
+
+class Detector(Protocol):
+    """Recognises one family of formats; returns None for a message it does not know."""
+
+    name: str
+
+    def detect(self, mail: Mail) -> Detection | None:
+        """The recipients and kind of ``mail``, or None when the format is not this one."""
+        ...
+
+
+def normalise(text: str) -> str:
+    """Whitespace collapsed to single spaces (compat32 keeps folding)."""
+    return " ".join(text.split())
+
+
+def clean_address(value: str) -> str:
+    """An address from a DSN field or a text line: type prefix, brackets, quotes removed."""
+    value = value.strip()
+    if ";" in value[:20]:
+        value = value.split(";", 1)[1]
+    value = value.strip().strip("<>\"' ").rstrip(".,:;>)")
+    if "+" in value and re.search(r"\+[0-9A-F]{2}", value):
+        value = re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
+    match = ADDRESS.search(value)
+    return match.group(0).lower() if match else ""
+
+
+def status_of(text: str) -> str:
+    """The first RFC 3463 status code in ``text`` ('' if none)."""
+    match = STATUS.search(text)
+    return ".".join(match.groups()) if match else ""
+
+
+def reply_code_of(text: str) -> str:
+    """The first SMTP reply code in ``text`` ('' if none)."""
+    match = REPLY_CODE.search(text)
+    return match.group(1) if match else ""
+
+
+def action_for(status: str, reply_code: str) -> str:
+    """The DSN action a status or reply code implies when the format gives none."""
+    first = (status or reply_code or "5")[0]
+    return {"2": "delivered", "4": "delayed"}.get(first, "failed")
+
+
+def kind_of(recipients: list[Found]) -> str:
+    """The message kind implied by its recipients' actions."""
+    actions = {r.action for r in recipients}
+    if "failed" in actions:
+        return "bounce"
+    if "delayed" in actions:
+        return "delay"
+    if actions & {"delivered", "relayed", "expanded"}:
+        return "delivered"
+    return "bounce"

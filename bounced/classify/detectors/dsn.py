@@ -1,0 +1,125 @@
+"""RFC 3464 delivery status notifications and RFC 6533 global (UTF-8) ones.
+
+The per-recipient fields come from a message/delivery-status or
+message/global-delivery-status part; some mail systems put the same fields in a text
+part instead, so a text body with Final-Recipient/Status blocks is read the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from bounced.classify.detectors.base import (
+    MAX_RECIPIENTS,
+    Detection,
+    Found,
+    action_for,
+    clean_address,
+    kind_of,
+    normalise,
+    reply_code_of,
+    status_of,
+)
+from bounced.classify.parse import Mail, decode_part
+
+DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40})[ \t]*:[ \t]*(.*)$")
+_TEXT_DSN = re.compile(r"(?im)^(?:final|original)-recipient[ \t]*:")
+_VALID_ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
+
+Block = dict[str, str]
+
+
+def blocks_from_text(text: str, limit: int = MAX_RECIPIENTS + 1) -> list[Block]:
+    """Field blocks separated by blank lines; continuation lines unfolded."""
+    blocks: list[Block] = []
+    current: Block = {}
+    last = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                if len(blocks) >= limit:
+                    return blocks
+                current, last = {}, ""
+            continue
+        if line[0] in " \t" and last:
+            current[last] += " " + line.strip()
+            continue
+        match = _FIELD.match(line)
+        if match:
+            last = match.group(1).lower()
+            current.setdefault(last, match.group(2).strip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _blocks(part: Message) -> list[Block]:
+    payload = part.get_payload()
+    if isinstance(payload, list):  # compat32 parses message/delivery-status into blocks
+        blocks = []
+        for sub in payload[: MAX_RECIPIENTS + 1]:
+            if isinstance(sub, Message):
+                blocks.append({k.lower(): str(v) for k, v in sub.items()})
+        if any(b for b in blocks):
+            return blocks
+        payload = part.as_string() if not blocks else ""
+    if isinstance(payload, str) and payload:
+        if part.get("content-transfer-encoding", "").lower() in ("base64", "quoted-printable"):
+            return blocks_from_text(decode_part(part))
+        return blocks_from_text(payload)
+    return []
+
+
+def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
+    """Recipients from DSN field blocks (the per-message block carries no recipient)."""
+    found: list[Found] = []
+    remote_default = ""
+    for block in blocks:
+        if "reporting-mta" in block and "final-recipient" not in block:
+            remote_default = ""
+        address = clean_address(block.get("final-recipient", ""))
+        if not address:
+            address = clean_address(block.get("original-recipient", ""))
+        if not address:
+            continue
+        diagnostic = normalise(block.get("diagnostic-code", ""))
+        if ";" in diagnostic[:12]:
+            diagnostic = diagnostic.split(";", 1)[1].strip()
+        status = status_of(block.get("status", ""))
+        reply = reply_code_of(diagnostic)
+        action = block.get("action", "").strip().lower().split(" ")[0]
+        if action not in _VALID_ACTIONS:
+            action = action_for(status, reply)
+        remote = block.get("remote-mta", "") or remote_default
+        if ";" in remote[:8]:
+            remote = remote.split(";", 1)[1]
+        found.append(
+            Found(address=address, action=action, status=status, reply_code=reply,
+                  diagnostic=diagnostic, remote_mta=normalise(remote)[:255])
+        )
+        if len(found) >= MAX_RECIPIENTS:
+            break
+    return found
+
+
+class DSNDetector:
+    """A message/delivery-status part (RFC 3464) or its global form (RFC 6533)."""
+
+    name = "dsn"
+
+    def detect(self, mail: Mail) -> Detection | None:
+        """Recipients from the first delivery-status part, or DSN fields in the text."""
+        for part in mail.parts:
+            if part.get_content_type() in DSN_TYPES:
+                found = recipients_from_blocks(_blocks(part))
+                if found:
+                    return Detection(self.name, kind_of(found), found)
+        if _TEXT_DSN.search(mail.text):
+            found = recipients_from_blocks(blocks_from_text(mail.text))
+            found = [f for f in found if f.status or f.diagnostic]
+            if found:
+                return Detection(self.name + "-text", kind_of(found), found)
+        return None

@@ -1,0 +1,57 @@
+"""Headers of the original message, from an attached copy or a quoted one."""
+
+from __future__ import annotations
+
+import email
+from email.message import Message
+from email.policy import compat32
+
+from bounced.classify.model import Original
+from bounced.classify.parse import Mail, decode_part, header
+from bounced.classify.phrases import ORIGINAL_MARKERS
+
+MAX_HEADERS_TEXT = 32_000
+
+
+def _headers_message(part: Message) -> Message | None:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        first = payload[0] if payload else None
+        return first if isinstance(first, Message) else None
+    text = decode_part(part) if isinstance(payload, str) else ""
+    if not text.strip():
+        return None
+    return email.message_from_string(text[:MAX_HEADERS_TEXT].lstrip(), policy=compat32)
+
+
+def quoted_original_start(text: str) -> int:
+    """Where a plain-text bounce starts quoting the original (len(text) if it does not)."""
+    lowered = text.lower()
+    best = len(text)
+    for marker in ORIGINAL_MARKERS:
+        pos = lowered.find(marker)
+        if 0 <= pos < best:
+            best = pos
+    return best
+
+
+def original_of(mail: Mail) -> Original:
+    """The original's Message-ID, From, To and Subject ('' for each one not found)."""
+    headers: Message | None = None
+    for part in mail.originals:
+        headers = _headers_message(part)
+        if headers is not None and len(headers):
+            break
+    if headers is None or not len(headers):
+        start = quoted_original_start(mail.text)
+        if start < len(mail.text):
+            rest = mail.text[start:].split("\n", 1)[-1].lstrip()
+            headers = email.message_from_string(rest[:MAX_HEADERS_TEXT], policy=compat32)
+    if headers is None:
+        return Original()
+    return Original(
+        message_id=header(headers, "message-id"),
+        from_=header(headers, "from"),
+        to=header(headers, "to"),
+        subject=header(headers, "subject"),
+    )

@@ -1,0 +1,130 @@
+"""Bounded parsing: bytes to a compat32 message, a capped walk, and the human-readable text.
+
+Everything here is defensive: the input is hostile until proven otherwise. Sizes, line
+lengths, MIME depth and the number of parts are capped, and the contents of an attached
+original message (message/rfc822, text/rfc822-headers) are kept apart from the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+from email.policy import compat32
+
+MAX_BYTES = 2_000_000  # the report sits at the start; attached originals may be cut
+MAX_LINE = 16_384  # a longer line is cut (hostile headers)
+MAX_DEPTH = 8
+MAX_PARTS = 200
+MAX_TEXT = 200_000
+MAX_HEADER = 4_096  # characters kept of a decoded header value
+
+ORIGINAL_TYPES = frozenset(
+    {"message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers",
+     "message/partial", "message/external-body"}
+)
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+
+
+def bound(raw: bytes) -> bytes:
+    """The message cut to the size and line-length caps."""
+    if len(raw) > MAX_BYTES:
+        raw = raw[:MAX_BYTES]
+    if len(raw) > MAX_LINE and max(map(len, raw.split(b"\n"))) > MAX_LINE:
+        raw = b"\n".join(line[:MAX_LINE] for line in raw.split(b"\n"))
+    return raw
+
+
+def parse(raw: bytes) -> Message:
+    """A compat32 message from bounded bytes."""
+    return email.message_from_bytes(bound(raw), policy=compat32)
+
+
+def header(msg: Message, name: str) -> str:
+    """A header decoded to text (RFC 2047), whitespace normalised, capped; '' if absent."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    text = str(value)[:MAX_HEADER]
+    if "=?" in text:
+        with contextlib.suppress(Exception):  # a broken encoded word: keep the raw text
+            text = str(make_header(decode_header(text)))
+    return " ".join(text.split())
+
+
+def decode_part(part: Message) -> str:
+    """The decoded text of a leaf part ('' when it has none)."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return ""
+    if not isinstance(payload, bytes):
+        return ""
+    payload = payload[:MAX_TEXT]
+    charset = part.get_content_charset() or "utf-8"
+    for cs in (charset, "utf-8"):
+        try:
+            return payload.decode(cs)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    return payload.decode("latin-1")
+
+
+def html_to_text(html: str) -> str:
+    """Rough text of an HTML body: tags to spaces/newlines, a few entities decoded."""
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    html = re.sub(r"(?i)<br\s*/?>|</p>|</tr>|</div>|</li>|</h\d>", "\n", html)
+    text = _TAG.sub(" ", html)
+    for ent, ch in _ENTITY.items():
+        text = text.replace(ent, ch)
+    return text
+
+
+@dataclass
+class Mail:
+    """A parsed message split into what the reporting system wrote and what it attached."""
+
+    msg: Message
+    parts: list[Message] = field(default_factory=list)  # leaves and containers, originals excluded
+    originals: list[Message] = field(default_factory=list)  # attached original messages/headers
+    text: str = ""  # human-readable text written by the reporting system
+
+    @property
+    def subject(self) -> str:
+        """The report's own Subject."""
+        return header(self.msg, "subject")
+
+
+def walk(msg: Message) -> Mail:
+    """Split a message into report parts and attached originals, within the caps."""
+    mail = Mail(msg=msg)
+    texts: list[str] = []
+    htmls: list[str] = []
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if part is not msg and ctype in ORIGINAL_TYPES:
+            mail.originals.append(part)
+            continue
+        mail.parts.append(part)
+        if part.is_multipart():
+            if depth >= MAX_DEPTH or ctype == "message/delivery-status":
+                continue
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
+            continue
+        if ctype == "text/plain" or (ctype == "text/html" and not texts):
+            if part.get("content-disposition", "").lower().startswith("attachment") and texts:
+                continue
+            (texts if ctype == "text/plain" else htmls).append(decode_part(part))
+    body = "\n".join(texts) if texts else "\n".join(html_to_text(h) for h in htmls)
+    mail.text = body[:MAX_TEXT]
+    return mail
