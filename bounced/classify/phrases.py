@@ -189,6 +189,8 @@ ORIGINAL_MARKERS: tuple[str, ...] = (
     "--- original message follows",
     "original message follows",
     "----- unsent message below -----",
+    "----- unsent message follows -----",
+    "message headers follow",
     "content-type: message/rfc822",
     "------- returned message --------",
     "----- message header follows -----",

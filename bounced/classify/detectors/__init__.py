@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from bounced.classify.detectors.arf import ARFDetector
+from bounced.classify.detectors.autoreply import AutoReplyDetector
 from bounced.classify.detectors.base import Detection, Detector, Found
 from bounced.classify.detectors.dsn import DSNDetector
+from bounced.classify.detectors.text import TextDetector
 
 DETECTORS: tuple[Detector, ...] = (
+    ARFDetector(),
     DSNDetector(),
+    AutoReplyDetector(),
+    TextDetector(),
 )
 
 __all__ = ["DETECTORS", "Detection", "Detector", "Found"]

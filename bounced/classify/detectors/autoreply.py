@@ -1,0 +1,48 @@
+"""RFC 3834 automatic responses (vacation, out-of-office): never a bounce."""
+
+from __future__ import annotations
+
+import re
+
+from bounced.classify.detectors.base import Detection, Found, clean_address
+from bounced.classify.parse import Mail, header
+
+_SUBJECT = re.compile(
+    r"(?i)\b(auto[ -]?(reply|response|respons|antwort|matic reply)|out of (the )?office|"
+    r"vacation|away from|absence|abwesen|r[ée]ponse automatique|automatisk svar|"
+    r"自動返信|不在)"
+)
+_DAEMON = re.compile(r"(?i)mailer-daemon|postmaster|mail delivery|mail administrator")
+_BOUNCE_SUBJECT = re.compile(
+    r"(?i)undeliver|returned mail|delivery (status|fail)|failure notice|mail delivery|"
+    r"delivery notification|could not be delivered|non[- ]?delivery|failed"
+)
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress-", "x-vacation")
+
+
+class AutoReplyDetector:
+    """Auto-Submitted: auto-replied (RFC 3834) or the usual vendor headers and subjects,
+    from a sender that is not a mail system reporting a failure."""
+
+    name = "autoreply"
+
+    def detect(self, mail: Mail) -> Detection | None:
+        """Kind autoreply with the responder's address, or None."""
+        msg = mail.msg
+        sender = header(msg, "from")
+        subject = mail.subject
+        if _DAEMON.search(sender) or _BOUNCE_SUBJECT.search(subject):
+            return None
+        if msg.get_content_type() == "multipart/report":
+            return None
+        auto = header(msg, "auto-submitted").lower()
+        signals = auto.startswith("auto-replied")
+        signals = signals or any(msg.get(h) is not None for h in _AUTO_HEADERS)
+        signals = signals or header(msg, "x-apple-action").upper() == "VACATION"
+        signals = signals or header(msg, "precedence").lower() == "auto_reply"
+        signals = signals or bool(_SUBJECT.search(subject))
+        if not signals:
+            return None
+        address = clean_address(sender)
+        recipients = [Found(address=address, reason="vacation")] if address else []
+        return Detection(self.name, "autoreply", recipients)

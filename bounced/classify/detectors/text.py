@@ -1,0 +1,149 @@
+"""Plain-text bounces: qmail, Exim, Sendmail, Postfix without a DSN part, Exchange, Gmail,
+Yahoo, Japanese carriers and the many mail systems that write prose.
+
+One scanner for all of them, driven by the line shapes in ``bounced.classify.textforms``:
+a recipient is an address on a line shaped like a recipient line (alone on its line,
+followed by a colon or a reason, after "RCPT TO:" or a "Recipient:" label, ...), that is
+neither the reporting system nor the original sender. Its diagnostic is the rest of its
+line and the lines under it, up to the next recipient or a blank line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounced.classify.detectors.base import (
+    ADDRESS,
+    MAX_RECIPIENTS,
+    Detection,
+    Found,
+    action_for,
+    clean_address,
+    kind_of,
+    normalise,
+    reply_code_of,
+    status_of,
+)
+from bounced.classify.parse import Mail, header
+from bounced.classify.textforms import (
+    BOUNCE_FROM,
+    BOUNCE_SUBJECT,
+    BOUNCE_TEXT,
+    DELAY_TEXT,
+    NOT_RECIPIENT_BEFORE,
+    RECIPIENT_LINES,
+)
+
+MAX_LINES = 400  # lines of report text scanned
+DIAG_LINES = 8
+
+
+def _excluded(mail: Mail) -> set[str]:
+    """Addresses that are never the failed recipient: the reporter and the sender."""
+    out = set()
+    for name in ("from", "to", "return-path", "reply-to", "sender"):
+        for m in ADDRESS.finditer(header(mail.msg, name)):
+            out.add(m.group(0).lower())
+    for part in mail.originals[:1]:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if inner is not None and not isinstance(inner, str):
+            for name in ("from", "return-path", "sender"):
+                for m in ADDRESS.finditer(header(inner, name)):
+                    out.add(m.group(0).lower())
+    return out
+
+
+def is_bounce(mail: Mail) -> bool:
+    """Whether the message presents itself as a delivery failure report."""
+    if mail.msg.get("x-failed-recipients"):
+        return True
+    if BOUNCE_FROM.search(header(mail.msg, "from")) or BOUNCE_SUBJECT.search(mail.subject):
+        return True
+    return bool(BOUNCE_TEXT.search(mail.text[:4000]))
+
+
+def _diagnostic(lines: list[str], index: int, rest: str, starts: set[int]) -> str:
+    parts = [rest] if rest.strip(" :<>") else []
+    for j in range(index + 1, min(len(lines), index + 1 + DIAG_LINES)):
+        if j in starts:
+            break
+        line = lines[j].strip()
+        if not line:
+            if parts:
+                break
+            continue
+        parts.append(line)
+    return normalise(" ".join(parts))
+
+
+def scan(mail: Mail) -> list[Found]:
+    """Recipients and their diagnostics found in the report's text."""
+    excluded = _excluded(mail)
+    lines = mail.text.splitlines()[:MAX_LINES]
+    hits: list[tuple[int, str, str]] = []
+    for i, line in enumerate(lines):
+        if "@" not in line:
+            continue
+        for pattern in RECIPIENT_LINES:
+            m = pattern.search(line)
+            if not m:
+                continue
+            address = clean_address(m.group("addr"))
+            if not address or address in excluded or address.split("@")[0] in (
+                    "postmaster", "mailer-daemon"):
+                break
+            before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
+                           if lines[k].strip()), "")
+            if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
+                    line[: m.start()]):
+                break
+            hits.append((i, address, line[m.end():]))
+            break
+    starts = {i for i, _, _ in hits}
+    delayed = bool(DELAY_TEXT.search(mail.text[:6000]))
+    found: list[Found] = []
+    seen: set[str] = set()
+    for i, address, rest in hits:
+        diagnostic = _diagnostic(lines, i, rest, starts)
+        if address in seen:
+            prior = next(f for f in found if f.address == address)
+            if not prior.diagnostic and diagnostic:
+                prior.diagnostic = diagnostic
+            continue
+        seen.add(address)
+        found.append(_found(address, diagnostic, delayed))
+        if len(found) >= MAX_RECIPIENTS:
+            break
+    for value in mail.msg.get_all("x-failed-recipients", [])[:20]:
+        for m in ADDRESS.finditer(str(value)):
+            address = m.group(0).lower()
+            if address not in seen:
+                seen.add(address)
+                found.append(_found(address, "", delayed))
+    return found
+
+
+def _found(address: str, diagnostic: str, delayed: bool) -> Found:
+    status = status_of(diagnostic)
+    reply = reply_code_of(diagnostic)
+    action = "delayed" if delayed and not status.startswith("5") else action_for(status, reply)
+    if action == "delivered":
+        action = "failed"
+    return Found(address=address, action=action, status=status, reply_code=reply,
+                 diagnostic=diagnostic)
+
+
+class TextDetector:
+    """A failure report written as text, recognised by its sender, subject or wording."""
+
+    name = "text"
+
+    def detect(self, mail: Mail) -> Detection | None:
+        """Recipients scanned from the report's text, or None if it is not a bounce."""
+        if not is_bounce(mail):
+            return None
+        found = scan(mail)
+        if not found:
+            return None
+        return Detection(self.name, kind_of(found), found)

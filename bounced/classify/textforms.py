@@ -1,0 +1,48 @@
+"""Line shapes and wording of plain-text bounces (data for the text detector)."""
+
+from __future__ import annotations
+
+import re
+
+_A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]{1,255})"
+
+# A line naming a failed recipient; the first pattern that matches a line is used.
+RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
+    rf"^\s*[*\-]?\s*<?{_A}>?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim, Gmail, Yahoo)
+    rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
+    rf"^\s*{_A}\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",  # addr: reason / addr on DATE (Exchange)
+    rf"\brcpt to:\s*<{_A}>",
+    rf"\b(?:recipient|address|addressed to|delivered to|deliver to|failed to|original-recipient|"
+    rf"final-recipient|to)\s*(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*<?'?\"?{_A}",
+    rf"^\s*\d{{3}}[ -]+(?:\d\.\d{{1,3}}\.\d{{1,3}}\s+)?<{_A}>",  # 550 <addr>... (Sendmail)
+))
+
+# A recipient-shaped line right after one of these names the sender instead.
+NOT_RECIPIENT_BEFORE = re.compile(
+    r"(?i)(sent by|from:|sender:|envelope-from|mail from|return-path|reply-to|"
+    r"message-id|received:|\bby\b.*\bwith\b)\s*$"
+)
+
+BOUNCE_FROM = re.compile(
+    r"(?i)mailer-daemon|postmaster|mail ?delivery|mail administrator|mail system|"
+    r"mailer@|daemon@|bounce|returned|no-?reply|notify|system administrator"
+)
+BOUNCE_SUBJECT = re.compile(
+    r"(?i)undeliver|undelivered|returned mail|return(ed)? to sender|delivery (status|fail)|"
+    r"failure notice|mail delivery|delivery notification|could not be delivered|"
+    r"non[- ]?deliver|failed|failure|error|not delivered|delayed|warning|bounce|"
+    r"rejected|unable to deliver|no se ha podido|nicht zustellbar|non remis|不達|エラー|"
+    r"не доставлено"
+)
+BOUNCE_TEXT = re.compile(
+    r"(?i)could not be delivered|couldn't be delivered|was not delivered|undeliverable|"
+    r"unable to deliver|delivery (has )?failed|permanent(ly)? (error|fail)|"
+    r"following (addresses|address|recipients?)|did not reach|delivery to the following|"
+    r"not be delivered|returned to sender|error delivering|failed to deliver"
+)
+DELAY_TEXT = re.compile(
+    r"(?i)warning message only|will (be retried|continue to|keep trying|retry)|"
+    r"still (being )?(retried|trying)|has not yet been delivered|not been delivered yet|"
+    r"delivery (has been |is )?delayed|temporarily deferred|do not need to resend|"
+    r"will be retried|retrying|delay(ed)? (notification|warning)|still in the queue"
+)
