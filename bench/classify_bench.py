@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from classify_score import Got, Score, load, run  # noqa: E402
-from flufl.bounce import all_failures  # noqa: E402
+from classify_score import Got, Score, load, run
+from flufl.bounce import all_failures
 
-from bounced.classify import classify  # noqa: E402
+from bounced.classify import classify
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"recall": (">=", 99.0), "precision": (">=", 99.5), "reason_agreement": (">=", 96.0),

@@ -10,6 +10,10 @@ message in the world would contain is overfitting.
 from __future__ import annotations
 
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("filtered", (
+        ": : user unknown", "550 : user unknown", "recipient preferences", "refused due to recipient",
+        "rejected by recipient", "recipient has blocked", "blocked by recipient",
+    )),
     ("virusdetected", (
         "virus", "malware", "infected", "trojan", "worm detected",
     )),
@@ -26,7 +30,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "domain owner has published", "authentication check",
     )),
     ("failedstarttls", (
-        "starttls", "tls required", "must use tls", "requires tls", "encryption required",
+        "starttls", "support tls", "supports tls", "tls required", "must use tls", "requires tls", "encryption required",
         "tls is required", "tls negotiation failed",
     )),
     ("badreputation", (
@@ -51,7 +55,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "too many smtp sessions", "concurrent connections",
     )),
     ("speeding", (
-        "rate limit", "ratelimit", "rate-limit", "sending rate", "too fast", "throttl",
+        "too many recipients this hour", "rate limit", "ratelimit", "rate-limit", "sending rate", "too fast", "throttl",
         "unusual rate", "too many messages from", "rate that prevents",
         "receiving mail at a rate", "exceeded the rate",
     )),
@@ -100,7 +104,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "nxdomain", "unknown domain", "couldn't find any host", "could not find any host",
         "no mx", "mx lookup", "invalid domain", "domain is not valid", "not a valid domain",
         "unresolvable domain", "host name lookup failure", "domain unknown",
-        "recipient domain", "unable to resolve", "no such host", "non-existent domain",
+        "unable to resolve", "no such host", "non-existent domain",
         "nonexistent domain", "domain lookup failed", "dns lookup failed",
     )),
     ("notaccept", (
@@ -127,7 +131,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sender verification", "mail from", "envelope sender", "sender domain",
         "sender is", "sender address", "invalid sender", "sender unknown", "unknown sender",
         "bad sender", "return path", "return-path", "senders", "address rejected",
-        "refused", "not allowed", "rejected", "denied",
+        "permission to post", "refused", "not allowed", "rejected", "denied",
     )),
     ("userunknown", (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
@@ -181,6 +185,16 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 # Text after one of these lines is the original message, quoted by a plain-text bounce.
+# Where the failing SMTP command is named: a "user unknown" after DATA was a filter (the
+# address was accepted at RCPT), an address reason after MAIL FROM was about the sender.
+DATA_PHASE: tuple[str, ...] = (
+    "end of data", "after data", ">>> data", "smtp command data", "after the data",
+    "final data", "command data", "in reply to data",
+)
+MAIL_FROM_PHASE: tuple[str, ...] = (
+    "after mail from", "in reply to mail from", ">>> mail from", "smtp command mail",
+)
+
 ORIGINAL_MARKERS: tuple[str, ...] = (
     "------ this is a copy of the message",
     "--- below this line is a copy of the message",

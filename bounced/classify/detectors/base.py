@@ -68,15 +68,23 @@ def clean_address(value: str) -> str:
 
 
 def status_of(text: str) -> str:
-    """The first RFC 3463 status code in ``text`` ('' if none)."""
-    match = STATUS.search(text)
-    return ".".join(match.groups()) if match else ""
+    """The first failure (4/5) RFC 3463 status code in ``text``, else the first one."""
+    first = ""
+    for match in STATUS.finditer(text[:4000]):
+        if match.group(1) != "2":
+            return ".".join(match.groups())
+        first = first or ".".join(match.groups())
+    return first
 
 
 def reply_code_of(text: str) -> str:
-    """The first SMTP reply code in ``text`` ('' if none)."""
-    match = REPLY_CODE.search(text)
-    return match.group(1) if match else ""
+    """The first failure (4xx/5xx) SMTP reply code in ``text``, else the first one."""
+    first = ""
+    for match in REPLY_CODE.finditer(text[:4000]):
+        if match.group(1)[0] != "2":
+            return match.group(1)
+        first = first or match.group(1)
+    return first
 
 
 def action_for(status: str, reply_code: str) -> str:

@@ -10,8 +10,6 @@ line and the lines under it, up to the next recipient or a blank line.
 
 from __future__ import annotations
 
-import re
-
 from bounced.classify.detectors.base import (
     ADDRESS,
     MAX_RECIPIENTS,
