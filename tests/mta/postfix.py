@@ -1,0 +1,492 @@
+"""A private Postfix instance for tests: its own config and queue under a temp directory.
+
+``postfix -c DIR`` runs a second, independent Postfix next to the system one (which may be
+stopped, and whose /etc/postfix is never touched): its own main.cf/master.cf, queue, data
+directory and log file, an SMTP listener on a free 127.0.0.1 port, chroot off, no DNS,
+short queue times. The bounce domain is routed with the operator snippet in
+``config/postfix/`` (domain and port replaced), the "remote" test domain to an aiosmtpd
+server. Needs root (Postfix's master runs as root and drops to the postfix user).
+
+    with PostfixInstance(remote_port=remote.port, bounce_port=bounced_port) as mta:
+        sub = mta.send("bounce-xyz@bounces.example.test", ["unknown1@remote.test"])
+        mta.wait_for_log(rf"{sub.queue_id}: .*status=bounced", timeout=20)
+
+The waits block; from a coroutine use ``await asyncio.to_thread(mta.wait_for_log, ...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from .net import LOOPBACK, free_port, port_open, wait_until
+
+SBIN = Path("/usr/sbin")
+POSTFIX = SBIN / "postfix"
+POSTQUEUE = SBIN / "postqueue"
+POSTMAP = SBIN / "postmap"
+SNIPPET_DIR = Path(__file__).resolve().parents[2] / "config" / "postfix"
+SNIPPET_DOMAIN = "bounces.example.org"
+SNIPPET_NEXTHOP = re.compile(r"^(?P<transport>smtp:\[127\.0\.0\.1\]):(?P<port>\d+)$")
+QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
+
+# master.cf for the instance: Debian's services minus the ones needing extra packages,
+# every chroot column "n", and the public :25 listener replaced by {port}.
+MASTER_CF = """\
+{host}:{port} inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n -  0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+tlsmgr     unix  - - n 1000? 1 tlsmgr
+rewrite    unix  - - n -  - trivial-rewrite
+bounce     unix  - - n -  0 bounce
+defer      unix  - - n -  0 bounce
+trace      unix  - - n -  0 bounce
+verify     unix  - - n -  1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -  - proxymap
+proxywrite unix  - - n -  1 proxymap
+smtp       unix  - - n -  - smtp
+relay      unix  - - n -  - smtp
+showq      unix  n - n -  - showq
+error      unix  - - n -  - error
+retry      unix  - - n -  - error
+discard    unix  - - n -  - discard
+anvil      unix  - - n -  1 anvil
+scache     unix  - - n -  1 scache
+postlog    unix-dgram n - n - 1 postlogd
+"""
+
+
+def missing_reason() -> str | None:
+    """Why a private Postfix cannot run here, or None when it can."""
+    if not POSTFIX.exists():
+        return f"Postfix is not installed ({POSTFIX} missing; run .ci/install-mta)"
+    if os.geteuid() != 0:
+        return "a private Postfix instance needs root (its master process runs as root)"
+    return None
+
+
+def skip_unless_postfix() -> None:
+    """pytest.skip with the reason when Postfix cannot run here."""
+    import pytest
+
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class QueueTiming:
+    """Queue times for the instance, as Postfix time values ("10s", "2m"); short for tests.
+
+    ``delay_warning_time = "0"`` (the default here) sends no delay DSNs.
+    """
+
+    queue_run_delay: str = "2s"
+    minimal_backoff_time: str = "2s"
+    maximal_backoff_time: str = "4s"
+    delay_warning_time: str = "0"
+    maximal_queue_lifetime: str = "60s"
+    bounce_queue_lifetime: str = "60s"
+
+    def main_cf(self) -> dict[str, str]:
+        """The main.cf parameters these times set."""
+        return {name: str(value) for name, value in vars(self).items()}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What Postfix answered to one submitted message."""
+
+    queue_id: str | None
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OperatorSnippet:
+    """``config/postfix/`` rewritten for a test: domain and port replaced, paths moved."""
+
+    main_cf: dict[str, str]
+    transport: list[str]
+    recipients_regexp: str
+
+
+def _lines(path: Path) -> list[str]:
+    """Non-empty, non-comment lines of a Postfix config file."""
+    return [ln.strip() for ln in path.read_text().splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def load_snippet(config_dir: Path, bounce_domain: str, bounce_port: int,
+                 snippet_dir: Path = SNIPPET_DIR) -> OperatorSnippet:
+    """Read the operator snippet and adapt it to an instance in ``config_dir``.
+
+    Fails loudly when the snippet no longer has the shape the tests rely on (a
+    ``smtp:[127.0.0.1]:PORT`` transport for the example bounce domain).
+    """
+    main_cf: dict[str, str] = {}
+    for line in _lines(snippet_dir / "main.cf.snippet"):
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"main.cf.snippet: not a 'name = value' line: {line!r}")
+        value = value.strip().replace("/etc/postfix/", f"{config_dir}/")
+        main_cf[name.strip()] = value.replace(SNIPPET_DOMAIN, bounce_domain)
+    transport = []
+    for line in _lines(snippet_dir / "transport"):
+        domain, nexthop = line.split()
+        match = SNIPPET_NEXTHOP.match(nexthop)
+        if domain != SNIPPET_DOMAIN or match is None:
+            raise ValueError(f"transport snippet: unexpected line {line!r}")
+        transport.append(f"{bounce_domain}\t{match['transport']}:{bounce_port}")
+    if not transport:
+        raise ValueError("transport snippet has no route for the bounce domain")
+    regexp = (snippet_dir / "bounced_recipients.regexp").read_text()
+    escaped = SNIPPET_DOMAIN.replace(".", r"\.")
+    if escaped not in regexp:
+        raise ValueError("bounced_recipients.regexp does not name the example domain")
+    regexp = regexp.replace(escaped, bounce_domain.replace(".", r"\."))
+    return OperatorSnippet(main_cf, transport, regexp)
+
+
+class PostfixInstance:
+    """A private Postfix (``postfix -c DIR``) on 127.0.0.1, started and stopped by the test.
+
+    ``remote_domain`` goes to ``remote_port`` (an aiosmtpd "remote"), ``bounce_domain`` to
+    ``bounce_port`` (bounced, or a stand-in) through the operator snippet. Everything lives
+    in a fresh directory under ``base_dir`` (default: the system temp dir), removed by
+    ``stop()``; ``log_copy`` keeps a copy of the Postfix log after that.
+    """
+
+    def __init__(
+        self,
+        *,
+        bounce_port: int,
+        remote_port: int | None = None,
+        bounce_domain: str = "bounces.example.test",
+        remote_domain: str = "remote.test",
+        timing: QueueTiming | None = None,
+        extra_main_cf: Mapping[str, str] | None = None,
+        myhostname: str = "mta.test",
+        base_dir: Path | None = None,
+        log_copy: Path | None = None,
+        snippet_dir: Path = SNIPPET_DIR,
+    ) -> None:
+        self.bounce_port = bounce_port
+        self.remote_port = remote_port
+        self.bounce_domain = bounce_domain
+        self.remote_domain = remote_domain
+        self.timing = timing or QueueTiming()
+        self.extra_main_cf = dict(extra_main_cf or {})
+        self.myhostname = myhostname
+        self.base_dir = base_dir
+        self.log_copy = log_copy
+        self.snippet_dir = snippet_dir
+        self.host = LOOPBACK
+        self.port = 0
+        self.root: Path | None = None
+        self._master_pid: int | None = None
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def _dir(self) -> Path:
+        if self.root is None:
+            raise RuntimeError("Postfix instance not started")
+        return self.root
+
+    @property
+    def config_dir(self) -> Path:
+        return self._dir() / "etc"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self._dir() / "queue"
+
+    @property
+    def log_path(self) -> Path:
+        return self._dir() / "postfix.log"
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def main_cf(self) -> dict[str, str]:
+        """Every main.cf parameter of the instance (base, snippet, timing, extras)."""
+        root = self._dir()
+        snippet = load_snippet(self.config_dir, self.bounce_domain, self.bounce_port,
+                               self.snippet_dir)
+        params = {
+            "compatibility_level": "3.6",
+            "queue_directory": str(self.queue_dir),
+            "data_directory": str(root / "data"),
+            "maillog_file": str(self.log_path),
+            "maillog_file_prefixes": str(root),
+            "myhostname": self.myhostname,
+            "mydomain": self.myhostname.partition(".")[2] or "test",
+            "myorigin": "$myhostname",
+            "mydestination": "",
+            "inet_interfaces": "loopback-only",
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            "smtp_dns_support_level": "disabled",
+            "smtpd_peername_lookup": "no",
+            "smtp_address_preference": "ipv4",
+            "alias_maps": "",
+            "alias_database": "",
+            "biff": "no",
+            "append_dot_mydomain": "no",
+            "default_transport": "error:no route in the test MTA",
+            "relay_transport": "error:no route in the test MTA",
+            "smtpd_banner": "$myhostname ESMTP test instance",
+        }
+        params.update(self.timing.main_cf())
+        params.update(snippet.main_cf)
+        params.update(self.extra_main_cf)
+        return params
+
+    def _write_config(self) -> None:
+        root = self._dir()
+        snippet = load_snippet(self.config_dir, self.bounce_domain, self.bounce_port,
+                               self.snippet_dir)
+        for sub in ("etc", "queue", "data"):
+            (root / sub).mkdir(exist_ok=True)
+        shutil.chown(root / "data", user="postfix")
+        main = "".join(f"{name} = {value}\n" for name, value in self.main_cf().items())
+        (self.config_dir / "main.cf").write_text(main)
+        (self.config_dir / "master.cf").write_text(MASTER_CF.format(host=self.host,
+                                                                    port=self.port))
+        transport = list(snippet.transport)
+        if self.remote_port is not None:
+            transport.append(f"{self.remote_domain}\tsmtp:[{LOOPBACK}]:{self.remote_port}")
+        (self.config_dir / "transport").write_text("\n".join(transport) + "\n")
+        (self.config_dir / "bounced_recipients.regexp").write_text(snippet.recipients_regexp)
+        # Postfix will not read a table or main.cf modified in the current second (it sleeps
+        # 300 ms at a time until the file looks settled): backdate what we just wrote.
+        settled = time.time() - 5
+        for path in self.config_dir.iterdir():
+            os.utime(path, (settled, settled))
+        for value in self.main_cf().values():
+            for table in re.findall(r"\bhash:(\S+)", value):
+                self._run(POSTMAP, "-c", str(self.config_dir), f"hash:{table}")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _run(self, *argv: str | Path, check: bool = True,
+             timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(a) for a in argv], capture_output=True, text=True, check=check,
+            timeout=timeout,
+        )
+
+    def postfix(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``postfix -c CONFIG_DIR ARGS``."""
+        return self._run(POSTFIX, "-c", str(self.config_dir), *args, check=check)
+
+    def start(self, timeout: float = 20.0, attempts: int = 3) -> None:
+        """Create the instance, check its configuration and start it; bounded."""
+        reason = missing_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        base = str(self.base_dir) if self.base_dir is not None else None
+        self.root = Path(tempfile.mkdtemp(prefix="bounced-postfix-", dir=base))
+        self.root.chmod(0o755)  # postfix-user daemons must reach the queue and data dirs
+        last = ""
+        for _ in range(attempts):  # the free port can be taken before master binds it
+            self.port = free_port()
+            self._write_config()
+            check = self.postfix("check", check=False)
+            if check.returncode != 0:
+                self.stop()
+                raise RuntimeError(f"postfix check failed: {check.stderr.strip()}")
+            started = self.postfix("start", check=False)
+            if started.returncode == 0 and self._wait_listening(timeout):
+                self._master_pid = self._read_master_pid()
+                return
+            last = f"{started.stderr.strip()}\n{self.log_tail()}"
+            self._stop_master()
+        self.stop()
+        raise RuntimeError(f"Postfix did not start on 127.0.0.1 after {attempts} tries: {last}")
+
+    def _wait_listening(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_open(self.port):
+                return True
+            if "fatal:" in self.log_text():
+                return False
+            time.sleep(0.1)
+        return False
+
+    def _read_master_pid(self) -> int | None:
+        try:
+            return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def running(self) -> bool:
+        """True while this instance's master process is alive."""
+        pid = self._master_pid or (self._read_master_pid() if self.root else None)
+        return pid is not None and self._alive(pid)
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        """Processes whose parent is ``pid`` (the master's service processes)."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[1] == str(pid):
+                children.append(int(stat.parent.name))
+        return children
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
+
+    def _stop_master(self, timeout: float = 15.0) -> None:
+        """postfix stop, then abort, then SIGKILL of this instance's master; bounded.
+
+        Waits for the master's service processes too, so nothing of the instance outlives
+        the call.
+        """
+        pid = self._master_pid or self._read_master_pid()
+        if pid is None:
+            return
+        self._master_pid = pid
+        children = self._children(pid)
+        for action in ("stop", "abort"):
+            if not self.running():
+                break
+            self.postfix(action, check=False)
+            deadline = time.monotonic() + timeout
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if self.running():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while any(self._alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for child in children:
+            if self._alive(child):
+                os.kill(child, signal.SIGKILL)
+        self._master_pid = None
+
+    def stop(self) -> None:
+        """Stop the master (bounded), keep a copy of the log if asked, remove the directory."""
+        if self.root is None:
+            return
+        try:
+            self._stop_master()
+        finally:
+            if self.log_copy is not None and self.log_path.exists():
+                shutil.copyfile(self.log_path, self.log_copy)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- mail ------------------------------------------------------------------------------
+
+    def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes | EmailMessage | None = None,
+        subject: str = "bounced MTA test",
+    ) -> Submission:
+        """Submit one message over SMTP to the instance; what Postfix answered."""
+        if data is None:
+            msg = EmailMessage()
+            msg["From"] = "Test application <app@app.example.test>"
+            msg["To"] = ", ".join(recipients)
+            msg["Subject"] = subject
+            msg["Date"] = formatdate(localtime=False)
+            msg["Message-ID"] = make_msgid(domain="app.example.test")
+            msg.set_content("A message sent through the test MTA.\n")
+            data = msg
+        raw = data.as_bytes() if isinstance(data, EmailMessage) else data
+        refused: dict[str, tuple[int, str]] = {}
+        with smtplib.SMTP(self.host, self.port, local_hostname="app.test", timeout=30) as smtp:
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            accepted = 0
+            for rcpt in recipients:
+                code, reply = smtp.rcpt(rcpt)
+                if code == 250:
+                    accepted += 1
+                else:
+                    refused[rcpt] = (code, reply.decode(errors="replace"))
+            if not accepted:
+                smtp.rset()
+                return Submission(None, refused)
+            code, reply = smtp.data(raw)
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
+        match = QUEUED_AS.search(reply)
+        return Submission(match.group(1).decode() if match else None, refused)
+
+    def flush(self) -> None:
+        """``postqueue -f``: attempt every deferred message now."""
+        self._run(POSTQUEUE, "-c", str(self.config_dir), "-f")
+
+    def queue(self) -> list[dict[str, Any]]:
+        """The queue as ``postqueue -j`` reports it (one dict per message)."""
+        out = self._run(POSTQUEUE, "-c", str(self.config_dir), "-j").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        """The instance's whole log so far ('' before the first line)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except (OSError, RuntimeError):
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the log, for failure messages."""
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_mark(self) -> int:
+        """The current log length: pass it as ``since`` to wait only for newer lines."""
+        return len(self.log_text())
+
+    def _find(self, pattern: str, since: int) -> re.Match[str] | None:
+        return re.compile(pattern, re.MULTILINE).search(self.log_text(), since)
+
+    def wait_for_log(self, pattern: str, timeout: float = 30.0, since: int = 0) -> re.Match[str]:
+        """Wait (bounded) for a log line matching the regex ``pattern`` after ``since``."""
+        return wait_until(lambda: self._find(pattern, since), timeout,
+                          f"Postfix log line /{pattern}/", detail=self.log_tail)
+
+    def wait_queue_empty(self, timeout: float = 30.0) -> None:
+        """Wait (bounded) until the queue holds no message at all."""
+        wait_until(lambda: not self.queue(), timeout, "an empty Postfix queue",
+                   interval=0.25, detail=lambda: f"{self.queue()}\n{self.log_tail()}")

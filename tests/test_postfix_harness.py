@@ -1,0 +1,161 @@
+"""The real-Postfix harness: a private Postfix relays its own DSNs to the bounce domain.
+
+A stand-in receiver (aiosmtpd) plays bounced on the bounce-domain port; the daemon tests
+reuse the same harness with ``bounced serve`` there instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from .mta.dsn import RecipientStatus, delivery_status
+from .mta.fixtures import (  # noqa: F401 - registers the fixtures
+    PostfixFactory,
+    mta_capture_fixture,
+    mta_remote_fixture,
+    postfix_factory_fixture,
+)
+from .mta.net import port_open
+from .mta.postfix import SNIPPET_DIR, PostfixInstance, QueueTiming, load_snippet
+from .mta.remote import CaptureServer, Received, RemoteServer
+
+BOUNCE_DOMAIN = "bounces.example.test"
+
+
+def sender(tag: str) -> str:
+    return f"bounce-{tag}@{BOUNCE_DOMAIN}"
+
+
+def only_status(message: Received) -> RecipientStatus:
+    statuses = delivery_status(message.data)
+    assert len(statuses) == 1, statuses
+    return statuses[0]
+
+
+def test_remote_server_answers_by_local_part(mta_remote: RemoteServer) -> None:
+    """unknown*/blocked*/full* get 550 5.1.1, 550 5.7.1, 452 4.2.2; others are accepted."""
+    with smtplib.SMTP(mta_remote.host, mta_remote.port, timeout=10) as smtp:
+        smtp.ehlo("app.test")
+        smtp.mail("app@app.example.test")
+        replies = {r: smtp.rcpt(f"{r}@remote.test") for r in ("unknown7", "blocked7", "full7")}
+        assert replies["unknown7"][0] == 550 and replies["unknown7"][1].startswith(b"5.1.1")
+        assert replies["blocked7"][0] == 550 and replies["blocked7"][1].startswith(b"5.7.1")
+        assert replies["full7"][0] == 452 and replies["full7"][1].startswith(b"4.2.2")
+        assert smtp.rcpt("alice@remote.test")[0] == 250
+        assert smtp.data(b"Subject: hi\r\n\r\nbody\r\n")[0] == 250
+    [got] = mta_remote.wait_for(1, timeout=5)
+    assert got.rcpt_tos == ("alice@remote.test",)
+    assert [a.code for a in mta_remote.attempts] == [550, 550, 452, 250]
+
+
+def test_snippet_is_rewritten_for_the_test_domain_and_port(tmp_path: Path) -> None:
+    """The operator's transport line is reused with only the domain and port replaced."""
+    snippet = load_snippet(tmp_path, BOUNCE_DOMAIN, 40025)
+    assert snippet.transport == [f"{BOUNCE_DOMAIN}\tsmtp:[127.0.0.1]:40025"]
+    assert snippet.main_cf["relay_domains"] == BOUNCE_DOMAIN
+    assert snippet.main_cf["transport_maps"] == f"hash:{tmp_path}/transport"
+    assert r"bounces\.example\.test$/" in snippet.recipients_regexp
+    original = (SNIPPET_DIR / "transport").read_text()
+    assert "bounces.example.org    smtp:[127.0.0.1]:2525" in original
+
+
+@pytest.mark.postfix
+def test_hard_failures_come_back_as_failed_dsns(
+    mta_remote: RemoteServer, mta_capture: CaptureServer, postfix_factory: PostfixFactory,
+) -> None:
+    """550 5.1.1 and 550 5.7.1 from the remote reach the bounce port as failed DSNs."""
+    mta = postfix_factory(remote_port=mta_remote.port, bounce_port=mta_capture.port)
+    for tag in ("unknown1", "blocked1", "alice"):
+        assert mta.send(sender(tag), [f"{tag}@remote.test"]).queue_id
+    dsns = mta_capture.wait_for(2, timeout=20)
+    mta_remote.wait_for(1, timeout=20)
+    mta.wait_queue_empty(timeout=20)
+    by_rcpt = {m.rcpt_tos: m for m in dsns}
+    assert set(by_rcpt) == {(sender("unknown1"),), (sender("blocked1"),)}
+    for tag, status in (("unknown1", "5.1.1"), ("blocked1", "5.7.1")):
+        dsn = by_rcpt[(sender(tag),)]
+        assert dsn.mail_from == "<>"
+        assert only_status(dsn) == RecipientStatus(
+            f"{tag}@remote.test", "failed", status, only_status(dsn).diagnostic)
+        assert only_status(dsn).diagnostic.startswith(f"smtp; 550 {status}")
+    assert [m.rcpt_tos for m in mta_remote.messages] == [("alice@remote.test",)]
+    assert len(mta_capture.messages) == 2  # nothing for the delivered message
+
+
+@pytest.mark.postfix
+@pytest.mark.slow
+def test_full_mailbox_gives_delay_then_failed_dsn(
+    mta_remote: RemoteServer, mta_capture: CaptureServer, postfix_factory: PostfixFactory,
+) -> None:
+    """452 4.2.2 yields a delayed DSN, then after the queue lifetime a failed one with 4.2.2."""
+    timing = QueueTiming(delay_warning_time="5s", maximal_queue_lifetime="15s",
+                         bounce_queue_lifetime="15s")
+    mta = postfix_factory(remote_port=mta_remote.port, bounce_port=mta_capture.port,
+                          timing=timing)
+    queue_id = mta.send(sender("full1"), ["full1@remote.test"]).queue_id
+    mta.wait_for_log(rf"{queue_id}: to=<full1@remote.test>.*status=deferred", timeout=10)
+    [delay] = mta_capture.wait_for(1, timeout=30)
+    assert delay.mail_from == "<>" and delay.rcpt_tos == (sender("full1"),)
+    assert only_status(delay).action == "delayed"
+    assert only_status(delay).status == "4.2.2"
+    mta.wait_for_log(rf"{queue_id}: from=<{sender('full1')}>, status=expired", timeout=40)
+    failed = mta_capture.wait_for(2, timeout=20)[1]
+    assert failed.mail_from == "<>" and failed.rcpt_tos == (sender("full1"),)
+    assert (only_status(failed).action, only_status(failed).status) == ("failed", "4.2.2")
+    mta.wait_queue_empty(timeout=20)
+    assert len(mta_remote.attempts) >= 3 and mta_remote.messages == []
+
+
+@pytest.mark.postfix
+def test_bounce_domain_accepts_only_bounce_addresses_from_outside(
+    mta_capture: CaptureServer, postfix_factory: PostfixFactory,
+) -> None:
+    """From another server, bounce-* for the domain is relayed; other local parts get 550."""
+    mta = postfix_factory(bounce_port=mta_capture.port)
+    submitted = mta.send("", [sender("abc.1-x"), f"postmaster@{BOUNCE_DOMAIN}"])
+    assert submitted.queue_id is not None
+    assert list(submitted.refused) == [f"postmaster@{BOUNCE_DOMAIN}"]
+    assert submitted.refused[f"postmaster@{BOUNCE_DOMAIN}"][0] == 550
+    [relayed] = mta_capture.wait_for(1, timeout=20)
+    assert relayed.mail_from == "<>" and relayed.rcpt_tos == (sender("abc.1-x"),)
+
+
+@pytest.mark.postfix
+def test_dsn_refused_by_bounce_port_is_dropped_not_looped(
+    mta_remote: RemoteServer, postfix_factory: PostfixFactory,
+) -> None:
+    """A 550 at RCPT from the bounce port makes Postfix discard its DSN; the queue empties."""
+    with CaptureServer(accept=lambda _rcpt: False) as refusing:
+        mta = postfix_factory(remote_port=mta_remote.port, bounce_port=refusing.port)
+        queue_id = mta.send(sender("forged"), ["unknown2@remote.test"]).queue_id
+        mta.wait_for_log(rf"{queue_id}: sender non-delivery notification", timeout=20)
+        mta.wait_queue_empty(timeout=20)
+        assert [a.code for a in refusing.attempts] == [550]
+        assert refusing.messages == []
+
+
+@pytest.mark.postfix
+def test_instance_leaves_nothing_behind(mta_capture: CaptureServer) -> None:
+    """Stopping removes the instance's processes, port and files; /etc/postfix is untouched."""
+    from .mta.postfix import skip_unless_postfix
+
+    skip_unless_postfix()
+    etc = Path("/etc/postfix")
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in etc.iterdir() if p.is_file()}
+    mta = PostfixInstance(bounce_port=mta_capture.port)
+    with mta:
+        root, port, master = mta.root, mta.port, mta._read_master_pid()
+        assert root is not None and master is not None and port_open(port)
+        children = PostfixInstance._children(master)
+        assert children  # qmgr, pickup, postlogd at least
+    assert not root.exists()
+    assert not port_open(port)
+    assert not any(PostfixInstance._alive(pid) for pid in [master, *children])
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in etc.iterdir() if p.is_file()}
+    assert after == before
