@@ -7,7 +7,8 @@ recipient, alternate_addresses, reason, hardbounce, action, feedbacktype) to the
 - expected kind: category "feedback-loop" -> complaint, "auto-reply" -> autoreply,
   "delivered-dsn" -> delivered, "bounce" -> bounce, except the delay warnings listed in
   expected-kinds.json (hand-labelled: the manifest marks recipients of both warnings and
-  expired final failures as action "delayed") -> delay.
+  expired final failures as action "delayed") -> delay; a "bounce" whose every expected
+  reason is "feedback" (an SES complaint notification) counts as a complaint.
 - failed recipients: expected recipients of "bounce" messages. A recipient is found when
   the classifier reports its address (or one of its alternate_addresses), compared
   case-insensitively, with action failed or delayed.
@@ -85,7 +86,10 @@ def load(corpus: Path, kinds_file: Path | None = None) -> list[dict[str, object]
     rows = []
     for line in (corpus / "manifest.jsonl").read_text().splitlines():
         row = json.loads(line)
-        row["expected_kind"] = overrides.get(row["file"], CATEGORY_KINDS[row["category"]])
+        kind = CATEGORY_KINDS[row["category"]]
+        if row["expected"] and all(e["reason"] == "feedback" for e in row["expected"]):
+            kind, row["category"] = "complaint", "feedback-loop"  # an SES complaint notice
+        row["expected_kind"] = overrides.get(row["file"], kind)
         rows.append(row)
     return rows
 

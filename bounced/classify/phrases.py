@@ -11,7 +11,8 @@ from __future__ import annotations
 
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("filtered", (
-        ": : user unknown", "550 : user unknown", "recipient preferences", "refused due to recipient",
+        ": : user unknown", "550 : user unknown", "recipient preferences",
+        "refused due to recipient",
         "rejected by recipient", "recipient has blocked", "blocked by recipient",
     )),
     ("virusdetected", (
@@ -30,7 +31,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "domain owner has published", "authentication check",
     )),
     ("failedstarttls", (
-        "starttls", "support tls", "supports tls", "tls required", "must use tls", "requires tls", "encryption required",
+        "starttls", "support tls", "supports tls", "tls required", "must use tls",
+        "requires tls", "encryption required",
         "tls is required", "tls negotiation failed",
     )),
     ("badreputation", (
@@ -55,7 +57,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "too many smtp sessions", "concurrent connections",
     )),
     ("speeding", (
-        "too many recipients this hour", "rate limit", "ratelimit", "rate-limit", "sending rate", "too fast", "throttl",
+        "too many recipients this hour", "rate limit", "ratelimit", "rate-limit",
+        "sending rate", "too fast",
+        "throttl",
         "unusual rate", "too many messages from", "rate that prevents",
         "receiving mail at a rate", "exceeded the rate",
     )),

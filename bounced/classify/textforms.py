@@ -46,3 +46,6 @@ DELAY_TEXT = re.compile(
     r"delivery (has been |is )?delayed|temporarily deferred|do not need to resend|"
     r"will be retried|retrying|delay(ed)? (notification|warning)|still in the queue"
 )
+
+# A line that starts another recipient's story in a transcript ("550 host (smtp)... text").
+DIAG_STOP = re.compile(r"^\s*\d{3} \S+ \(\w+\)\.\.\.")

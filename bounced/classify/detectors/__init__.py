@@ -6,11 +6,13 @@ from bounced.classify.detectors.arf import ARFDetector
 from bounced.classify.detectors.autoreply import AutoReplyDetector
 from bounced.classify.detectors.base import Detection, Detector, Found
 from bounced.classify.detectors.dsn import DSNDetector
+from bounced.classify.detectors.ses import SESDetector
 from bounced.classify.detectors.text import TextDetector
 
 DETECTORS: tuple[Detector, ...] = (
     ARFDetector(),
     DSNDetector(),
+    SESDetector(),
     AutoReplyDetector(),
     TextDetector(),
 )

