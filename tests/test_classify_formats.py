@@ -8,7 +8,7 @@ from email.policy import compat32
 import pytest
 
 from bounced.classify import classify
-from bounced.classify.detectors import DETECTORS
+from bounced.classify.detectors import DETECTORS, Detector
 from bounced.classify.parse import walk
 
 HEAD = (b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
@@ -164,11 +164,11 @@ def test_ordinary_mail_is_unknown() -> None:
 
 
 @pytest.mark.parametrize("detector", DETECTORS, ids=[d.name for d in DETECTORS])
-def test_detector_conformance(detector: object) -> None:
+def test_detector_conformance(detector: Detector) -> None:
     """Every detector has a name, ignores an ordinary message and never raises on junk."""
-    name = getattr(detector, "name", "")
+    name = detector.name
     assert isinstance(name, str) and name
-    detect = getattr(detector, "detect")
+    detect = detector.detect
     plain = email.message_from_bytes(b"From: a@b.example\r\nSubject: hi\r\n\r\nhello\r\n",
                                      policy=compat32)
     assert detect(walk(plain)) is None

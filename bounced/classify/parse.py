@@ -15,7 +15,9 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 
-MAX_BYTES = 2_000_000  # the report sits at the start; attached originals may be cut
+MAX_BYTES = 1_000_000  # the report sits at the start; attached originals may be cut
+MAX_BOUNDARIES = 64  # multipart declarations parsed; nesting beyond is cut (parser cost)
+_BOUNDARY = re.compile(rb"(?i)boundary\s*=")
 MAX_LINE = 16_384  # a longer line is cut (hostile headers)
 MAX_DEPTH = 8
 MAX_PARTS = 200
@@ -36,6 +38,11 @@ def bound(raw: bytes) -> bytes:
         raw = raw[:MAX_BYTES]
     if len(raw) > MAX_LINE and max(map(len, raw.split(b"\n"))) > MAX_LINE:
         raw = b"\n".join(line[:MAX_LINE] for line in raw.split(b"\n"))
+    if raw.count(b"oundary") > MAX_BOUNDARIES:
+        for i, match in enumerate(_BOUNDARY.finditer(raw)):
+            if i == MAX_BOUNDARIES:
+                raw = raw[: raw.rfind(b"\n", 0, match.start()) + 1]
+                break
     return raw
 
 
