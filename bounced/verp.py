@@ -87,19 +87,11 @@ def decode_subject(carried: str) -> str:
     raise InvalidToken("malformed", "subject part is not a valid subject encoding")
 
 
-def _day_number(day: dt.date) -> int:
+def _day_number(day: dt.date) -> int:  # days since 1970-01-01
     n = day.toordinal() - EPOCH.toordinal()
     if not 0 <= n <= MAX_DAY:
         raise ValueError(f"day {day.isoformat()} is outside 1970-01-01 .. year 4840")
     return n
-
-
-def _encode_day(n: int) -> str:
-    return "".join(B32[(n >> shift) & 31] for shift in (15, 10, 5, 0))
-
-
-def _decode_day(text: str) -> int:
-    return sum(B32.index(char) << shift for char, shift in zip(text, (15, 10, 5, 0), strict=True))
 
 
 @dataclass(frozen=True)
@@ -122,8 +114,8 @@ class Token:
     def unsigned(self) -> str:
         """The token string without its MAC."""
         stream = f".{self.stream}" if self.stream is not None else ""
-        return (f"{encode_subject(self.subject)}{stream}.{self.key_id}"
-                f"{_encode_day(_day_number(self.day))}{self.fingerprint}")
+        day = "".join(B32[(_day_number(self.day) >> shift) & 31] for shift in (15, 10, 5, 0))
+        return f"{encode_subject(self.subject)}{stream}.{self.key_id}{day}{self.fingerprint}"
 
     def age_days(self, today: dt.date) -> int:
         """Days from the issue day to ``today`` (negative if the token is dated later)."""
@@ -154,7 +146,8 @@ def parse_token(text: str) -> Token:
     if tail is None:
         raise InvalidToken("malformed", "last part is not <key-id><day><fingerprint><mac>")
     key_id, day, fp, mac = tail.groups()
-    return Token(key_id=key_id, day=EPOCH + dt.timedelta(days=_decode_day(day)),
+    n = sum(B32.index(char) << shift for char, shift in zip(day, (15, 10, 5, 0), strict=True))
+    return Token(key_id=key_id, day=EPOCH + dt.timedelta(days=n),
                  subject=decode_subject(parts[0]), stream=stream, fingerprint=fp, mac=mac)
 
 
@@ -175,17 +168,6 @@ def _check_key(key_id: str, secret: bytes) -> None:
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"secret of key {key_id!r} has {len(secret)} bytes, "
                          f"need at least {MIN_SECRET_BYTES}")
-
-
-def _parse_key_line(line: str, seen: Mapping[str, bytes]) -> tuple[str, bytes]:
-    fields = line.split()
-    if len(fields) != 2:
-        raise ValueError("expected '<key-id> <secret>'")
-    if fields[0] in seen:
-        raise ValueError(f"duplicate key id {fields[0]!r}")
-    secret = _decode_secret(fields[1])
-    _check_key(fields[0], secret)
-    return fields[0], secret
 
 
 @dataclass(frozen=True, repr=False)
@@ -211,13 +193,18 @@ class Keyring:
         """Parse the key-file format: one ``<key-id> <secret>`` per line; the first is current."""
         keys: dict[str, bytes] = {}
         for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                try:
-                    key_id, secret = _parse_key_line(line, keys)
-                except ValueError as exc:
-                    raise ValueError(f"line {number}: {exc}") from None
-                keys[key_id] = secret
+            fields = raw.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            try:
+                if len(fields) != 2:
+                    raise ValueError("expected '<key-id> <secret>'")
+                if fields[0] in keys:
+                    raise ValueError(f"duplicate key id {fields[0]!r}")
+                keys[fields[0]] = _decode_secret(fields[1])
+                _check_key(fields[0], keys[fields[0]])
+            except ValueError as exc:
+                raise ValueError(f"line {number}: {exc}") from None
         if not keys:
             raise ValueError("no keys: expected lines of '<key-id> <secret>'")
         return cls(keys=keys, current_id=next(iter(keys)))
@@ -277,11 +264,9 @@ class Signer:
         if len(local) > MAX_LOCAL_PART:
             carried = len(encode_subject(subject)) + (len(stream) + 1 if stream else 0)
             budget = carried - len(local) + MAX_LOCAL_PART
-            raise ValueError(
-                f"return path too long: local part of {len(local)} octets > {MAX_LOCAL_PART}; "
-                f"with prefix {self.prefix!r} and key id {key_id!r} the subject (as carried) "
-                f"plus '.stream' may use {budget} characters, here {carried}"
-            )
+            raise ValueError(f"return path too long: local part of {len(local)} octets > 64; "
+                             f"with prefix {self.prefix!r} and key id {key_id!r} the subject (as "
+                             f"carried) plus '.stream' may use {budget} characters, here {carried}")
         mac = compute_mac(self.keyring.keys[key_id], self.prefix, unsigned)
         return Token(key_id, day, subject, stream, unsigned.fingerprint, mac)
 
