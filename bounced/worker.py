@@ -114,9 +114,9 @@ class Worker:
         jobs = await self.store.claim(
             self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
         )
+        # A claimed batch is finished even when stopping: a job left claimed would wait for
+        # its lease to expire before anyone could take it again.
         for job in jobs:
-            if self._stopping:
-                break
             await self.process(job)
         return len(jobs)
 

@@ -64,7 +64,7 @@ async def test_message_too_large_gets_552(tmp_path: Path, store_url: str) -> Non
     settings = make_settings(tmp_path, store_url, BOUNCED_SMTP_MAX_MESSAGE_SIZE="2000")
     async with running_daemon(settings, worker=False) as d:
         rp = d.signer.return_path("1", ALICE, day=days_ago(1))
-        big = dsn(ALICE, return_path=rp) + b"x" * 3000 + b"\r\n"
+        big = dsn(ALICE, return_path=rp) + (b"x" * 70 + b"\r\n") * 50
         reply = await asend(d.port, [rp], big)
         assert reply["DATA"][0] == 552
         assert sum((await d.store.queue_counts()).values()) == 0
