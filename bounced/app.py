@@ -7,7 +7,8 @@ import contextlib
 import datetime as dt
 import re
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import structlog
 
@@ -95,13 +96,10 @@ async def serve(
     return 0
 
 
-def run(coro_factory: Callable[[], object]) -> int:
+def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run the daemon's main coroutine on uvloop when it is installed."""
     try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-
-        runner = uvloop.run
+        import uvloop
     except ImportError:  # pragma: no cover - uvloop is an optional extra
-        runner = asyncio.run
-    result = runner(coro_factory())  # type: ignore[arg-type]
-    return int(result)
+        return asyncio.run(coro_factory())
+    return uvloop.run(coro_factory())

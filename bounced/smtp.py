@@ -127,14 +127,14 @@ class BounceHandler:
         return TEMP_FAILURE
 
 
-def _peer(session: Session) -> str:
-    peer = session.peer
+def _peer(session: Session | None) -> str:
+    peer = session.peer if session is not None else None
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer or "")
 
 
-class BouncedSMTP(SMTP):  # type: ignore[misc]
+class BouncedSMTP(SMTP):
     """aiosmtpd's protocol with relay-network and connection-count gates."""
 
     def __init__(self, handler: BounceHandler, server: SMTPServer, **kwargs: Any) -> None:
@@ -150,11 +150,13 @@ class BouncedSMTP(SMTP):  # type: ignore[misc]
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
-        refusal = self._gatekeeper.refusal(self.session.peer)
+        peer = self.session.peer if self.session is not None else None
+        refusal = self._gatekeeper.refusal(peer)
         if refusal is not None:
             log.info("smtp.connection_refused", peer=_peer(self.session), reply=refusal)
             await self.push(refusal)
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         await super()._handle_client()
 
@@ -179,8 +181,8 @@ class SMTPServer:
             ip = ipaddress.ip_address(str(host).split("%")[0])
         except ValueError:
             return NOT_RELAY_CLIENT
-        if getattr(ip, "ipv4_mapped", None) is not None:
-            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
         if not any(ip in net for net in self.networks):
             return NOT_RELAY_CLIENT
         if len(self.connections) > self.settings.max_connections:
