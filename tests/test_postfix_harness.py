@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .mta.base import pids_where, process_alive
 from .mta.dsn import RecipientStatus, delivery_status
 from .mta.fixtures import (  # noqa: F401 - registers the fixtures
     PostfixFactory,
@@ -151,11 +152,11 @@ def test_instance_leaves_nothing_behind(mta_capture: CaptureServer) -> None:
     with mta:
         root, port, master = mta.root, mta.port, mta._read_master_pid()
         assert root is not None and master is not None and port_open(port)
-        children = PostfixInstance._children(master)
+        children = pids_where(1, master)
         assert children  # qmgr, pickup, postlogd at least
     assert not root.exists()
     assert not port_open(port)
-    assert not any(PostfixInstance._alive(pid) for pid in [master, *children])
+    assert not any(process_alive(pid) for pid in [master, *children])
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
              for p in etc.iterdir() if p.is_file()}
     assert after == before

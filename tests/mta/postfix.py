@@ -21,19 +21,16 @@ import os
 import re
 import shutil
 import signal
-import smtplib
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from .net import LOOPBACK, free_port, port_open, wait_until
+from .base import MTAInstance, pids_where, process_alive
+from .net import LOOPBACK, free_port, port_open
 
 SBIN = Path("/usr/sbin")
 POSTFIX = SBIN / "postfix"
@@ -42,7 +39,6 @@ POSTMAP = SBIN / "postmap"
 SNIPPET_DIR = Path(__file__).resolve().parents[2] / "config" / "postfix"
 SNIPPET_DOMAIN = "bounces.example.org"
 SNIPPET_NEXTHOP = re.compile(r"^(?P<transport>smtp:\[127\.0\.0\.1\]):(?P<port>\d+)$")
-QUEUED_AS = re.compile(rb"queued as ([0-9A-Za-z]+)")
 
 # master.cf for the instance: Debian's services minus the ones needing extra packages,
 # every chroot column "n", and the public :25 listener replaced by {port}.
@@ -110,14 +106,6 @@ class QueueTiming:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """What Postfix answered to one submitted message."""
-
-    queue_id: str | None
-    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class OperatorSnippet:
     """``config/postfix/`` rewritten for a test: domain and port replaced, paths moved."""
 
@@ -163,7 +151,7 @@ def load_snippet(config_dir: Path, bounce_domain: str, bounce_port: int,
     return OperatorSnippet(main_cf, transport, regexp)
 
 
-class PostfixInstance:
+class PostfixInstance(MTAInstance):
     """A private Postfix (``postfix -c DIR``) on 127.0.0.1, started and stopped by the test.
 
     ``remote_domain`` goes to ``remote_port`` (an aiosmtpd "remote"), ``bounce_domain`` to
@@ -171,6 +159,8 @@ class PostfixInstance:
     in a fresh directory under ``base_dir`` (default: the system temp dir), removed by
     ``stop()``; ``log_copy`` keeps a copy of the Postfix log after that.
     """
+
+    name = "Postfix"
 
     def __init__(
         self,
@@ -186,6 +176,7 @@ class PostfixInstance:
         log_copy: Path | None = None,
         snippet_dir: Path = SNIPPET_DIR,
     ) -> None:
+        super().__init__()
         self.bounce_port = bounce_port
         self.remote_port = remote_port
         self.bounce_domain = bounce_domain
@@ -196,8 +187,6 @@ class PostfixInstance:
         self.base_dir = base_dir
         self.log_copy = log_copy
         self.snippet_dir = snippet_dir
-        self.host = LOOPBACK
-        self.port = 0
         self.root: Path | None = None
         self._master_pid: int | None = None
 
@@ -338,28 +327,7 @@ class PostfixInstance:
     def running(self) -> bool:
         """True while this instance's master process is alive."""
         pid = self._master_pid or (self._read_master_pid() if self.root else None)
-        return pid is not None and self._alive(pid)
-
-    @staticmethod
-    def _children(pid: int) -> list[int]:
-        """Processes whose parent is ``pid`` (the master's service processes)."""
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[1] == str(pid):
-                children.append(int(stat.parent.name))
-        return children
-
-    @staticmethod
-    def _alive(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state != "Z"
+        return pid is not None and process_alive(pid)
 
     def _stop_master(self, timeout: float = 15.0) -> None:
         """postfix stop, then abort, then SIGKILL of this instance's master; bounded.
@@ -371,7 +339,7 @@ class PostfixInstance:
         if pid is None:
             return
         self._master_pid = pid
-        children = self._children(pid)
+        children = pids_where(1, pid)
         for action in ("stop", "abort"):
             if not self.running():
                 break
@@ -382,10 +350,10 @@ class PostfixInstance:
         if self.running():
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while any(self._alive(c) for c in children) and time.monotonic() < deadline:
+        while any(process_alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.05)
         for child in children:
-            if self._alive(child):
+            if process_alive(child):
                 os.kill(child, signal.SIGKILL)
         self._master_pid = None
 
@@ -401,56 +369,7 @@ class PostfixInstance:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- mail ------------------------------------------------------------------------------
-
-    def send(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        data: bytes | EmailMessage | None = None,
-        subject: str = "bounced MTA test",
-    ) -> Submission:
-        """Submit one message over SMTP to the instance; what Postfix answered."""
-        if data is None:
-            msg = EmailMessage()
-            msg["From"] = "Test application <app@app.example.test>"
-            msg["To"] = ", ".join(recipients)
-            msg["Subject"] = subject
-            msg["Date"] = formatdate(localtime=False)
-            msg["Message-ID"] = make_msgid(domain="app.example.test")
-            msg.set_content("A message sent through the test MTA.\n")
-            data = msg
-        raw = data.as_bytes() if isinstance(data, EmailMessage) else data
-        refused: dict[str, tuple[int, str]] = {}
-        with smtplib.SMTP(self.host, self.port, local_hostname="app.test", timeout=30) as smtp:
-            code, reply = smtp.mail(sender)
-            if code != 250:
-                raise smtplib.SMTPSenderRefused(code, reply, sender)
-            accepted = 0
-            for rcpt in recipients:
-                code, reply = smtp.rcpt(rcpt)
-                if code == 250:
-                    accepted += 1
-                else:
-                    refused[rcpt] = (code, reply.decode(errors="replace"))
-            if not accepted:
-                smtp.rset()
-                return Submission(None, refused)
-            code, reply = smtp.data(raw)
-            if code != 250:
-                raise smtplib.SMTPDataError(code, reply)
-        match = QUEUED_AS.search(reply)
-        return Submission(match.group(1).decode() if match else None, refused)
 
     def flush(self) -> None:
         """``postqueue -f``: attempt every deferred message now."""
@@ -461,32 +380,5 @@ class PostfixInstance:
         out = self._run(POSTQUEUE, "-c", str(self.config_dir), "-j").stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
-    # -- waiting ---------------------------------------------------------------------------
-
-    def log_text(self) -> str:
-        """The instance's whole log so far ('' before the first line)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except (OSError, RuntimeError):
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the log, for failure messages."""
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def log_mark(self) -> int:
-        """The current log length: pass it as ``since`` to wait only for newer lines."""
-        return len(self.log_text())
-
-    def _find(self, pattern: str, since: int) -> re.Match[str] | None:
-        return re.compile(pattern, re.MULTILINE).search(self.log_text(), since)
-
-    def wait_for_log(self, pattern: str, timeout: float = 30.0, since: int = 0) -> re.Match[str]:
-        """Wait (bounded) for a log line matching the regex ``pattern`` after ``since``."""
-        return wait_until(lambda: self._find(pattern, since), timeout,
-                          f"Postfix log line /{pattern}/", detail=self.log_tail)
-
-    def wait_queue_empty(self, timeout: float = 30.0) -> None:
-        """Wait (bounded) until the queue holds no message at all."""
-        wait_until(lambda: not self.queue(), timeout, "an empty Postfix queue",
-                   interval=0.25, detail=lambda: f"{self.queue()}\n{self.log_tail()}")
+    def queue_count(self) -> int:
+        return len(self.queue())
