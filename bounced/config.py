@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -201,9 +202,8 @@ def _validate(settings: Settings) -> None:
     )
     need("@" not in settings.verp.domain and "." in settings.verp.domain,
          "[verp] domain", f"not a domain name: {settings.verp.domain!r}")
-    need(bool(settings.verp.prefix) and settings.verp.prefix.replace("-", "").isalnum()
-         and settings.verp.prefix == settings.verp.prefix.lower(),
-         "[verp] prefix", "lowercase letters, digits and '-' only")
+    need(re.fullmatch(r"[a-z0-9][a-z0-9-]*", settings.verp.prefix) is not None,
+         "[verp] prefix", "lowercase ASCII letters, digits and '-' only")
     need(settings.verp.max_age_days > 0, "[verp] max_age_days", "must be positive")
     need(settings.verp.future_skew_days >= 0, "[verp] future_skew_days", "must not be negative")
     need(settings.policy.min_bounces >= 1, "[policy] min_bounces", "must be at least 1")
