@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("ids", nargs="*", type=int, default=[])
     which.add_argument("--failed", action="store_true")
     which.add_argument("--quarantined", action="store_true")
+    sp = cmd("deliver", "pipe mode: store one message from stdin (exit codes: sysexits)")
+    sp.add_argument("recipient", nargs="?", help="envelope recipient (default: $RECIPIENT, "
+                    "$ORIGINAL_RECIPIENT, or $LOCAL_PART@$DOMAIN)")
+    sp.add_argument("--sender", help="envelope sender (default: $SENDER)")
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
     sp.add_argument("--dry-run", action="store_true")
@@ -98,7 +102,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return _dispatch(args, out)
     except BouncedError as exc:
         print(f"bounced {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        # In pipe mode the mail server must keep the message and retry (EX_TEMPFAIL).
+        return 75 if args.command == "deliver" else EXIT_FAIL
     except KeyboardInterrupt:
         return 130
 
@@ -114,6 +119,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         return commands.keygen(Path(args.out), args.key_id, args.force, out)
     settings = _settings(args)
     configure(settings.log.level, settings.log.format)
+    if args.command == "deliver":
+        return _deliver(args, settings)
     if args.command == "serve":
         from bounced.app import run, serve
 
@@ -137,6 +144,18 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     }
     result: int = asyncio.run(handlers[args.command]())
     return result
+
+
+def _deliver(args: argparse.Namespace, settings: Settings) -> int:
+    from bounced.app import utcnow
+    from bounced.deliver import EX_TEMPFAIL, deliver
+
+    try:
+        return asyncio.run(deliver(settings, args.recipient, args.sender, sys.stdin.buffer,
+                                   sys.stderr, os.environ, utcnow()))
+    except Exception as exc:  # the mail server must retry, never bounce the bounce
+        print(f"bounced deliver: {exc!r}", file=sys.stderr)
+        return EX_TEMPFAIL
 
 
 def print_json(obj: Any, out: TextIO) -> None:
