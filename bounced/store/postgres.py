@@ -1,0 +1,446 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for several daemons on one database.
+
+Same behaviour as the SQLite store. Workers claim with ``FOR UPDATE SKIP LOCKED``; ``finish``
+locks the address row (``SELECT ... FOR UPDATE``) before reading its history, so concurrent
+bounces for one address, in any number of processes, are decided one after the other.
+Every connection-level failure is StoreUnavailable; the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from bounced.exceptions import NotFound, StoreError, StoreUnavailable
+from bounced.model import (
+    CONFIRMED,
+    DONE,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    QUARANTINED,
+    UNCONFIRMED,
+    AddressState,
+    Decision,
+    Incident,
+    Job,
+    NewMessage,
+    Plan,
+    TokenFields,
+)
+from bounced.store import MessageInfo, Outcome, Planner
+from bounced.store.migrations import migrations
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+# The planner sees at most this many of an address's counting incidents (newest first).
+HISTORY_LIMIT = 1000
+MIGRATION_LOCK = 0x626F756E636564  # "bounced": one advisory lock for every schema change
+POOL_MAX = 10
+CONNECT_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 60.0
+
+# Errors that mean "the database cannot be reached now" rather than "this request is wrong".
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby after a failover
+    asyncpg.InterfaceError,  # connection closed under us
+)
+
+INCIDENT_COLUMNS = (
+    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
+    "status, reply_code, reason, hard, counts, diagnostic, remote_mta"
+)
+MESSAGE_COLUMNS = (
+    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
+    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
+    "raw IS NOT NULL"
+)
+ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
+INSERT_INCIDENT = (
+    "INSERT INTO incidents (message_id, subject, fingerprint, address, token_id, send_day, "
+    "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) "
+    "ON CONFLICT (message_id, address) DO NOTHING"
+)
+# Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order.
+CLAIM = f"""
+WITH expired AS (
+    SELECT id FROM messages WHERE state = '{PROCESSING}' AND claimed_until < $1
+    ORDER BY claimed_until LIMIT $4 FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id FROM messages WHERE state = '{PENDING}' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4
+)
+UPDATE messages m SET state = '{PROCESSING}', claimed_by = $2, claimed_until = $3,
+    attempts = m.attempts + 1
+FROM chosen WHERE m.id = chosen.id
+RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.key_id,
+    m.send_day, m.fingerprint, m.token_id, m.raw, m.attempts
+"""
+
+
+def _incident(r: Any) -> Incident:
+    return Incident(
+        id=r[0], message_id=r[1], subject=r[2], fingerprint=r[3], address=r[4], token_id=r[5],
+        send_day=r[6], received_at=r[7], kind=r[8], action=r[9], status=r[10], reply_code=r[11],
+        reason=r[12], hard=r[13], counts=r[14], diagnostic=r[15], remote_mta=r[16],
+    )
+
+
+def _message_info(r: Any) -> MessageInfo:
+    return MessageInfo(
+        id=r[0], received_at=r[1], peer=r[2], mail_from=r[3], rcpt_to=r[4], subject=r[5],
+        stream=r[6], key_id=r[7], send_day=r[8], fingerprint=r[9], token_id=r[10], size=r[11],
+        state=r[12], attempts=r[13], last_error=r[14], kind=r[15],
+        classification=json.loads(r[16]) if r[16] else None, processed_at=r[17], has_raw=r[18],
+    )
+
+
+def _address(r: Any) -> AddressState:
+    return AddressState(
+        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=r[4],
+        reconfirmed_at=r[5],
+    )
+
+
+def _decision(r: Any) -> Decision:
+    return Decision(
+        id=r[0], subject=r[1], fingerprint=r[2], action=r[3], rule=r[4],
+        evidence=tuple(json.loads(r[5])), decided_at=r[6],
+    )
+
+
+def _job(r: Any) -> Job:
+    return Job(
+        id=r[0], received_at=r[1], mail_from=r[2], rcpt_to=r[3],
+        token=TokenFields(subject=r[4], stream=r[5], key_id=r[6], day=r[7], fingerprint=r[8],
+                          token_id=r[9]),
+        raw=r[10], attempts=r[11],
+    )
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 12``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresStore:
+    """Store backed by one PostgreSQL database, shared by any number of daemons."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+            )
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
+        except asyncpg.PostgresError as exc:  # e.g. no such database, authentication
+            raise StoreError(f"cannot open PostgreSQL store: {_describe(exc)}") from exc
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except (TimeoutError, *UNAVAILABLE):
+                pool.terminate()
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """A pooled connection; connection failures become StoreUnavailable."""
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL: {_describe(exc)}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"PostgreSQL: {_describe(exc)}") from exc
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        """One transaction (READ COMMITTED; row locks where a decision depends on a read)."""
+        async with self._conn() as conn, conn.transaction():
+            yield conn
+
+    async def _migrate(self) -> None:
+        # Daemons starting together queue on the advisory lock; the first applies, the others
+        # then find nothing left to do. DDL is transactional: a failed migration leaves nothing.
+        async with self._tx() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations("postgresql"):
+                if version not in done:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version, name,
+                    )
+
+    async def ping(self) -> None:
+        async with self._conn() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
+        if not messages:
+            return []
+        async with self._tx() as conn:
+            rows = await conn.fetchmany(
+                "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
+                "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$1) RETURNING id",
+                [
+                    (m.received_at, m.peer, m.mail_from, m.rcpt_to, m.token.subject,
+                     m.token.stream, m.token.key_id, m.token.day, m.token.fingerprint,
+                     m.token.token_id, len(m.raw), m.raw, PENDING)
+                    for m in messages
+                ],
+            )
+        return [int(r[0]) for r in rows]
+
+    async def claim(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Job]:
+        async with self._tx() as conn:
+            rows = await conn.fetch(CLAIM, now, worker, now + lease, limit)
+        return sorted((_job(r) for r in rows), key=lambda j: j.id)
+
+    async def finish(
+        self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
+    ) -> Plan | None:
+        token = job.token
+        async with self._tx() as conn:
+            # Lock the job: a worker reclaiming an expired lease waits or skips it.
+            owner = await conn.fetchval(
+                "SELECT 1 FROM messages WHERE id = $1 AND state = $2 AND claimed_by = $3 "
+                "FOR UPDATE",
+                job.id, PROCESSING, worker,
+            )
+            if owner is None:
+                return None
+            plan = Plan(incidents=(), decision=None)
+            if outcome.incidents:
+                await conn.execute(
+                    "INSERT INTO addresses (subject, fingerprint, address, state) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED,
+                )
+                # The address lock serialises every decision about this address; statements
+                # after it see what the previous holder committed (READ COMMITTED).
+                state = _address(await conn.fetchrow(
+                    f"SELECT {ADDRESS_COLUMNS} FROM addresses "
+                    "WHERE subject = $1 AND fingerprint = $2 FOR UPDATE",
+                    token.subject, token.fingerprint,
+                ))
+                await conn.execute("DELETE FROM incidents WHERE message_id = $1", job.id)
+                history = await self._history(conn, state)
+                plan = planner(state, history, outcome.incidents)
+                if plan.incidents:
+                    await conn.executemany(INSERT_INCIDENT, [
+                        (job.id, i.subject, i.fingerprint, i.address, i.token_id, i.send_day,
+                         i.received_at, i.kind, i.action, i.status, i.reply_code, i.reason,
+                         i.hard, i.counts, i.diagnostic, i.remote_mta)
+                        for i in plan.incidents
+                    ])
+                if plan.decision is not None:
+                    await self._record_decision(conn, plan.decision, UNCONFIRMED)
+            await conn.execute(
+                "UPDATE messages SET state = $1, kind = $2, classification = $3::jsonb, "
+                "processed_at = $4, claimed_by = NULL, claimed_until = NULL, last_error = NULL "
+                "WHERE id = $5",
+                DONE, outcome.kind, json.dumps(outcome.classification), now, job.id,
+            )
+        return plan
+
+    async def _history(self, conn: Any, state: AddressState) -> list[Incident]:
+        """The address's counting incidents since its reconfirmation, oldest first, bounded.
+
+        Only counting incidents can affect a decision or a later incident's counting; the
+        scan runs backwards on (subject, fingerprint, received_at) and stops at the limit.
+        """
+        rows = await conn.fetch(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND fingerprint = $2 "
+            "AND received_at > $3 AND counts ORDER BY received_at DESC, id DESC LIMIT $4",
+            state.subject, state.fingerprint, state.reconfirmed_at or EPOCH, HISTORY_LIMIT,
+        )
+        return [_incident(r) for r in reversed(rows)]
+
+    async def _record_decision(self, conn: Any, decision: Decision, new_state: str) -> None:
+        await conn.execute(
+            "UPDATE addresses SET state = $1, changed_at = $2 WHERE subject = $3 "
+            "AND fingerprint = $4",
+            new_state, decision.decided_at, decision.subject, decision.fingerprint,
+        )
+        await conn.execute(
+            "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            decision.subject, decision.fingerprint, decision.action, decision.rule,
+            json.dumps(list(decision.evidence)), decision.decided_at,
+        )
+
+    async def fail(
+        self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
+    ) -> None:
+        state = PENDING if retry_at is not None else QUARANTINED
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE messages SET state = $1, last_error = $2, next_attempt_at = $3, "
+                "claimed_by = NULL, claimed_until = NULL, processed_at = $4 "
+                "WHERE id = $5 AND claimed_by = $6",
+                state, error[:4000], retry_at or now, None if retry_at else now, job.id, worker,
+            )
+
+    async def address_states(
+        self, *, subject: str | None = None, fingerprint: str | None = None
+    ) -> list[AddressState]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE ($1::text IS NULL OR "
+                "subject = $1) AND ($2::text IS NULL OR fingerprint = $2) "
+                "ORDER BY subject, fingerprint",
+                subject, fingerprint,
+            )
+        return [_address(r) for r in rows]
+
+    async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND "
+                "fingerprint = $2 ORDER BY received_at DESC, id DESC LIMIT $3",
+                subject, fingerprint, limit,
+            )
+        return [_incident(r) for r in rows]
+
+    async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT id, subject, fingerprint, action, rule, evidence, decided_at "
+                "FROM decisions WHERE subject = $1 AND fingerprint = $2 "
+                "ORDER BY decided_at DESC, id DESC LIMIT $3",
+                subject, fingerprint, limit,
+            )
+        return [_decision(r) for r in rows]
+
+    async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
+        decisions: list[Decision] = []
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "SELECT subject, fingerprint FROM addresses WHERE subject = $1 "
+                "ORDER BY fingerprint FOR UPDATE",
+                subject,
+            )
+            for row in rows:
+                decision = Decision(
+                    subject=row[0], fingerprint=row[1], action="reconfirm",
+                    rule="the application confirmed the address again", decided_at=now,
+                )
+                await self._record_decision(conn, decision, CONFIRMED)
+                await conn.execute(
+                    "UPDATE addresses SET reconfirmed_at = $1 WHERE subject = $2 "
+                    "AND fingerprint = $3",
+                    now, row[0], row[1],
+                )
+                decisions.append(decision)
+        return decisions
+
+    async def queue_counts(self) -> dict[str, int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT state, COUNT(*) FROM messages GROUP BY state")
+        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
+        counts.update({r[0]: int(r[1]) for r in rows})
+        return counts
+
+    async def messages(self, state: str | None, limit: int = 20) -> list[MessageInfo]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE ($1::text IS NULL OR state = $1) "
+                "ORDER BY id DESC LIMIT $2",
+                state, limit,
+            )
+        return [_message_info(r) for r in rows]
+
+    async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = $1", message_id
+            )
+            if row is None:
+                raise NotFound(f"no stored message with id {message_id}")
+            incidents = await conn.fetch(
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE message_id = $1 ORDER BY id",
+                message_id,
+            )
+        raw: bytes | None = row[-1]
+        return _message_info(row), raw, [_incident(r) for r in incidents]
+
+    async def requeue(self, *, ids: Sequence[int] = (), states: Sequence[str] = ()) -> int:
+        now = dt.datetime.now(UTC)
+        async with self._tx() as conn:
+            by_id = await conn.execute(
+                "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0, "
+                "claimed_by = NULL, claimed_until = NULL WHERE id = ANY($3::bigint[]) "
+                "AND state != $4 AND raw IS NOT NULL",
+                PENDING, now, list(ids), PROCESSING,
+            )
+            by_state = await conn.execute(
+                "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0 "
+                "WHERE state = ANY($3::text[]) AND raw IS NOT NULL",
+                PENDING, now, list(states),
+            )
+        return _rowcount(by_id) + _rowcount(by_state)
+
+    async def purge(
+        self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
+    ) -> dict[str, int]:
+        async with self._tx() as conn:
+            if dry_run:
+                raw = await conn.fetchval(
+                    "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = $1 "
+                    "AND received_at < $2",
+                    DONE, raw_before,
+                )
+                old = await conn.fetchval(
+                    "SELECT COUNT(*) FROM incidents WHERE received_at < $1", incidents_before
+                )
+                return {"raw_messages": int(raw), "incidents": int(old)}
+            raw = _rowcount(await conn.execute(
+                "UPDATE messages SET raw = NULL, raw_purged_at = now() WHERE raw IS NOT NULL "
+                "AND state = $1 AND received_at < $2",
+                DONE, raw_before,
+            ))
+            old = _rowcount(await conn.execute(
+                "DELETE FROM incidents WHERE received_at < $1", incidents_before
+            ))
+        return {"raw_messages": raw, "incidents": old}
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}".rstrip(": ")
