@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from bounced.config import Settings
+from bounced.exceptions import StoreUnavailable
 from bounced.intake import Intake
 from bounced.keys import load_keyring
 from bounced.retention import run_periodically
@@ -44,10 +45,29 @@ def make_verifier(settings: Settings, env: Mapping[str, str] | None = None,
     return verifier, source
 
 
-async def open_ready_store(settings: Settings) -> Store:
-    store = open_store(settings.store_url)
-    await store.open()
-    return store
+async def open_ready_store(settings: Settings, wait: float = 60.0) -> Store:
+    """Open the store, retrying for up to ``wait`` seconds while it cannot be reached.
+
+    A daemon started together with its database server waits for it instead of failing.
+    """
+    if settings.store_url.startswith("sqlite:"):
+        wait = 0.0  # an embedded file that cannot be opened will not come up by itself
+    deadline = asyncio.get_running_loop().time() + wait
+    delay = 0.25
+    while True:
+        store = open_store(settings.store_url)
+        try:
+            await store.open()
+        except StoreUnavailable as exc:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise
+            log.warning("store.unavailable", store=redact(settings.store_url), error=str(exc),
+                        retry_in=round(min(delay, left), 2))
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+            continue
+        return store
 
 
 async def serve(
