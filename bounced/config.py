@@ -30,7 +30,17 @@ DEFAULT_COUNTING_REASONS = (
 
 # Environment variables that carry secrets rather than settings (never in the TOML file).
 KEYS_ENV = "BOUNCED_VERP_KEYS"
-SECRET_ENV = frozenset({KEYS_ENV})
+HTTP_TOKEN_ENV = "BOUNCED_HTTP_TOKEN"
+SECRET_ENV = frozenset({KEYS_ENV, HTTP_TOKEN_ENV})
+ACTION_TYPES = ("webhook", "command", "log")
+EVENT_TYPES = (
+    "address.unconfirmed",
+    "address.reconfirmed",
+    "complaint.received",
+    "bounce.unrecognised",
+    "breaker.tripped",
+    "breaker.released",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,48 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    # Record decisions and events, run no action (for trying bounced out on real traffic).
+    dry_run: bool = False
+    poll_interval: float = 1.0
+    lease_seconds: float = 120.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 3600.0
+    # An event not delivered within this many hours goes to the dead-letter state.
+    max_age_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    enabled: bool = True
+    # Trip when counting bounces for one receiving domain reach this many distinct addresses
+    min_addresses: int = 20
+    # within this many minutes.
+    window_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
+class HTTPSettings:
+    enabled: bool = True
+    listen: str = "127.0.0.1:8025"
+    # Bearer token for the write endpoints; or $BOUNCED_HTTP_TOKEN, or credential http-token.
+    token_file: str = ""
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """One ``[actions.NAME]`` table."""
+
+    name: str
+    type: str
+    url: str = ""
+    secret_file: str = ""
+    command: tuple[str, ...] = ()
+    timeout: float = 10.0
+    events: tuple[str, ...] = EVENT_TYPES
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     # auto: console on a terminal, JSON otherwise.
@@ -103,6 +155,10 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    actions: tuple[ActionSettings, ...] = ()
     log: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -114,7 +170,7 @@ class Settings:
         return self.store.url or f"sqlite:///{self.state_dir / 'bounced.db'}"
 
 
-_SECTION_TYPES = typing.get_type_hints(Settings)
+_SECTION_TYPES = {k: v for k, v in typing.get_type_hints(Settings).items() if k != "actions"}
 
 
 def _coerce(where: str, hint: Any, value: Any, *, from_env: bool) -> Any:
@@ -216,10 +272,49 @@ def _validate(settings: Settings) -> None:
     need(settings.retention.raw_days >= 1, "[retention] raw_days", "must be at least 1")
     need(settings.retention.interval_seconds > 0, "[retention] interval_seconds",
          "must be positive")
+    if settings.http.enabled:
+        parse_listen(settings.http.listen, "[http] listen")
+    need(settings.breaker.min_addresses >= 2, "[breaker] min_addresses", "must be at least 2")
+    need(settings.breaker.window_minutes > 0, "[breaker] window_minutes", "must be positive")
+    need(settings.outbox.max_age_hours > 0, "[outbox] max_age_hours", "must be positive")
     need(settings.log.level.lower() in ("debug", "info", "warning", "error"),
          "[log] level", "one of debug, info, warning, error")
     need(settings.log.format in ("auto", "console", "json"),
          "[log] format", "one of auto, console, json")
+
+
+def _build_actions(tables: Any) -> tuple[ActionSettings, ...]:
+    if not isinstance(tables, dict):
+        raise ConfigError("[actions]: expected [actions.NAME] tables")
+    hints = typing.get_type_hints(ActionSettings)
+    known = set(hints) - {"name"}
+    result = []
+    for name, values in tables.items():
+        where = f"[actions.{name}]"
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: must be a table")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+            raise ConfigError(f"{where}: name: letters, digits, '-' and '_' only")
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{where} {key}: unknown setting (known: "
+                                  f"{', '.join(sorted(known))})")
+        kwargs = {k: _coerce(f"{where} {k}", hints[k], v, from_env=False)
+                  for k, v in values.items()}
+        action = ActionSettings(name=name, **kwargs)
+        if action.type not in ACTION_TYPES:
+            raise ConfigError(f"{where} type: one of {', '.join(ACTION_TYPES)}")
+        if action.type == "webhook" and not action.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where} url: an http:// or https:// URL is required")
+        if action.type == "command" and not action.command:
+            raise ConfigError(f"{where} command: a list [program, args...] is required")
+        if action.timeout <= 0:
+            raise ConfigError(f"{where} timeout: must be positive")
+        for event in action.events:
+            if event not in EVENT_TYPES:
+                raise ConfigError(f"{where} events: unknown event {event!r}")
+        result.append(action)
+    return tuple(result)
 
 
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:
@@ -249,6 +344,8 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     for section, values in data.items():
+        if section == "actions":
+            continue
         if section not in _SECTION_TYPES:
             raise ConfigError(f"[{section}]: unknown section (known: {', '.join(_SECTION_TYPES)})")
         if not isinstance(values, dict):
@@ -268,7 +365,7 @@ def load_settings(
     if not store.state_dir:
         state = env.get("STATE_DIRECTORY", "").split(":")[0] or "state"
         sections["store"] = dataclasses.replace(store, state_dir=state)
-    settings = Settings(**sections)
+    settings = Settings(**sections, actions=_build_actions(data.get("actions", {})))
     _validate(settings)
     return settings
 

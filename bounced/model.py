@@ -92,6 +92,11 @@ class Incident:
     diagnostic: str
     remote_mta: str
 
+    @property
+    def domain(self) -> str:
+        """The receiving domain of the failed address (the breaker's unit)."""
+        return self.address.rpartition("@")[2].lower()
+
     def evidence(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -137,8 +142,37 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class DomainStats:
+    """What the store knows about recent counting bounces for one receiving domain."""
+
+    domain: str
+    # Distinct addresses (fingerprints) with counting incidents in the breaker window,
+    # received after the breaker's last release; whether this address is among them.
+    recent_addresses: int
+    includes_this: bool
+    tripped: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     """What processing one message decided: the incidents to record and an optional decision."""
 
     incidents: tuple[Incident, ...]
     decision: Decision | None
+    # The decision is held back because the domain's breaker is (or just got) tripped.
+    held: bool = False
+    # The domain's breaker trips now (an alert event is sent instead of unconfirms).
+    trip: bool = False
+    domain_addresses: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """An entry of the outbox: delivered at least once to every configured action."""
+
+    id: str
+    type: str
+    subject: str | None
+    fingerprint: str | None
+    occurred_at: dt.datetime
+    payload: dict[str, Any]

@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from bounced.config import PolicySettings
-from bounced.model import CONFIRMED, AddressState, Decision, Incident, Plan
+from bounced.config import BreakerSettings, PolicySettings
+from bounced.model import CONFIRMED, AddressState, Decision, DomainStats, Incident, Plan
 
 # Which classified kinds and actions can count at all: a failed delivery in a bounce.
 COUNTING_KIND = "bounce"
@@ -54,11 +54,15 @@ def plan(
     history: Sequence[Incident],
     new: Sequence[Incident],
     now: dt.datetime,
+    breaker: BreakerSettings | None = None,
+    domain: DomainStats | None = None,
 ) -> Plan:
     """Mark which new incidents count and decide whether the address is now unconfirmed.
 
     ``history`` holds the incidents already recorded for this subject and fingerprint; ``new``
     those found in the message being processed (their ``counts`` is ignored and set here).
+    With a breaker and the domain's recent figures, a burst of counting bounces from one
+    receiving domain trips the breaker, and unconfirms for that domain are held back.
     """
     since = state.reconfirmed_at if state is not None else None
     used_tokens = {
@@ -73,7 +77,16 @@ def plan(
     decision = None
     if state is None or state.state == CONFIRMED:
         decision = decide(settings, state, [*history, *marked], now)
-    return Plan(incidents=tuple(marked), decision=decision)
+    trip = held = False
+    addresses = 0
+    if breaker is not None and breaker.enabled and domain is not None and domain.domain:
+        counting_now = any(i.counts for i in marked)
+        addresses = domain.recent_addresses + (
+            1 if counting_now and not domain.includes_this else 0)
+        trip = not domain.tripped and addresses >= breaker.min_addresses
+        held = decision is not None and (domain.tripped or trip)
+    return Plan(incidents=tuple(marked), decision=decision, held=held, trip=trip,
+                domain_addresses=addresses)
 
 
 def decide(

@@ -14,14 +14,15 @@ import functools
 import os
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
+from bounced import events
 from bounced.classify import Report, classify
 from bounced.config import Settings
 from bounced.exceptions import StoreUnavailable
-from bounced.model import Incident, Job, Plan
+from bounced.model import AddressState, DomainStats, Event, Incident, Job, Plan
 from bounced.policy import plan as policy_plan
 from bounced.store import Outcome, Store
 from bounced.verp import fingerprint
@@ -142,8 +143,13 @@ class Worker:
             await self.store.fail(job, self.name, f"classification failed: {exc!r}", self.now(),
                                   None)
             return None
-        outcome = Outcome(kind=report.kind, classification=report.to_json(), incidents=incidents)
         now = self.now()
+        outcome = Outcome(
+            kind=report.kind, classification=report.to_json(), incidents=incidents,
+            events=self._events(job, report, incidents, now),
+            breaker_window=(dt.timedelta(minutes=self.settings.breaker.window_minutes)
+                            if self.settings.breaker.enabled else None),
+        )
         planner = functools.partial(self._plan, now=now)
         try:
             result = await self.store.finish(job, self.name, outcome, planner, now)
@@ -156,7 +162,13 @@ class Worker:
             log.warning("bounce.claim_lost", job=job.id)
             return None
         decision = result.decision
-        if decision is not None:
+        if result.trip:
+            log.error("breaker.tripped", domain=result.incidents[0].domain,
+                      addresses=result.domain_addresses)
+        if decision is not None and result.held:
+            log.warning("address.unconfirm_held", subject=decision.subject,
+                        fingerprint=decision.fingerprint, rule=decision.rule)
+        elif decision is not None:
             self.decisions += 1
             log.warning("address.unconfirmed", subject=decision.subject,
                         fingerprint=decision.fingerprint, rule=decision.rule)
@@ -164,12 +176,32 @@ class Worker:
             "bounce.processed", job=job.id, kind=report.kind, subject=job.token.subject,
             incidents=len(result.incidents), counting=sum(i.counts for i in result.incidents),
             reasons=sorted({i.reason for i in result.incidents}),
-            decision=decision.action if decision else None,
+            decision=("held" if result.held else decision.action) if decision else None,
         )
         return result
 
-    def _plan(self, state, history, new, *, now):  # type: ignore[no-untyped-def]
-        return policy_plan(self.settings.policy, state, history, new, now)
+    def _plan(
+        self,
+        state: AddressState | None,
+        history: Sequence[Incident],
+        new: Sequence[Incident],
+        domain: DomainStats | None = None,
+        *,
+        now: dt.datetime,
+    ) -> Plan:
+        return policy_plan(self.settings.policy, state, history, new, now,
+                           breaker=self.settings.breaker, domain=domain)
+
+    @staticmethod
+    def _events(job: Job, report: Report, incidents: Sequence[Incident],
+                now: dt.datetime) -> tuple[Event, ...]:
+        """Events that follow from the message alone: a complaint, or nothing recognised."""
+        if report.kind == "complaint" and incidents:
+            return (events.complaint(incidents, report.feedback_type, now),)
+        if report.kind == "unknown" or (report.kind == "bounce" and not incidents):
+            return (events.unrecognised(job.token.subject, job.token.fingerprint, job.id,
+                                        report.kind, now),)
+        return ()
 
     async def _retry(self, job: Job, exc: Exception) -> None:
         ws = self.settings.worker

@@ -11,10 +11,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bounced.model import AddressState, Decision, Incident, Job, NewMessage, Plan
+from bounced.model import (
+    AddressState,
+    Decision,
+    DomainStats,
+    Event,
+    Incident,
+    Job,
+    NewMessage,
+    Plan,
+)
 
-# Given the address's state and recorded history, and the new incidents, say what to record.
-Planner = Callable[[AddressState | None, Sequence[Incident], Sequence[Incident]], Plan]
+# Given the address's state, its recorded history, the new incidents and the recent figures
+# of the receiving domain (for the breaker), say what to record.
+Planner = Callable[
+    [AddressState | None, Sequence[Incident], Sequence[Incident], DomainStats | None], Plan
+]
+
+DELIVERY_STATES = ("pending", "delivered", "dead", "skipped")
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,19 @@ class Outcome:
     kind: str
     classification: dict[str, Any]
     incidents: tuple[Incident, ...]
+    # Events that do not depend on the address's state (complaint, unrecognised message).
+    events: tuple[Event, ...] = ()
+    # The breaker's window; None when the breaker is off.
+    breaker_window: dt.timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event to be delivered to one action."""
+
+    event: Event
+    action: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,35 @@ class Store(Protocol):
     ) -> dict[str, int]:
         """Drop raw bodies of processed messages and old incidents; return the counts."""
 
+    async def fan_out(self, actions: Sequence[str], now: dt.datetime, dry_run: bool) -> int:
+        """Create one delivery per configured action for new events ('skipped' in dry run)."""
+
+    async def claim_deliveries(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Delivery]:
+        """Claim due deliveries (pending and due, or claimed with an expired lease)."""
+
+    async def delivery_done(self, delivery: Delivery, worker: str, now: dt.datetime) -> None:
+        """Mark a delivery delivered."""
+
+    async def delivery_failed(
+        self, delivery: Delivery, worker: str, error: str, now: dt.datetime,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        """Retry at ``retry_at``, or move to the dead-letter state when None."""
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Number of deliveries in each state, plus events not yet fanned out."""
+
+    async def events(self, limit: int = 50) -> list[tuple[Event, dict[str, str]]]:
+        """The latest events, newest first, each with its deliveries' states by action."""
+
+    async def breakers(self) -> list[dict[str, Any]]:
+        """Every domain breaker with its state."""
+
+    async def release_breaker(self, domain: str, now: dt.datetime) -> bool:
+        """Release a tripped breaker (an event says so); False if it was not tripped."""
+
 
 def open_store(url: str) -> Store:
     """The backend for ``url`` (not yet opened)."""
@@ -137,4 +193,4 @@ def open_store(url: str) -> Store:
     raise ConfigError(f"[store] url: unsupported scheme in {url!r}")
 
 
-__all__ = ["MessageInfo", "Outcome", "Planner", "Store", "open_store"]
+__all__ = ["Delivery", "MessageInfo", "Outcome", "Planner", "Store", "open_store"]

@@ -6,6 +6,7 @@ a cursor left to the garbage collector under concurrency is a lost bounce).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from bounced import events
 from bounced.config import sqlite_path
 from bounced.exceptions import NotFound, StoreError, StoreUnavailable
 from bounced.model import (
@@ -28,6 +30,8 @@ from bounced.model import (
     UNCONFIRMED,
     AddressState,
     Decision,
+    DomainStats,
+    Event,
     Incident,
     Job,
     NewMessage,
@@ -35,8 +39,11 @@ from bounced.model import (
 )
 from bounced.store import MessageInfo, Outcome, Planner
 from bounced.store.migrations import migrations
+from bounced.store.sqlite_outbox import SQLiteOutbox
 
 UTC = dt.UTC
+# The planner sees at most this many of an address's counting incidents (as in postgres.py).
+HISTORY_LIMIT = 1000
 
 
 def _ts(value: dt.datetime | None) -> float | None:
@@ -96,7 +103,7 @@ def _decision(row: Sequence[Any]) -> Decision:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOutbox):
     """Store backed by one SQLite file."""
 
     def __init__(self, url: str) -> None:
@@ -257,31 +264,35 @@ class SQLiteStore:
                 )
                 state = _address(state_rows[0])
                 await self._execute("DELETE FROM incidents WHERE message_id = ?", (job.id,))
+                # Bounded, and only what can matter: counting incidents since reconfirmation.
                 history = [
                     _incident(r)
-                    for r in await self._execute(
+                    for r in reversed(await self._execute(
                         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
-                        "fingerprint = ? AND received_at > ? ORDER BY received_at",
+                        "fingerprint = ? AND received_at > ? AND counts "
+                        "ORDER BY received_at DESC, id DESC LIMIT ?",
                         (token.subject, token.fingerprint,
-                         _ts(state.reconfirmed_at) or 0.0),
-                    )
+                         _ts(state.reconfirmed_at) or 0.0, HISTORY_LIMIT),
+                    ))
                 ]
-                plan = planner(state, history, outcome.incidents)
+                stats = await self._domain_stats(outcome, token.fingerprint, now)
+                plan = planner(state, history, outcome.incidents, stats)
                 for i in plan.incidents:
                     await self._execute(
                         "INSERT INTO incidents (message_id, subject, fingerprint, address, "
                         "token_id, send_day, received_at, kind, action, status, reply_code, "
-                        "reason, hard, counts, diagnostic, remote_mta) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        "reason, hard, counts, diagnostic, remote_mta, domain) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                         (
                             job.id, i.subject, i.fingerprint, i.address, i.token_id,
                             i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
                             i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
-                            i.diagnostic, i.remote_mta,
+                            i.diagnostic, i.remote_mta, i.domain,
                         ),
                     )
-                if plan.decision is not None:
-                    await self._record_decision(plan.decision, UNCONFIRMED)
+                await self._apply_plan(plan, state, stats, outcome, now)
+            for event in outcome.events:
+                await self._add_event(event)
             await self._execute(
                 "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
                 "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = ?",
@@ -289,17 +300,76 @@ class SQLiteStore:
             )
         return plan
 
-    async def _record_decision(self, decision: Decision, new_state: str) -> None:
-        await self._execute(
-            "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
-            (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint),
+    async def _domain_stats(
+        self, outcome: Outcome, fingerprint: str, now: dt.datetime
+    ) -> DomainStats | None:
+        if outcome.breaker_window is None or not outcome.incidents:
+            return None
+        domain = outcome.incidents[0].domain
+        if not domain:
+            return None
+        breaker = await self._execute(
+            "SELECT state, released_at FROM breakers WHERE domain = ?", (domain,)
         )
+        since = (now - outcome.breaker_window).timestamp()
+        if breaker and breaker[0][1] is not None:
+            since = max(since, breaker[0][1])
+        row = (await self._execute(
+            "SELECT COUNT(DISTINCT fingerprint), COALESCE(MAX(fingerprint = ?), 0) "
+            "FROM incidents WHERE domain = ? AND counts = 1 AND received_at > ?",
+            (fingerprint, domain, since),
+        ))[0]
+        return DomainStats(domain=domain, recent_addresses=row[0], includes_this=bool(row[1]),
+                           tripped=bool(breaker) and breaker[0][0] == "tripped")
+
+    async def _apply_plan(
+        self, plan: Plan, state: AddressState, stats: DomainStats | None, outcome: Outcome,
+        now: dt.datetime,
+    ) -> None:
+        decision = plan.decision
+        if decision is not None and plan.held:
+            held = dataclasses.replace(
+                decision, action="held",
+                rule=f"{decision.rule}; held: the breaker for {stats.domain if stats else '?'}"
+                     " is tripped",
+            )
+            await self._insert_decision(held)
+        elif decision is not None:
+            await self._record_decision(decision, UNCONFIRMED)
+            await self._add_event(events.unconfirmed(decision, state.address))
+        if plan.trip and stats is not None:
+            await self._execute(
+                "INSERT INTO breakers (domain, state, addresses, tripped_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (domain) DO UPDATE SET state = excluded.state, "
+                "addresses = excluded.addresses, tripped_at = excluded.tripped_at",
+                (stats.domain, "tripped", plan.domain_addresses, now.timestamp()),
+            )
+            window = outcome.breaker_window or dt.timedelta()
+            await self._add_event(events.breaker_tripped(
+                stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
+
+    async def _add_event(self, event: Event) -> None:
+        await self._execute(
+            "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (event.id, event.type, event.subject, event.fingerprint, json.dumps(event.payload),
+             event.occurred_at.timestamp()),
+        )
+
+    async def _insert_decision(self, decision: Decision) -> None:
         await self._execute(
             "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (decision.subject, decision.fingerprint, decision.action, decision.rule,
              json.dumps(list(decision.evidence)), decision.decided_at.timestamp()),
         )
+
+    async def _record_decision(self, decision: Decision, new_state: str) -> None:
+        await self._execute(
+            "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
+            (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint),
+        )
+        await self._insert_decision(decision)
 
     async def fail(
         self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
@@ -345,7 +415,7 @@ class SQLiteStore:
         decisions: list[Decision] = []
         async with self._tx():
             rows = await self._execute(
-                "SELECT subject, fingerprint FROM addresses WHERE subject = ?", (subject,)
+                "SELECT subject, fingerprint, address FROM addresses WHERE subject = ?", (subject,)
             )
             for row in rows:
                 decision = Decision(
@@ -353,6 +423,7 @@ class SQLiteStore:
                     rule="the application confirmed the address again", decided_at=now,
                 )
                 await self._record_decision(decision, CONFIRMED)
+                await self._add_event(events.reconfirmed(decision, row[2]))
                 await self._execute(
                     "UPDATE addresses SET reconfirmed_at = ? WHERE subject = ? AND fingerprint = ?",
                     (now.timestamp(), row[0], row[1]),
@@ -442,3 +513,4 @@ def _address_filter(subject: str | None, fingerprint: str | None) -> tuple[str, 
         clauses.append("fingerprint = ?")
         params.append(fingerprint)
     return (" AND ".join(clauses) or "1 = 1"), params
+

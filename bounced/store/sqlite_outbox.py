@@ -1,0 +1,128 @@
+"""The outbox half of the SQLite store: events, their deliveries, domain breakers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from bounced import events
+from bounced.model import Event
+from bounced.store import Delivery
+
+UTC = dt.UTC
+
+
+def _dt(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
+
+
+def _event(row: Sequence[Any]) -> Event:
+    return Event(id=row[0], type=row[1], subject=row[2], fingerprint=row[3],
+                 payload=json.loads(row[4]), occurred_at=dt.datetime.fromtimestamp(row[5], UTC))
+
+
+EVENT_COLUMNS = "e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at"
+
+
+class SQLiteOutbox:
+    """Mixed into SQLiteStore, which provides the connection helpers."""
+
+    _execute: Any
+    _tx: Any
+    _read: Any
+
+    async def fan_out(self, actions: Sequence[str], now: dt.datetime, dry_run: bool) -> int:
+        state = "skipped" if dry_run else "pending"
+        async with self._tx():
+            rows = await self._execute(
+                "SELECT id FROM events WHERE fanned_out = 0 ORDER BY occurred_at LIMIT 500")
+            for (event_id,) in rows:
+                for action in actions:
+                    await self._execute(
+                        "INSERT INTO deliveries (event_id, action, state, next_attempt_at, "
+                        "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (event_id, action, state, now.timestamp(), now.timestamp()),
+                    )
+                await self._execute("UPDATE events SET fanned_out = 1 WHERE id = ?", (event_id,))
+        return len(rows)
+
+    async def claim_deliveries(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Delivery]:
+        t = now.timestamp()
+        async with self._tx():
+            keys = await self._execute(
+                "UPDATE deliveries SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
+                "WHERE rowid IN (SELECT rowid FROM deliveries WHERE state = 'pending' AND "
+                "next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
+                "ORDER BY next_attempt_at LIMIT ?) RETURNING event_id, action, attempts",
+                (worker, t + lease.total_seconds(), t, t, limit),
+            )
+            result = []
+            for event_id, action, attempts in keys:
+                row = (await self._execute(
+                    f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?", (event_id,)))[0]
+                result.append(Delivery(event=_event(row), action=action, attempts=attempts))
+        return result
+
+    async def delivery_done(self, delivery: Delivery, worker: str, now: dt.datetime) -> None:
+        async with self._tx():
+            await self._execute(
+                "UPDATE deliveries SET state = 'delivered', delivered_at = ?, claimed_by = NULL, "
+                "claimed_until = NULL, last_error = NULL WHERE event_id = ? AND action = ?",
+                (now.timestamp(), delivery.event.id, delivery.action),
+            )
+
+    async def delivery_failed(
+        self, delivery: Delivery, worker: str, error: str, now: dt.datetime,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        state = "pending" if retry_at is not None else "dead"
+        async with self._tx():
+            await self._execute(
+                "UPDATE deliveries SET state = ?, last_error = ?, next_attempt_at = ?, "
+                "claimed_by = NULL, claimed_until = NULL WHERE event_id = ? AND action = ?",
+                (state, error[:2000], (retry_at or now).timestamp(), delivery.event.id,
+                 delivery.action),
+            )
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self._read("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        counts = dict.fromkeys(("pending", "delivered", "dead", "skipped"), 0)
+        counts.update({r[0]: r[1] for r in rows})
+        unfanned = await self._read("SELECT COUNT(*) FROM events WHERE fanned_out = 0")
+        counts["unfanned"] = unfanned[0][0]
+        return counts
+
+    async def events(self, limit: int = 50) -> list[tuple[Event, dict[str, str]]]:
+        rows = await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.occurred_at DESC LIMIT ?", (limit,))
+        result = []
+        for row in rows:
+            states = await self._read(
+                "SELECT action, state FROM deliveries WHERE event_id = ?", (row[0],))
+            result.append((_event(row), {a: st for a, st in states}))
+        return result
+
+    async def breakers(self) -> list[dict[str, Any]]:
+        rows = await self._read(
+            "SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
+            "ORDER BY domain")
+        return [{"domain": r[0], "state": r[1], "addresses": r[2],
+                 "tripped_at": _dt(r[3]), "released_at": _dt(r[4])} for r in rows]
+
+    async def release_breaker(self, domain: str, now: dt.datetime) -> bool:
+        async with self._tx():
+            rows = await self._execute(
+                "UPDATE breakers SET state = 'released', released_at = ? WHERE domain = ? "
+                "AND state = 'tripped' RETURNING domain", (now.timestamp(), domain))
+            if rows:
+                event = events.breaker_released(domain, now)
+                await self._execute(
+                    "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
+                    "VALUES (?, ?, NULL, NULL, ?, ?)",
+                    (event.id, event.type, json.dumps(event.payload), now.timestamp()),
+                )
+        return bool(rows)
