@@ -43,6 +43,7 @@ def submit(
     """One SMTP transaction; refused recipients are reported, not raised."""
     refused: dict[str, tuple[int, str]] = {}
     with smtplib.SMTP(host, port, local_hostname="app.test", timeout=30) as smtp:
+        smtp.ehlo()
         code, reply = smtp.mail(sender)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, sender)
@@ -118,6 +119,10 @@ class MTAInstance:
 
     def queue_count(self) -> int:
         """How many messages are in the queue."""
+        raise NotImplementedError
+
+    def processes(self) -> list[int]:
+        """Live processes of the instance (its master or daemon and their children)."""
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------

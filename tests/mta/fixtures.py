@@ -3,12 +3,16 @@
 Register them in a test module or conftest by importing the functions (the fixture names
 differ from the function names, so the import does not shadow test arguments)::
 
-    from .mta.fixtures import mta_capture_fixture, mta_remote_fixture, postfix_factory_fixture
+    from .mta.fixtures import mta_capture_fixture, mta_factory_fixture, mta_remote_fixture
 
-Fixtures: ``mta_remote`` (RemoteServer), ``mta_capture`` (CaptureServer accepting every
-recipient), ``postfix_factory`` (call it with PostfixInstance's keyword arguments; returns a
-started instance, stops and removes every instance it made at teardown, skips the test when
-Postfix cannot run here, and keeps each instance's log as ``tmp_path/postfix-N.log``).
+Fixtures:
+- ``mta_remote``: RemoteServer (the "remote" domain), stopped after the test.
+- ``mta_capture``: CaptureServer accepting every recipient (a bounced stand-in).
+- ``mta_factory``: parametrised over Postfix and Exim (test ids ``[postfix]``/``[exim]``,
+  both marked ``postfix``); call it with ``make_mta``'s keyword arguments to get a started
+  instance. Skips when that MTA cannot run here; stops and removes every instance at
+  teardown; keeps each log as ``tmp_path/<kind>-N.log``.
+- ``postfix_factory``: the same for Postfix only, taking PostfixInstance's arguments.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Any
 
 import pytest
 
+from .base import MTAInstance
+from .factory import MTA_KINDS, make_mta, missing_reason
 from .postfix import PostfixInstance, skip_unless_postfix
 from .remote import CaptureServer, RemoteServer
 
 PostfixFactory = Callable[..., PostfixInstance]
+MTAFactory = Callable[..., MTAInstance]
 
 
 @pytest.fixture(name="mta_remote")
@@ -39,11 +46,22 @@ def mta_capture_fixture() -> Iterator[CaptureServer]:
         yield server
 
 
+def _stop_all(started: list[MTAInstance]) -> None:
+    errors = []
+    for instance in reversed(started):
+        try:
+            instance.stop()
+        except Exception as exc:  # stop the others, then report
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture(name="postfix_factory")
 def postfix_factory_fixture(tmp_path: Path) -> Iterator[PostfixFactory]:
     """Start private Postfix instances on demand; all are stopped and removed afterwards."""
     skip_unless_postfix()
-    started: list[PostfixInstance] = []
+    started: list[MTAInstance] = []
 
     def make(**kwargs: Any) -> PostfixInstance:
         kwargs.setdefault("log_copy", tmp_path / f"postfix-{len(started) + 1}.log")
@@ -55,11 +73,29 @@ def postfix_factory_fixture(tmp_path: Path) -> Iterator[PostfixFactory]:
     try:
         yield make
     finally:
-        errors = []
-        for instance in reversed(started):
-            try:
-                instance.stop()
-            except Exception as exc:  # stop the others, then report
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        _stop_all(started)
+
+
+@pytest.fixture(
+    name="mta_factory",
+    params=[pytest.param(kind, marks=pytest.mark.postfix, id=kind) for kind in MTA_KINDS],
+)
+def mta_factory_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MTAFactory]:
+    """Start Postfix or Exim instances (one parameter each); all stopped afterwards."""
+    kind: str = request.param
+    reason = missing_reason(kind)
+    if reason is not None:
+        pytest.skip(reason)
+    started: list[MTAInstance] = []
+
+    def make(**kwargs: Any) -> MTAInstance:
+        kwargs.setdefault("log_copy", tmp_path / f"{kind}-{len(started) + 1}.log")
+        instance = make_mta(kind, **kwargs)
+        instance.start()
+        started.append(instance)
+        return instance
+
+    try:
+        yield make
+    finally:
+        _stop_all(started)

@@ -324,6 +324,13 @@ class PostfixInstance(MTAInstance):
         except (OSError, ValueError, IndexError):
             return None
 
+    def processes(self) -> list[int]:
+        """Live processes of this instance: the master and its service processes."""
+        pid = self._master_pid or (self._read_master_pid() if self.root else None)
+        if pid is None or not process_alive(pid):
+            return []
+        return [pid, *(p for p in pids_where(1, pid) if process_alive(p))]
+
     def running(self) -> bool:
         """True while this instance's master process is alive."""
         pid = self._master_pid or (self._read_master_pid() if self.root else None)
