@@ -9,6 +9,7 @@ Every connection-level failure is StoreUnavailable; the pool reconnects by itsel
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -17,31 +18,41 @@ from typing import Any
 
 import asyncpg
 
-from bounced.exceptions import NotFound, StoreError, StoreUnavailable
+from bounced import events
+from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import (
     CONFIRMED,
     DONE,
-    FAILED,
     PENDING,
     PROCESSING,
     QUARANTINED,
     UNCONFIRMED,
     AddressState,
     Decision,
+    DomainStats,
     Incident,
     Job,
     NewMessage,
     Plan,
     TokenFields,
 )
-from bounced.store import MessageInfo, Outcome, Planner
+from bounced.store import Outcome, Planner
 from bounced.store.migrations import migrations
+from bounced.store.postgres_admin import (
+    ADDRESS_COLUMNS,
+    INCIDENT_COLUMNS,
+    PostgresAdmin,
+    address_row,
+    incident_row,
+)
+from bounced.store.postgres_outbox import PostgresOutbox, add_event
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 # The planner sees at most this many of an address's counting incidents (newest first).
 HISTORY_LIMIT = 1000
 MIGRATION_LOCK = 0x626F756E636564  # "bounced": one advisory lock for every schema change
+BREAKER_LOCK = 0x626F  # with hashtext(domain): one advisory lock per receiving domain
 POOL_MAX = 10
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
@@ -57,20 +68,10 @@ UNAVAILABLE = (
     asyncpg.InterfaceError,  # connection closed under us
 )
 
-INCIDENT_COLUMNS = (
-    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta"
-)
-MESSAGE_COLUMNS = (
-    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
-    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "raw IS NOT NULL"
-)
-ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message_id, subject, fingerprint, address, token_id, send_day, "
-    "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) "
+    "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta, "
+    "domain) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) "
     "ON CONFLICT (message_id, address) DO NOTHING"
 )
 # Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order.
@@ -92,37 +93,6 @@ RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.ke
 """
 
 
-def _incident(r: Any) -> Incident:
-    return Incident(
-        id=r[0], message_id=r[1], subject=r[2], fingerprint=r[3], address=r[4], token_id=r[5],
-        send_day=r[6], received_at=r[7], kind=r[8], action=r[9], status=r[10], reply_code=r[11],
-        reason=r[12], hard=r[13], counts=r[14], diagnostic=r[15], remote_mta=r[16],
-    )
-
-
-def _message_info(r: Any) -> MessageInfo:
-    return MessageInfo(
-        id=r[0], received_at=r[1], peer=r[2], mail_from=r[3], rcpt_to=r[4], subject=r[5],
-        stream=r[6], key_id=r[7], send_day=r[8], fingerprint=r[9], token_id=r[10], size=r[11],
-        state=r[12], attempts=r[13], last_error=r[14], kind=r[15],
-        classification=json.loads(r[16]) if r[16] else None, processed_at=r[17], has_raw=r[18],
-    )
-
-
-def _address(r: Any) -> AddressState:
-    return AddressState(
-        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=r[4],
-        reconfirmed_at=r[5],
-    )
-
-
-def _decision(r: Any) -> Decision:
-    return Decision(
-        id=r[0], subject=r[1], fingerprint=r[2], action=r[3], rule=r[4],
-        evidence=tuple(json.loads(r[5])), decided_at=r[6],
-    )
-
-
 def _job(r: Any) -> Job:
     return Job(
         id=r[0], received_at=r[1], mail_from=r[2], rcpt_to=r[3],
@@ -132,12 +102,7 @@ def _job(r: Any) -> Job:
     )
 
 
-def _rowcount(status: str) -> int:
-    """The row count of a command status such as ``UPDATE 12``."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
-class PostgresStore:
+class PostgresStore(PostgresAdmin, PostgresOutbox):
     """Store backed by one PostgreSQL database, shared by any number of daemons."""
 
     def __init__(self, url: str) -> None:
@@ -255,23 +220,25 @@ class PostgresStore:
                 )
                 # The address lock serialises every decision about this address; statements
                 # after it see what the previous holder committed (READ COMMITTED).
-                state = _address(await conn.fetchrow(
+                state = address_row(await conn.fetchrow(
                     f"SELECT {ADDRESS_COLUMNS} FROM addresses "
                     "WHERE subject = $1 AND fingerprint = $2 FOR UPDATE",
                     token.subject, token.fingerprint,
                 ))
                 await conn.execute("DELETE FROM incidents WHERE message_id = $1", job.id)
                 history = await self._history(conn, state)
-                plan = planner(state, history, outcome.incidents)
+                stats = await self._domain_stats(conn, outcome, token.fingerprint, now)
+                plan = planner(state, history, outcome.incidents, stats)
                 if plan.incidents:
                     await conn.executemany(INSERT_INCIDENT, [
                         (job.id, i.subject, i.fingerprint, i.address, i.token_id, i.send_day,
                          i.received_at, i.kind, i.action, i.status, i.reply_code, i.reason,
-                         i.hard, i.counts, i.diagnostic, i.remote_mta)
+                         i.hard, i.counts, i.diagnostic, i.remote_mta, i.domain)
                         for i in plan.incidents
                     ])
-                if plan.decision is not None:
-                    await self._record_decision(conn, plan.decision, UNCONFIRMED)
+                await self._apply_plan(conn, plan, state, stats, outcome, now)
+            for event in outcome.events:
+                await add_event(conn, event)
             await conn.execute(
                 "UPDATE messages SET state = $1, kind = $2, classification = $3::jsonb, "
                 "processed_at = $4, claimed_by = NULL, claimed_until = NULL, last_error = NULL "
@@ -291,20 +258,75 @@ class PostgresStore:
             "AND received_at > $3 AND counts ORDER BY received_at DESC, id DESC LIMIT $4",
             state.subject, state.fingerprint, state.reconfirmed_at or EPOCH, HISTORY_LIMIT,
         )
-        return [_incident(r) for r in reversed(rows)]
+        return [incident_row(r) for r in reversed(rows)]
 
-    async def _record_decision(self, conn: Any, decision: Decision, new_state: str) -> None:
-        await conn.execute(
-            "UPDATE addresses SET state = $1, changed_at = $2 WHERE subject = $3 "
-            "AND fingerprint = $4",
-            new_state, decision.decided_at, decision.subject, decision.fingerprint,
+    async def _domain_stats(
+        self, conn: Any, outcome: Outcome, fingerprint: str, now: dt.datetime
+    ) -> DomainStats | None:
+        """The receiving domain's recent counting bounces, under the domain's breaker lock."""
+        if outcome.breaker_window is None or not outcome.incidents:
+            return None
+        domain = outcome.incidents[0].domain
+        if not domain:
+            return None
+        # Serialise breaker arithmetic per domain across daemons (taken after the address
+        # lock, always in that order): one trip, never two, and none missed.
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BREAKER_LOCK, domain)
+        breaker = await conn.fetchrow(
+            "SELECT state, released_at FROM breakers WHERE domain = $1", domain
         )
+        since = now - outcome.breaker_window
+        if breaker is not None and breaker[1] is not None:
+            since = max(since, breaker[1])
+        row = await conn.fetchrow(
+            "SELECT COUNT(DISTINCT fingerprint), COALESCE(bool_or(fingerprint = $1), FALSE) "
+            "FROM incidents WHERE domain = $2 AND counts AND received_at > $3",
+            fingerprint, domain, since,
+        )
+        return DomainStats(domain=domain, recent_addresses=int(row[0]), includes_this=row[1],
+                           tripped=breaker is not None and breaker[0] == "tripped")
+
+    async def _apply_plan(
+        self, conn: Any, plan: Plan, state: AddressState, stats: DomainStats | None,
+        outcome: Outcome, now: dt.datetime,
+    ) -> None:
+        decision = plan.decision
+        if decision is not None and plan.held:
+            domain = stats.domain if stats else "?"
+            await self._insertdecision_row(conn, dataclasses.replace(
+                decision, action="held",
+                rule=f"{decision.rule}; held: the breaker for {domain} is tripped",
+            ))
+        elif decision is not None:
+            await self._recorddecision_row(conn, decision, UNCONFIRMED)
+            await add_event(conn, events.unconfirmed(decision, state.address))
+        if plan.trip and stats is not None:
+            await conn.execute(
+                "INSERT INTO breakers (domain, state, addresses, tripped_at) "
+                "VALUES ($1, 'tripped', $2, $3) ON CONFLICT (domain) DO UPDATE SET "
+                "state = excluded.state, addresses = excluded.addresses, "
+                "tripped_at = excluded.tripped_at",
+                stats.domain, plan.domain_addresses, now,
+            )
+            window = outcome.breaker_window or dt.timedelta()
+            await add_event(conn, events.breaker_tripped(
+                stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
+
+    async def _insertdecision_row(self, conn: Any, decision: Decision) -> None:
         await conn.execute(
             "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
             "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
             decision.subject, decision.fingerprint, decision.action, decision.rule,
             json.dumps(list(decision.evidence)), decision.decided_at,
         )
+
+    async def _recorddecision_row(self, conn: Any, decision: Decision, new_state: str) -> None:
+        await conn.execute(
+            "UPDATE addresses SET state = $1, changed_at = $2 WHERE subject = $3 "
+            "AND fingerprint = $4",
+            new_state, decision.decided_at, decision.subject, decision.fingerprint,
+        )
+        await self._insertdecision_row(conn, decision)
 
     async def fail(
         self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
@@ -318,42 +340,11 @@ class PostgresStore:
                 state, error[:4000], retry_at or now, None if retry_at else now, job.id, worker,
             )
 
-    async def address_states(
-        self, *, subject: str | None = None, fingerprint: str | None = None
-    ) -> list[AddressState]:
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE ($1::text IS NULL OR "
-                "subject = $1) AND ($2::text IS NULL OR fingerprint = $2) "
-                "ORDER BY subject, fingerprint",
-                subject, fingerprint,
-            )
-        return [_address(r) for r in rows]
-
-    async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND "
-                "fingerprint = $2 ORDER BY received_at DESC, id DESC LIMIT $3",
-                subject, fingerprint, limit,
-            )
-        return [_incident(r) for r in rows]
-
-    async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                "SELECT id, subject, fingerprint, action, rule, evidence, decided_at "
-                "FROM decisions WHERE subject = $1 AND fingerprint = $2 "
-                "ORDER BY decided_at DESC, id DESC LIMIT $3",
-                subject, fingerprint, limit,
-            )
-        return [_decision(r) for r in rows]
-
     async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
         decisions: list[Decision] = []
         async with self._tx() as conn:
             rows = await conn.fetch(
-                "SELECT subject, fingerprint FROM addresses WHERE subject = $1 "
+                "SELECT subject, fingerprint, address FROM addresses WHERE subject = $1 "
                 "ORDER BY fingerprint FOR UPDATE",
                 subject,
             )
@@ -362,7 +353,8 @@ class PostgresStore:
                     subject=row[0], fingerprint=row[1], action="reconfirm",
                     rule="the application confirmed the address again", decided_at=now,
                 )
-                await self._record_decision(conn, decision, CONFIRMED)
+                await self._recorddecision_row(conn, decision, CONFIRMED)
+                await add_event(conn, events.reconfirmed(decision, row[2]))
                 await conn.execute(
                     "UPDATE addresses SET reconfirmed_at = $1 WHERE subject = $2 "
                     "AND fingerprint = $3",
@@ -370,76 +362,6 @@ class PostgresStore:
                 )
                 decisions.append(decision)
         return decisions
-
-    async def queue_counts(self) -> dict[str, int]:
-        async with self._conn() as conn:
-            rows = await conn.fetch("SELECT state, COUNT(*) FROM messages GROUP BY state")
-        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
-        counts.update({r[0]: int(r[1]) for r in rows})
-        return counts
-
-    async def messages(self, state: str | None, limit: int = 20) -> list[MessageInfo]:
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE ($1::text IS NULL OR state = $1) "
-                "ORDER BY id DESC LIMIT $2",
-                state, limit,
-            )
-        return [_message_info(r) for r in rows]
-
-    async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
-        async with self._conn() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = $1", message_id
-            )
-            if row is None:
-                raise NotFound(f"no stored message with id {message_id}")
-            incidents = await conn.fetch(
-                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE message_id = $1 ORDER BY id",
-                message_id,
-            )
-        raw: bytes | None = row[-1]
-        return _message_info(row), raw, [_incident(r) for r in incidents]
-
-    async def requeue(self, *, ids: Sequence[int] = (), states: Sequence[str] = ()) -> int:
-        now = dt.datetime.now(UTC)
-        async with self._tx() as conn:
-            by_id = await conn.execute(
-                "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0, "
-                "claimed_by = NULL, claimed_until = NULL WHERE id = ANY($3::bigint[]) "
-                "AND state != $4 AND raw IS NOT NULL",
-                PENDING, now, list(ids), PROCESSING,
-            )
-            by_state = await conn.execute(
-                "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0 "
-                "WHERE state = ANY($3::text[]) AND raw IS NOT NULL",
-                PENDING, now, list(states),
-            )
-        return _rowcount(by_id) + _rowcount(by_state)
-
-    async def purge(
-        self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
-    ) -> dict[str, int]:
-        async with self._tx() as conn:
-            if dry_run:
-                raw = await conn.fetchval(
-                    "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = $1 "
-                    "AND received_at < $2",
-                    DONE, raw_before,
-                )
-                old = await conn.fetchval(
-                    "SELECT COUNT(*) FROM incidents WHERE received_at < $1", incidents_before
-                )
-                return {"raw_messages": int(raw), "incidents": int(old)}
-            raw = _rowcount(await conn.execute(
-                "UPDATE messages SET raw = NULL, raw_purged_at = now() WHERE raw IS NOT NULL "
-                "AND state = $1 AND received_at < $2",
-                DONE, raw_before,
-            ))
-            old = _rowcount(await conn.execute(
-                "DELETE FROM incidents WHERE received_at < $1", incidents_before
-            ))
-        return {"raw_messages": raw, "incidents": old}
 
 
 def _describe(exc: BaseException) -> str:
