@@ -192,6 +192,7 @@ exim_path = {exim_binary()}
 keep_environment =
 local_interfaces = {LOOPBACK}
 daemon_smtp_ports = {self.port}
+daemon_startup_retries = 0
 host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =

@@ -299,8 +299,9 @@ class PostfixInstance(MTAInstance):
             if check.returncode != 0:
                 self.stop()
                 raise RuntimeError(f"postfix check failed: {check.stderr.strip()}")
+            mark = self.log_mark()
             started = self.postfix("start", check=False)
-            if started.returncode == 0 and self._wait_listening(timeout):
+            if started.returncode == 0 and self._wait_listening(timeout, mark):
                 self._master_pid = self._read_master_pid()
                 return
             last = f"{started.stderr.strip()}\n{self.log_tail()}"
@@ -308,12 +309,12 @@ class PostfixInstance(MTAInstance):
         self.stop()
         raise RuntimeError(f"Postfix did not start on 127.0.0.1 after {attempts} tries: {last}")
 
-    def _wait_listening(self, timeout: float) -> bool:
+    def _wait_listening(self, timeout: float, since: int) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if port_open(self.port):
                 return True
-            if "fatal:" in self.log_text():
+            if self.find_log(r"fatal:", since):
                 return False
             time.sleep(0.1)
         return False
