@@ -176,8 +176,8 @@ def test_instance_leaves_nothing_behind(
     """Stopping removes the instance's processes, port and files; /etc/postfix is untouched."""
     before = etc_postfix_digest()
     mta = mta_factory(bounce_port=mta_capture.port)
-    root = getattr(mta, "root", None)
-    assert isinstance(root, Path) and root.is_dir() and port_open(mta.port)
+    root = mta.root
+    assert root is not None and root.is_dir() and port_open(mta.port)
     procs = mta.processes()
     assert procs  # the Postfix master and its services, or the Exim daemon
     mta.stop()

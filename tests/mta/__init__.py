@@ -1,7 +1,15 @@
-"""Real mail servers for the test suite: a private Postfix instance, an unpacked Exim, and
-aiosmtpd stand-ins for the "remote" domain and for bounced.
+"""Real mail servers for the test suite: a private Postfix instance, an unpacked Exim daemon,
+and aiosmtpd stand-ins for the "remote" domain and for bounced.
 
-Typical use (see ``tests/test_postfix_harness.py``)::
+- ``postfix.PostfixInstance`` / ``exim.EximInstance`` (common API in ``base.MTAInstance``):
+  ``start()``/``stop()`` or ``with``, ``host``/``port`` (SMTP on 127.0.0.1), ``send()``,
+  ``flush()``, ``queue_count()``, ``wait_queue_empty()``, ``wait_for_log()``, ``log_mark()``,
+  ``processes()``. ``factory.make_mta(kind, ...)`` builds either with the same routing.
+- ``remote.RemoteServer``: rejects unknown*/blocked*/full*, accepts the rest.
+- ``remote.CaptureServer``: records what reaches the bounce-domain port.
+- ``dsn.delivery_status()``: the per-recipient fields of a DSN, for assertions.
+- ``fixtures``: ``mta_remote``, ``mta_capture``, ``mta_factory`` (Postfix and Exim),
+  ``postfix_factory``.
 
     with RemoteServer() as remote, CaptureServer() as bounced_standin:
         with PostfixInstance(remote_port=remote.port, bounce_port=bounced_standin.port) as mta:

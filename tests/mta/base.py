@@ -92,7 +92,8 @@ def pids_where(field_index: int, value: int) -> list[int]:
 class MTAInstance:
     """Common API of the MTA harnesses; subclasses start/stop the server and read the queue.
 
-    After ``start()``: ``host``/``port`` is the SMTP listener on 127.0.0.1.
+    After ``start()``: ``host``/``port`` is the SMTP listener on 127.0.0.1 and ``root`` the
+    instance's private directory (removed by ``stop()``).
     """
 
     name = "MTA"
@@ -100,6 +101,7 @@ class MTAInstance:
     def __init__(self) -> None:
         self.host = LOOPBACK
         self.port = 0
+        self.root: Path | None = None
 
     # -- to be provided by the MTA ---------------------------------------------------------
 

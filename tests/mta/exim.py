@@ -150,7 +150,6 @@ class EximInstance(MTAInstance):
         self.base_dir = base_dir
         self.log_copy = log_copy
         self.snippet_dir = snippet_dir
-        self.root: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     # -- paths -----------------------------------------------------------------------------

@@ -187,7 +187,6 @@ class PostfixInstance(MTAInstance):
         self.base_dir = base_dir
         self.log_copy = log_copy
         self.snippet_dir = snippet_dir
-        self.root: Path | None = None
         self._master_pid: int | None = None
 
     # -- paths -----------------------------------------------------------------------------
