@@ -18,11 +18,11 @@ STATUS_REASONS: dict[str, str] = {
     "1.7": "rejected",
     "1.8": "rejected",
     "1.9": "systemerror",
-    "1.10": "notaccept",
-    "2.0": "suspend",
-    "2.1": "suspend",
+    "1.10": "userunknown",
+    "2.0": "filtered",
+    "2.1": "filtered",
     "2.2": "mailboxfull",
-    "2.3": "emailtoolarge",
+    "2.3": "exceedlimit",
     "2.4": "systemerror",
     "3.0": "systemerror",
     "3.1": "systemfull",
@@ -34,10 +34,11 @@ STATUS_REASONS: dict[str, str] = {
     "4.1": "networkerror",
     "4.2": "networkerror",
     "4.3": "systemerror",
-    "4.4": "hostunknown",
-    "4.5": "networkerror",
+    "4.4": "networkerror",
+    "4.5": "systemfull",
     "4.6": "networkerror",
     "4.7": "expired",
+    "4.14": "networkerror",
     "5.0": "syntaxerror",
     "5.1": "syntaxerror",
     "5.2": "syntaxerror",
@@ -57,7 +58,7 @@ STATUS_REASONS: dict[str, str] = {
     "6.9": "contenterror",
     "6.10": "contenterror",
     "7.0": "securityerror",
-    "7.1": "rejected",
+    "7.1": "securityerror",
     "7.2": "securityerror",
     "7.3": "securityerror",
     "7.4": "securityerror",
@@ -89,7 +90,10 @@ STATUS_REASONS: dict[str, str] = {
     "7.30": "securityerror",
 }
 
-# Codes whose own meaning is weaker than almost any phrase in the diagnostic.
+# Codes whose own meaning is weaker than almost any phrase in the diagnostic: the
+# "other or undefined" detail of each subject, and the codes mail systems use for many
+# different refusals (5.7.1 is spam, policy, relaying, blocklists, unknown users...).
 GENERIC: frozenset[str] = frozenset(
-    {"0.0", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "7.1", "4.1", "4.2", "3.5", "4.3"}
+    {"0.0", "1.0", "2.0", "2.1", "3.0", "4.0", "5.0", "6.0", "7.0", "7.1", "4.1", "4.2", "4.4",
+     "3.3", "3.5", "4.3", "5.1", "5.2", "5.4", "7.7", "7.9", "7.2", "7.8"}
 )

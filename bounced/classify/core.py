@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import Message
 
 from bounced.classify.detectors import DETECTORS
-from bounced.classify.detectors.base import Detection, Found
+from bounced.classify.detectors.base import STATUS, Detection, Found
 from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, parse, walk
@@ -23,18 +23,32 @@ def _context(text: str, address: str) -> str:
     return text[max(0, pos - 200): pos + CONTEXT]
 
 
+def _status(found: Found) -> str:
+    """The reported status, or the diagnostic's own when that one is more specific."""
+    said = ""  # the last one: a relaying system's own code comes before the remote's
+    for match in STATUS.finditer(found.diagnostic[:MAX_DIAGNOSTIC]):
+        if match.group(1) != "2":
+            said = ".".join(match.groups())
+    if not said or said.endswith(".0.0") or said[0] == "2":
+        return found.status
+    if not found.status or (found.status.endswith(".0.0") and found.status[0] == said[0]):
+        return said
+    return found.status
+
+
 def _recipient(found: Found, text: str) -> RecipientReport:
+    status = _status(found)
     reason = found.reason or reason_for(
-        found.status, found.reply_code, found.action, found.diagnostic,
-        _context(text, found.address),
+        status, found.reply_code, found.action, found.diagnostic,
+        _context(text, found.address), found.command,
     )
     return RecipientReport(
         address=found.address,
         action=found.action,
-        status=found.status,
+        status=status,
         reply_code=found.reply_code,
         reason=reason,
-        hard=is_hard(reason, found.status, found.reply_code, found.action),
+        hard=is_hard(reason, status, found.reply_code, found.action),
         diagnostic=found.diagnostic[:MAX_DIAGNOSTIC],
         remote_mta=found.remote_mta,
     )

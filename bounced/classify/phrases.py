@@ -1,204 +1,290 @@
 """Phrase tables: what a diagnostic says, mapped to a reason.
 
 Data only. Each entry is (reason, phrases); phrases are lowercase substrings matched
-against the normalised diagnostic text. The first entry with a match wins, so more
-specific reasons come before general ones (a blocklisted IP before "user unknown", a
-full mailbox before a generic rejection). Keep phrases general: a phrase that only one
-message in the world would contain is overfitting.
+against the normalised diagnostic text. The first entry with a match wins, so the order
+is part of the data: reasons about the mailbox's state (full, disabled, moved) come
+first, then what blames the sender (relaying, authentication, reputation, blocklists,
+spam), then "the address does not exist", and the vague words (rejected, refused,
+policy) last. Keep phrases general: each one should read like something many mail
+systems say (Postfix, Exim, Sendmail, qmail, Exchange, Gmail, Yahoo, Outlook.com,
+Courier, Domino, appliances), never a string only one message in the world contains.
+
+A "user unknown" phrase alone is weak evidence: filtering appliances answer "unknown
+user" after DATA for messages they dislike. ``bounced.classify.reasons`` accepts it as
+userunknown only with an address status code (X.1.1...), when the failing command was
+RCPT TO, or when the reporting system itself looked the address up (no remote reply).
 """
 
 from __future__ import annotations
 
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rejected", (  # the sender may not post here (mailing lists, groups)
+        "permission to post", "not have permission to post", "not allowed to post",
+        "only members can post", "posting is restricted",
+    )),
     ("filtered", (
-        ": : user unknown", "550 : user unknown", "recipient preferences",
-        "refused due to recipient",
-        "rejected by recipient", "recipient has blocked", "blocked by recipient",
+        "recipient preferences", "refused due to recipient", "rejected by recipient",
+        "recipient has blocked", "blocked by recipient", "blocked by the recipient",
+        "only accepting mail from specific", "user refuses to receive", "refuse to receive",
+        "message rejected due to user rules", "domain filter", "has restricted sms",
+        "resolver.rst.notauthorized", "this account is protected by",
     )),
-    ("virusdetected", (
-        "virus", "malware", "infected", "trojan", "worm detected",
+    ("mailboxfull", (
+        "mailbox full", "mailbox is full", "mailbox was full", "mailbox is over", "over quota",
+        "overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
+        "over the quota", "over its quota", "exceed the quota", "exceeded storage",
+        "exceeds storage", "mailbox size limit", "full mailbox", "mailbox has exceeded",
+        "mailbox exceeded", "storage quota", "account is full", "inbox is full",
+        "mailfolder is full", "mail folder is full", "quota full", "disk quota",
+        "user is over", "too many messages in", "not enough storage", "insufficient storage",
+        "space not enough", "not enough space on the mailbox", "mail box full",
+        "mailbox would exceed", "would exceed quota", "recipient's mailbox is full",
+        "mailbox has reached", "mailbox quota", "user quota", "容量",
     )),
-    ("requireptr", (
-        "reverse dns", "reverse-dns", "reverse lookup", "reverse hostname", "rdns",
-        "ptr record", "no ptr", "ptr lookup", "ptr-record", "no reverse",
-        "cannot find your hostname",
-        "cannot find your reverse", "your hostname", "client host name", "hostname lookup failed",
-        "does not resolve to", "unresolvable", "ip name lookup failed", "not resolve your address",
-        "reverse mapping", "no dns record for your ip", "dns name of your ip",
+    ("emailtoolarge", (
+        "message too large", "message too big", "message is too large", "message is too big",
+        "message size exceeds", "exceeds maximum message size", "message size limit",
+        "mail size limit", "message length exceeds", "size of the message exceeds",
+        "message exceeds the maximum size", "exceeds the size limit", "message is larger than",
     )),
-    ("authfailure", (
-        "spf", "dkim", "dmarc", "sender policy framework", "not authorized to send on behalf",
-        "domain owner has published", "authentication check",
+    ("exceedlimit", (
+        "exceeds limit", "exceeded limit", "limit exceeded", "too many recipients",
+        "header size exceeds", "recipient limit",
     )),
-    ("failedstarttls", (
-        "starttls", "support tls", "supports tls", "tls required", "must use tls",
-        "requires tls", "encryption required",
-        "tls is required", "tls negotiation failed",
+    ("suspend", (
+        "account disabled", "account has been disabled", "account is disabled",
+        "mailbox disabled", "mailbox is disabled", "mailbox has been disabled",
+        "account suspended", "account has been suspended", "account is suspended",
+        "mailbox suspended", "mailbox has been suspended", "mailbox is suspended",
+        "recipient suspended", "user suspended", "account inactive", "account is inactive",
+        "inactive account", "mailbox inactive", "mailbox is inactive", "inactive mailbox",
+        "mailbox unavailable or inactive", "deactivated", "account expired",
+        "account has expired", "account is locked", "account locked", "mailbox is frozen",
+        "account frozen", "account is frozen", "disabled or discontinued",
+        "has been disabled", "is disabled", "temporarily disabled", "not currently active",
+        "extended inactivity", "account is not active", "mailbox is not active",
     )),
-    ("badreputation", (
-        "reputation", "low sender score",
-    )),
-    ("blocked", (
-        "blocked using", "listed in", "blacklist", "blocklist", "block list", "black list",
-        "spamhaus", "spamcop", "sorbs", "dnsbl", "rbl", "barracuda", "abuseat", "uceprotect",
-        "your ip", "your ip address", "client host rejected", "host rejected", "ip blocked",
-        "ip address blocked", "connection refused by", "refused to talk to me",
-        "access denied", "is not allowed to send", "not allowed to connect", "banned",
-        "has been blocked", "have been blocked", "was blocked", "blocked by", "is blocked",
-        "temporarily deferred", "dynamic ip", "dial-up", "dialup", "residential", "helo",
-        "ehlo", "not accepting connections from", "mail from your ip", "rejected because of ip",
-        "connection rejected", "sender ip", "relay not allowed for this ip",
-        "mail server is not authorized", "service unavailable; client host",
-        "not authorized to send mail", "too many bad recipients from your ip",
-    )),
-    ("ratelimited", (
-        "too many connections", "too many concurrent", "connection rate", "connection limit",
-        "too many simultaneous", "too many sessions", "max connections", "maximum connections",
-        "too many smtp sessions", "concurrent connections",
-    )),
-    ("speeding", (
-        "too many recipients this hour", "rate limit", "ratelimit", "rate-limit",
-        "sending rate", "too fast",
-        "throttl",
-        "unusual rate", "too many messages from", "rate that prevents",
-        "receiving mail at a rate", "exceeded the rate",
-    )),
-    ("spamdetected", (
-        "spam", "junk mail", "unsolicited", "bulk mail", "message content rejected",
-        "content rejected", "scored too high", "suspicious content", "phish",
+    ("hasmoved", (
+        "has moved", "has been moved", "address has changed", "address has been changed",
+        "no longer valid, please use", "user has moved", "mailbox has moved",
     )),
     ("norelaying", (
         "relay access denied", "relaying denied", "relay denied", "relay not permitted",
         "relaying not permitted", "unable to relay", "not permitted to relay", "we do not relay",
-        "relaying not allowed", "relay not allowed", "not a gateway", "no relaying",
-        "relaying mail to", "does not relay", "cannot relay",
+        "relaying not allowed", "relay not allowed", "no relaying", "relaying mail to",
+        "does not relay", "cannot relay", "not configured to relay", "relay prohibited",
+        "relaying is prohibited", "relaying disallowed", "not allowed to relay",
+        "insecure mail relay", "relay not authorized", "open relay",
     )),
-    ("mailboxfull", (
-        "mailbox full", "mailbox is full", "mailbox was full", "over quota", "overquota",
-        "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed", "over the quota",
-        "exceeded storage", "exceeds storage", "mailbox size limit", "full mailbox",
-        "mailbox has exceeded", "mailbox exceeded", "storage quota", "account is full",
-        "inbox is full", "mailfolder is full", "quota full", "disk quota", "user is over",
-        "too many messages in", "mailbox is over", "storage limit", "out of storage",
-        "insufficient storage", "space not enough", "not enough space on the mailbox",
-        "mail box full", "quota", "mailbox full", "容量",
+    ("securityerror", (
+        "authentication required", "authentication is required", "must authenticate",
+        "unauthenticated senders", "sender not authenticated", "smtp auth required",
+        "requires authentication", "authentication failed", "auth required",
     )),
-    ("suspend", (
-        "account disabled", "account has been disabled", "account is disabled",
-        "mailbox disabled", "mailbox is disabled", "mailbox has been disabled", "suspended",
-        "inactive", "deactivated", "disabled", "account expired", "account is locked",
-        "account locked", "not active", "temporarily unavailable mailbox", "frozen",
-        "mailbox unavailable or inactive", "on hold",
+    ("authfailure", (
+        "spf check", "spf fail", "spf=fail", "spf: fail", "failed spf", "spf validation",
+        "spf verification", "spf permerror", "spf softfail", "spf record", "spf policy",
+        "sender policy framework", "not authorized to send on behalf",
+        "domain owner has published", "dkim fail", "dkim check", "dkim verification",
+        "dkim signature", "failed dkim", "dkim=fail", "invalid dkim", "dmarc",
+        "authentication check", "authentication requirements", "authentication level",
+        "not designated as permitted sender", "is not a permitted sender",
     )),
-    ("hasmoved", (
-        "has moved", "has been moved", "address has changed", "no longer valid, please use",
-        "moved to", "new address",
+    ("requireptr", (
+        "reverse dns", "reverse-dns", "reverse lookup", "rdns", "ptr record", "no ptr",
+        "ptr lookup", "ptr-record", "no reverse", "cannot find your hostname",
+        "cannot find your reverse", "cannot resolve your hostname", "hostname lookup failed",
+        "ip name lookup failed", "not resolve your address", "reverse mapping",
+        "no dns record for your ip", "dns name of your ip", "mismatches client ip",
+        "does not match your ip", "client host name", "reverse name",
     )),
-    ("expired", (
-        "delivery time expired", "retry timeout exceeded", "message expired", "queue lifetime",
-        "too long in queue", "cannot send message for", "could not be delivered for",
-        "could not be delivered within", "retry time not reached", "delivery expired",
-        "giving up", "has been delayed", "was not delivered within", "retry period",
-        "maximum time", "too long", "expired",
+    ("notcompliantrfc", (
+        "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc822 compliant", "rfc 822",
+        "duplicate header", "not rfc compliant", "not compliant with rfc",
+        "multiple addresses in from", "must not contain more than one",
+        "improperly formatted message", "message is not rfc",
+    )),
+    ("badreputation", (
+        "reputation", "low sender score",
+    )),
+    ("virusdetected", (
+        "virus", "malware", "infected", "trojan", "worm detected",
+    )),
+    ("spamdetected", (  # a listed link in the content, not the sender's IP
+        "blacklisted url", "blacklisted link", "uribl", "surbl", "dbl.spamhaus",
+    )),
+    ("blocked", (  # DNS blocklists (their names contain "spam")
+        "blocked using", "spamhaus", "spamcop", "sorbs", "dnsbl", "blacklist", "blocklist",
+        "is listed", "are listed", "listed on", "listed at", "listed by",
+    )),
+    ("spamdetected", (
+        "spam", "junk mail", "unsolicited", "bulk mail", "message content rejected",
+        "content rejected", "scored too high", "suspicious content", "phish",
+        "looks like spam", "considered spam",
+    )),
+    ("ratelimited", (
+        "too many connections", "too many concurrent", "connection rate", "connection limit",
+        "too many simultaneous", "too many sessions", "max connections", "maximum connections",
+        "too many smtp sessions", "concurrent connections", "frequency limited",
+        "connection frequency", "too many open connections",
+    )),
+    ("speeding", (
+        "too many recipients this hour", "rate limit", "ratelimit", "rate-limit",
+        "sending rate", "too fast", "throttl", "unusual rate", "too many messages from",
+        "rate that prevents", "receiving mail at a rate", "exceeded the rate",
+    )),
+    ("blocked", (
+        "blocked using", "is listed", "are listed", "listed on", "listed at", "listed by",
+        "blacklist", "blocklist", "block list", "black list", "denylist", "spamhaus",
+        "spamcop", "sorbs", "dnsbl", "rbl", "barracudacentral", "abuseat", "uceprotect",
+        "your ip", "client host rejected", "host rejected", "ip blocked", "ip address blocked",
+        "blocked ip", "refused to talk to me", "is not allowed to send", "not allowed to connect",
+        "banned", "has been blocked", "have been blocked", "was blocked", "is blocked",
+        "temporarily deferred", "dynamic ip", "dial-up", "dialup", "residential",
+        "helo command rejected", "ehlo command rejected", "invalid helo", "bad helo",
+        "helo name", "helo hostname", "not accepting connections", "mail from your ip",
+        "rejected because of ip", "connection rejected", "sender ip", "invalid ip",
+        "relay not allowed for this ip", "mail server is not authorized",
+        "service unavailable; client host", "not authorized to send mail",
+        "too many bad recipients from your ip", "smtp server of your isp", "your network",
+        "your host", "your server", "your mail server", "poor reputation",
+        "access denied for ip", "ip address has been", "connection refused from",
+    )),
+    ("policyviolation", (
+        "policy violation", "violates", "violation of", "policy reasons", "security policies",
+        "security policy", "local policy", "against policy", "policy restrictions",
+        "prohibited", "potential security issue", "not allowed by policy",
+        "policy", "not permitted", "restricted",
+    )),
+    ("notaccept", (
+        "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
+        "doesn't receive email", "does not receive email", "not accepting mail",
+        "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
+        "accept no mail", "no mx record", "no mx", "couldn't find a mail exchanger",
+        "could not find a mail exchanger", "no mail exchanger", "mx lookup",
     )),
     ("hostunknown", (
         "host unknown", "unknown host", "host not found", "domain not found", "no such domain",
         "domain does not exist", "domain doesn't exist", "name or service not known",
         "host or domain name not found", "unrouteable mail domain", "domain name not found",
         "nxdomain", "unknown domain", "couldn't find any host", "could not find any host",
-        "no mx", "mx lookup", "invalid domain", "domain is not valid", "not a valid domain",
-        "unresolvable domain", "host name lookup failure", "domain unknown",
-        "unable to resolve", "no such host", "non-existent domain",
-        "nonexistent domain", "domain lookup failed", "dns lookup failed",
-    )),
-    ("notaccept", (
-        "does not accept mail", "not accepting mail", "null mx", "accepts no mail",
-        "no mail accepted", "does not receive mail", "domain does not accept",
-        "not accept any mail", "accept no mail",
-    )),
-    ("systemfull", (
-        "system full", "insufficient system storage", "out of disk", "disk full",
-        "mail system full", "no space left",
-    )),
-    ("emailtoolarge", (
-        "message too large", "message too big", "message is too large", "message is too big",
-        "message size exceeds", "exceeds maximum message size", "message size limit",
-        "size limit", "too large", "too big", "message length exceeds", "size exceeds",
-        "mail size",
-    )),
-    ("exceedlimit", (
-        "exceeds limit", "exceeded limit", "limit exceeded", "too many recipients",
-        "header size exceeds", "too many hops",
-    )),
-    ("rejected", (
-        "sender rejected", "sender address rejected", "domain of sender", "sender verify",
-        "sender verification", "mail from", "envelope sender", "sender domain",
-        "sender is", "sender address", "invalid sender", "sender unknown", "unknown sender",
-        "bad sender", "return path", "return-path", "senders", "address rejected",
-        "permission to post", "refused", "not allowed", "rejected", "denied",
+        "invalid domain", "domain is not valid", "not a valid domain", "unresolvable domain",
+        "host name lookup failure", "domain unknown", "unable to resolve", "no such host",
+        "non-existent domain", "nonexistent domain", "domain lookup failed",
+        "dns lookup failed", "domain is not reachable", "domain could not be found",
+        "recipient domain does not", "domain may not exist",
     )),
     ("userunknown", (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
         "recipient unknown", "no such mailbox", "mailbox not found", "does not exist",
-        "doesn't exist", "does not exists", "not exist", "invalid recipient", "unrouteable address",
-        "no mailbox", "account does not exist", "invalid mailbox", "no such recipient",
-        "recipient not found", "unknown local part", "unknown address", "address unknown",
-        "user doesn't", "not a valid mailbox", "mailbox unavailable", "no such account",
-        "bad destination mailbox", "undeliverable address", "recipient rejected",
-        "not found", "is not a known user", "unknown or illegal alias", "user not known",
-        "non-existent", "nonexistent", "no such person", "not have an account",
-        "address not found", "invalid address", "mailbox not available", "unknown mailbox",
-        "no account", "not our customer", "not listed in", "not a valid user",
-        "recipient is not", "mailbox is unavailable", "user invalid", "no valid recipients",
-        "no such address", "unknown account",
+        "doesn't exist", "does not exists", "not exist", "invalid recipient",
+        "unrouteable address", "no mailbox", "account does not exist", "invalid mailbox",
+        "no such recipient", "recipient not found", "unknown local part", "unknown address",
+        "address unknown", "user doesn't", "not a valid mailbox", "no such account",
+        "bad destination mailbox", "undeliverable address", "is not a known user",
+        "unknown or illegal alias", "user not known", "non-existent", "nonexistent",
+        "no such person", "not have an account", "address not found", "invalid address",
+        "unknown mailbox", "not our customer", "not listed in", "not a valid user",
+        "user invalid", "no valid recipients", "no such address", "unknown account",
+        "doesn't have a", "does not have a", "recipient name is not recognized",
+        "name is not recognized", "mailbox not available",
+        "recipient address rejected: access denied",  # Exchange Online: not in the directory
+        "recipientnotfound", "not a registered",
+        "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
+        "unknown to", "not a valid recipient", "address does not", "user does not",
     )),
     ("filtered", (
-        "filter", "refuses", "rejected by recipient", "recipient refused", "blocked the sender",
-        "not authorized", "delivery not authorized", "message refused", "recipient does not accept",
+        "filter", "refuses", "recipient refused", "blocked the sender",
+        "delivery not authorized", "message refused", "recipient does not accept",
     )),
-    ("policyviolation", (
-        "policy", "prohibited", "not permitted", "violat", "restricted",
+    ("rejected", (
+        "sender rejected", "sender address rejected", "domain of sender", "sender verify",
+        "sender verification", "envelope sender", "sender domain", "invalid sender",
+        "sender unknown", "unknown sender", "bad sender", "sender address", "return path",
+        "return-path", "sender is", "senders", "permission to post", "not verified",
+        "mail from", "refused", "not allowed", "rejected", "denied", "rejete",
     )),
     ("contenterror", (
-        "content", "mime", "attachment", "file type", "8bit", "8-bit", "charset",
-    )),
-    ("notcompliantrfc", (
-        "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc 822", "rfc822 compliant",
-        "duplicate header", "multiple", "not compliant",
+        "mime", "binary content", "base64 encoding", "improperly-formatted", "invalid character",
+        "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
+        "header error", "headers too", "header too",
     )),
     ("syntaxerror", (
         "syntax error", "command unrecognized", "bad command", "unrecognized command",
-        "invalid command", "command not recognized",
+        "invalid command", "command not recognized", "may not follow", "bad sequence",
+        "out of sequence", "must follow",
     )),
     ("mailererror", (
         "mailer error", "command failed", "program failed", "procmail", "exit code",
         "command died", "pipe to", "unknown mailer", "local delivery failed",
+        "mail program", "x-unix", "couldn't create", "could not create",
+        "no such file or directory", "generated by",
+    )),
+    ("systemfull", (
+        "system full", "insufficient system storage", "out of disk", "disk full",
+        "mail system full", "no space left", "not enough disk space", "disk space",
+    )),
+    ("expired", (
+        "delivery time expired", "retry timeout exceeded", "message expired", "queue lifetime",
+        "too long in queue", "cannot send message for", "could not be delivered for",
+        "could not be delivered within", "retry time not reached", "delivery expired",
+        "was not delivered within", "retry period", "failing for a long time",
+        "in the queue too long", "been in the queue", "retries exceeded", "expired",
     )),
     ("networkerror", (
-        "timed out", "timeout", "connection refused", "no route to host", "network is unreachable",
-        "lost connection", "connection reset", "could not connect", "unable to connect",
-        "connect to", "mail loop", "loop detected", "loops back", "routing loop",
-        "connection closed", "network error", "dns error", "temporary lookup failure",
-        "conversation with",
+        "timed out", "timeout", "connection refused", "no route to host",
+        "network is unreachable", "lost connection", "connection reset", "could not connect",
+        "unable to connect", "connect to", "mail loop", "loop detected", "loops back",
+        "routing loop", "too many hops", "connection closed", "network error", "dns error",
+        "temporary lookup failure", "conversation with", "socket error", "did not accept our",
+        "unable to contact", "protocol error", "connection dropped", "not reachable",
     )),
     ("systemerror", (
         "system error", "internal error", "local error", "server error", "temporary failure",
         "resources temporarily unavailable", "try again later", "temporarily unavailable",
-        "system not accepting", "service unavailable", "server configuration",
+        "system not accepting", "service unavailable", "server configuration", "queue file",
+        "transaction failed", "could not load", "upstream error", "other mail system problem",
+        "service currently unavailable", "mail system problem", "configuration error",
+        "i/o error", "write error", "try later",
     )),
 )
 
-# Text after one of these lines is the original message, quoted by a plain-text bounce.
-# Where the failing SMTP command is named: a "user unknown" after DATA was a filter (the
-# address was accepted at RCPT), an address reason after MAIL FROM was about the sender.
-DATA_PHASE: tuple[str, ...] = (
-    "end of data", "after data", ">>> data", "smtp command data", "after the data",
-    "final data", "command data", "in reply to data",
-)
-MAIL_FROM_PHASE: tuple[str, ...] = (
-    "after mail from", "in reply to mail from", ">>> mail from", "smtp command mail",
+# A reason from a "user unknown" phrase, without an address status code, depends on the
+# SMTP command that failed (see reasons.py); these say which command it was.
+SMTP_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("DATA", (
+        "in reply to end of data", "after end of data", "in reply to data", "after data",
+        ">>> data", "smtp command data", "after the data", "final data", "command data",
+        "end of data command", "failed after i sent the message", "after i sent the message",
+        "during data", "after sending the message", "delivery error: dd",
+        "user doesn't have a",  # Yahoo's reply at the end of DATA
+    )),
+    ("RCPT", (
+        "in reply to rcpt to", "after rcpt to", "after rcpt", ">>> rcpt to", "rcpt to command",
+        "does not like recipient", "smtp command rcpt", "after rcpt command", "[rcpt_to]",
+        "rcpt to:<", "rcpt to: <", "in reply to rcpt", "smtp:rcpt", "our rcpt to",
+    )),
+    ("MAIL", (
+        "after mail from", "in reply to mail from", ">>> mail from", "smtp command mail",
+        "sender was rejected", "mail from command", "[mail_from]",
+    )),
+    ("HELO", (
+        "after helo", "after ehlo", "in reply to helo", "in reply to ehlo", ">>> helo",
+        ">>> ehlo", "my name was rejected", "helo command",
+    )),
+    ("CONN", (
+        "after initial connection", "initial connection", "greeting failed",
+        "refused to talk to me", "after connect",
+    )),
 )
 
+# Words that show a diagnostic quotes a remote server's reply (even without its code).
+REMOTE_REPLY: tuple[str, ...] = (
+    "recipient address rejected", "remote host said", "said:", "server returned",
+    "remote server", "<<< ", "smtp error", "responded with",
+)
+
+# Text after one of these lines is the original message, quoted by a plain-text bounce.
 ORIGINAL_MARKERS: tuple[str, ...] = (
     "------ this is a copy of the message",
     "--- below this line is a copy of the message",
@@ -215,4 +301,10 @@ ORIGINAL_MARKERS: tuple[str, ...] = (
     "this is a copy of the original message",
     "------ this is a copy of your message",
     "------------------------------ original message",
+    "header of the original message",
+    "included is a copy of the message header",
+    "-------original message",
+    "--- original message ---",
+    "----- the header of the original",
+    "------ original message headers",
 )

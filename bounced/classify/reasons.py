@@ -1,11 +1,28 @@
-"""Reason and hardness of one recipient: status code first where it is specific, the
-diagnostic's words where the code is generic, and never an address reason for a failure
-the words blame on the sender (blocked IP, spam, policy, authentication)."""
+"""Reason and hardness of one recipient.
+
+The order of evidence:
+
+1. A specific RFC 3463 status code (5.1.1, 5.1.2, 5.2.2, 5.2.3, 5.3.4, 5.4.6, 5.6.x...)
+   names the reason, unless the words blame the sender (a blocklisted IP, spam,
+   authentication...) or name another state of the mailbox (full, moved, disabled).
+2. Otherwise (no status, or a generic one: X.0.0, X.1.0, X.2.0, 5.5.0, 5.7.0, 5.7.1...)
+   the diagnostic's words decide (the phrase tables in ``bounced.classify.phrases``), and
+   the text around the recipient when the diagnostic says nothing.
+3. A "user unknown" in words only proves the address dead when the SMTP command that
+   failed was RCPT TO, or when the reporting system answered for its own users (no
+   remote SMTP reply); a remote "550 unknown user" at another or an unknown stage is
+   what content filters say, so it is reported as filtered. After MAIL FROM, an address
+   reason is about the sender (rejected).
+4. Nothing said: the failing command (connection/HELO: blocked), the action (delayed:
+   expired) or the generic code.
+"""
 
 from __future__ import annotations
 
+import re
+
 from bounced.classify.codes import GENERIC, STATUS_REASONS
-from bounced.classify.phrases import DATA_PHASE, MAIL_FROM_PHASE, PHRASES
+from bounced.classify.phrases import PHRASES, REMOTE_REPLY, SMTP_COMMANDS
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -13,23 +30,49 @@ ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
 SENDER_SIDE = frozenset(
     {"blocked", "spamdetected", "virusdetected", "policyviolation", "authfailure",
      "requireptr", "badreputation", "ratelimited", "speeding", "norelaying",
-     "failedstarttls", "securityerror", "filtered"}
+     "securityerror", "filtered", "notcompliantrfc"}
 )
-# A phrase this weak does not override a specific status code.
-WEAK_PHRASES = frozenset({"rejected", "filtered", "systemerror", "networkerror", "contenterror",
-                          "notcompliantrfc", "policyviolation", "expired", "suspend"})
-CONTEXT_PHASE = 600  # characters of context searched for the failing command
+# Mailbox states that override an "unknown address" status code (a full mailbox
+# answered with 5.1.1, a null MX reported as 5.1.10).
+MAILBOX_STATES = frozenset({"mailboxfull", "hasmoved", "suspend", "notaccept"})
+# Reasons too vague to override a specific status code.
+WEAK = frozenset({"rejected", "filtered", "systemerror", "networkerror", "contenterror",
+                  "policyviolation", "expired", "syntaxerror", "undefined"})
 MAX_SCAN = 4_000  # characters of diagnostic text scanned for phrases
+CONTEXT_SCAN = 1_200  # characters of surrounding text scanned
+
+
+_TABLE = tuple((reason, re.compile("|".join(re.escape(p) for p in phrases)))
+               for reason, phrases in PHRASES)
+
+
+def phrase_reasons(text: str) -> list[str]:
+    """Every reason in the phrase table with a phrase in ``text``, in table order.
+
+    ``text`` must already be lowercase with whitespace normalised."""
+    text = text[:MAX_SCAN]
+    return [reason for reason, pattern in _TABLE if pattern.search(text)]
 
 
 def phrase_reason(text: str) -> str:
-    """The first reason in the phrase table whose phrase occurs in ``text`` ('' if none)."""
-    text = text[:MAX_SCAN].lower()
-    for reason, phrases in PHRASES:
-        for phrase in phrases:
-            if phrase in text:
-                return reason
+    """The first reason in the phrase table with a phrase in ``text`` ('' if none)."""
+    text = text[:MAX_SCAN]
+    for reason, pattern in _TABLE:
+        if pattern.search(text):
+            return reason
     return ""
+
+
+def smtp_command(text: str) -> str:
+    """The SMTP command a failure report names (RCPT, DATA, MAIL, HELO, CONN) or ''."""
+    text = text[:MAX_SCAN]
+    best, where = "", len(text) + 1
+    for command, phrases in SMTP_COMMANDS:
+        for phrase in phrases:
+            pos = text.find(phrase)
+            if 0 <= pos < where:
+                best, where = command, pos
+    return best
 
 
 def code_reason(status: str) -> tuple[str, bool]:
@@ -42,48 +85,61 @@ def code_reason(status: str) -> tuple[str, bool]:
     return reason, bool(reason) and key not in GENERIC and key in STATUS_REASONS
 
 
-def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str) -> str:
-    """The reason for one recipient from its status, reply code, action and texts,
-    corrected for the SMTP command that failed (see DATA_PHASE)."""
-    reason = _reason(status, reply_code, action, diagnostic, context)
-    if reason in ADDRESS_REASONS:
-        said = diagnostic.lower()
-        near = context[:CONTEXT_PHASE].lower()
-        data = any(p in said for p in DATA_PHASE) or "in reply to end of data" in near
-        if reason == "userunknown" and data:
-            return "filtered"
-        if any(p in said for p in MAIL_FROM_PHASE):
-            return "rejected"
-    return reason
+def _lower(text: str) -> str:
+    return " ".join(text[:MAX_SCAN].lower().split())
 
 
-def _reason(status: str, reply_code: str, action: str, diagnostic: str, context: str) -> str:
+def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
+               command: str = "") -> str:
+    """The reason for one recipient from its status, reply code, action and texts
+    (``command``: the failing SMTP command when the report's format names it)."""
+    said = _lower(diagnostic)
+    near = _lower(context[:CONTEXT_SCAN])
+    command = command or smtp_command(said) or smtp_command(near)
     by_code, specific = code_reason(status)
-    if action == "failed" and (status.startswith("4") or (not status and reply_code[:1] == "4")):
-        phrase = phrase_reason(diagnostic)
-        return phrase if phrase in SENDER_SIDE else "expired"  # transient, retries ran out
-    phrase = phrase_reason(diagnostic)
-    if not phrase and not specific and context:
-        phrase = phrase_reason(context)
+    phrase = phrase_reason(said)
+    if not phrase and not specific:
+        phrase = phrase_reason(near)
+    transient = status.startswith("4") or (not status and reply_code.startswith("4"))
     if specific:
-        if phrase in SENDER_SIDE and by_code in ADDRESS_REASONS:
+        if by_code in ADDRESS_REASONS:  # unless the words blame the sender or the mailer
+            overriding = SENDER_SIDE | ({"mailererror"} | MAILBOX_STATES
+                                        if by_code == "userunknown" else set())
+            other = next((r for r in phrase_reasons(said) if r in overriding), "")
+            if other:
+                return other
+        if by_code not in ADDRESS_REASONS and phrase and phrase not in WEAK | ADDRESS_REASONS:
             return phrase
-        if phrase and phrase not in WEAK_PHRASES and by_code == "securityerror":
-            return phrase
+        if by_code == "hostunknown" and transient:
+            return "networkerror"
         return by_code
+    if phrase in ADDRESS_REASONS and command in ("MAIL", "HELO", "CONN"):
+        return "rejected" if command == "MAIL" else "blocked"  # not about the recipient
+    if phrase == "userunknown":
+        if command == "RCPT" or status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
+            return "userunknown"
+        if command or reply_code or status or any(m in said for m in REMOTE_REPLY):
+            return "filtered"
+        return "userunknown"  # the reporting system's own verdict on its own user
+    if phrase == "hostunknown" and transient:
+        return "networkerror"  # a DNS failure that may yet resolve
     if phrase:
         return phrase
-    if action == "delayed":
+    if command in ("HELO", "CONN"):
+        return "blocked"
+    if command == "MAIL":
+        return "rejected"
+    if action == "delayed" or (action == "failed" and transient):
         return "expired"
-    return by_code or "undefined"
+    if by_code:
+        return by_code
+    return "onhold" if status.endswith(".0.0") else "undefined"
 
 
 def is_hard(reason: str, status: str, reply_code: str, action: str) -> bool:
     """True only when the failure proves the address itself is dead."""
     if action not in ("failed", ""):
         return False
-    if reason in HARD_REASONS:
-        return not status.startswith("4") and not reply_code.startswith("4")
-    if reason == "notaccept":
-        return status.startswith("5") or (not status and reply_code.startswith("5"))
-    return False
+    if status.startswith("4") or (not status and reply_code.startswith("4")):
+        return False
+    return reason in HARD_REASONS or reason == "notaccept"

@@ -14,7 +14,7 @@ ADDRESS = re.compile(
     r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[\w-]{1,63}\.)*[\w-]{1,63}", re.UNICODE
 )
 STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-REPLY_CODE = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ -]|$)(?![\d.]*\.\d)")
+REPLY_CODE = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ :-]|$)(?![\d.]*\.\d)")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Found:
     diagnostic: str = ""
     remote_mta: str = ""
     reason: str = ""  # set only when the format itself names the reason
+    command: str = ""  # the SMTP command that failed, when the format says (RCPT, DATA...)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from bounced.classify.detectors.base import (
     status_of,
 )
 from bounced.classify.parse import Mail, decode_part
+from bounced.classify.reasons import smtp_command
 
 DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40})[ \t]*:[ \t]*(.*)$")
@@ -88,7 +89,9 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
         diagnostic = normalise(block.get("diagnostic-code", ""))
         if ";" in diagnostic[:12]:
             diagnostic = diagnostic.split(";", 1)[1].strip()
-        status = status_of(block.get("status", ""))
+        status_field = block.get("status", "")
+        status = status_of(status_field)
+        comment = status_field.split("(", 1)[1] if "(" in status_field else ""
         reply = reply_code_of(diagnostic)
         action = block.get("action", "").strip().lower().split(" ")[0]
         if action not in _VALID_ACTIONS:
@@ -98,7 +101,8 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
             remote = remote.split(";", 1)[1]
         found.append(
             Found(address=address, action=action, status=status, reply_code=reply,
-                  diagnostic=diagnostic, remote_mta=normalise(remote)[:255])
+                  diagnostic=diagnostic, remote_mta=normalise(remote)[:255],
+                  command=smtp_command(normalise(comment).lower()))
         )
         if len(found) >= MAX_RECIPIENTS:
             break

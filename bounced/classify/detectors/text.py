@@ -62,14 +62,22 @@ def is_bounce(mail: Mail) -> bool:
     return bool(BOUNCE_TEXT.search(mail.text[:4000]))
 
 
-def _diagnostic(lines: list[str], index: int, rest: str, starts: set[int]) -> str:
-    parts = [rest] if rest.strip(" :<>") else []
+def _says_something(parts: list[str]) -> bool:
+    """Whether the lines gathered so far hold a reason, not just a lead-in ("because:")."""
+    if not parts or parts[-1].endswith(":"):
+        return False
+    return sum(len(p.split()) for p in parts) >= 3
+
+
+def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str]) -> str:
+    parts = [rest.strip()] if rest.strip(" :<>.,;") else []
+    address = starts.get(index, "")
     for j in range(index + 1, min(len(lines), index + 1 + DIAG_LINES)):
-        if j in starts or DIAG_STOP.match(lines[j]):
+        if starts.get(j, address) != address or DIAG_STOP.match(lines[j]):
             break
         line = lines[j].strip()
         if not line:
-            if parts:
+            if _says_something(parts):
                 break
             continue
         parts.append(line)
@@ -99,7 +107,7 @@ def scan(mail: Mail) -> list[Found]:
                 break
             hits.append((i, address, line[m.end():]))
             break
-    starts = {i for i, _, _ in hits}
+    starts = {i: address for i, address, _ in hits}
     delayed = bool(DELAY_TEXT.search(mail.text[:6000]))
     found: list[Found] = []
     seen: set[str] = set()
