@@ -122,9 +122,9 @@ class SQLiteStore(SQLiteOutbox):
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         for pragma in (
+            "PRAGMA busy_timeout=10000",  # first: another process may be opening it too
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=FULL",
-            "PRAGMA busy_timeout=10000",
             "PRAGMA foreign_keys=ON",
         ):
             await self._execute(pragma)
@@ -177,6 +177,11 @@ class SQLiteStore(SQLiteOutbox):
             if version in done:
                 continue
             async with self._tx():
+                # Another process may have applied it while this one waited for the lock.
+                if await self._execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ):
+                    continue
                 for statement in sql.split(";\n"):
                     if statement.strip():
                         await self._execute(statement)
