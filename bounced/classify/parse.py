@@ -106,6 +106,28 @@ class Mail:
         return header(self.msg, "subject")
 
 
+_BOUNDARY_LINE = re.compile(r"(?m)^--([^\s]{1,200}?)(?:--)?[ \t]*$")
+
+
+def _repaired(part: Message) -> Message:
+    """A multipart whose declared boundary is not in its body, re-read with the boundary
+    the body does use; without any, its body is read as plain text."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return part
+    payload = payload[:MAX_BYTES]
+    match = _BOUNDARY_LINE.search(payload)
+    if match:
+        fixed = email.message_from_string(
+            f'Content-Type: multipart/mixed; boundary="{match.group(1)}"\n\n{payload}',
+            policy=compat32)
+        if fixed.is_multipart():
+            return fixed
+    plain = Message(policy=compat32)
+    plain.set_payload(payload)
+    return plain
+
+
 def walk(msg: Message) -> Mail:
     """Split a message into report parts and attached originals, within the caps."""
     mail = Mail(msg=msg)
@@ -120,6 +142,9 @@ def walk(msg: Message) -> Mail:
         if part is not msg and ctype in ORIGINAL_TYPES:
             mail.originals.append(part)
             continue
+        if ctype.startswith("multipart/") and not part.is_multipart() and depth < MAX_DEPTH:
+            part = _repaired(part)  # boundary parameter and body disagree
+            ctype = part.get_content_type()
         mail.parts.append(part)
         if part.is_multipart():
             if depth >= MAX_DEPTH or ctype == "message/delivery-status":

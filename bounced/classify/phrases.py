@@ -189,7 +189,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "doesn't have a", "does not have a", "recipient name is not recognized",
         "name is not recognized", "mailbox not available",
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
-        "recipientnotfound", "not a registered",
+        "recipientnotfound", "not a registered", "invalid final delivery userid",
+        "unknown userid", "invalid userid",
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
     )),

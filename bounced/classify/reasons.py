@@ -98,8 +98,10 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
     command = command or smtp_command(said) or smtp_command(near)
     by_code, specific = code_reason(status)
     phrase = phrase_reason(said)
+    reporter_says = False  # the words are the reporting system's own prose
     if not phrase and not specific:
         phrase = phrase_reason(near)
+        reporter_says = bool(phrase) and not said.strip(" .:;<>")
     transient = status.startswith("4") or (not status and reply_code.startswith("4"))
     if specific:
         if by_code in ADDRESS_REASONS:  # unless the words blame the sender or the mailer
@@ -118,6 +120,8 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
     if phrase == "userunknown":
         if command == "RCPT" or status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
             return "userunknown"
+        if reporter_says and not (command or reply_code):
+            return "userunknown"  # the reporting system's own summary ("Address not found")
         if command or reply_code or status or any(m in said for m in REMOTE_REPLY):
             return "filtered"
         return "userunknown"  # the reporting system's own verdict on its own user

@@ -8,12 +8,13 @@ _A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]
 
 # A line naming a failed recipient; the first pattern that matches a line is used.
 RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
-    rf"^\s*[*\-]?\s*<?{_A}>?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim, Gmail, Yahoo)
+    rf"^\s*[*\-]?\s*[<\"']?{_A}[>\"']?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim, Gmail)
+    rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
     rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
     rf"^\s*{_A}\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",  # addr: reason / addr on DATE (Exchange)
     rf"\brcpt to:\s*<{_A}>",
     rf"\b(?:recipient|address|addressed to|delivered to|deliver to|failed to|original-recipient|"
-    rf"final-recipient|to)\s*(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*<?'?\"?{_A}",
+    rf"final-recipient|userid|user|to)\s*(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*<?'?\"?{_A}",
     rf"^\s*\d{{3}}[ -]+(?:\d\.\d{{1,3}}\.\d{{1,3}}\s+)?<{_A}>",  # 550 <addr>... (Sendmail)
 ))
 
