@@ -20,7 +20,7 @@ from __future__ import annotations
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rejected", (  # the sender may not post here (mailing lists, groups)
         "permission to post", "not have permission to post", "not allowed to post",
-        "only members can post", "posting is restricted",
+        "only members can post", "posting is restricted", "投稿する権限",
     )),
     ("filtered", (
         "recipient preferences", "refused due to recipient", "rejected by recipient",
@@ -248,6 +248,14 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
     )),
+)
+
+# Failures to reach the receiving host at all: when the retries ran out (or are still
+# running) the message expired in the queue; the network is just why.
+CONNECT_FAILURES: tuple[str, ...] = (
+    "timed out", "timeout", "connection refused", "did not accept our requests to connect",
+    "could not connect", "unable to connect", "connect to", "socket error", "no route to host",
+    "network is unreachable",
 )
 
 # A reason from a "user unknown" phrase, without an address status code, depends on the

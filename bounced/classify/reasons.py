@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from bounced.classify.codes import GENERIC, STATUS_REASONS
-from bounced.classify.phrases import PHRASES, REMOTE_REPLY, SMTP_COMMANDS
+from bounced.classify.phrases import CONNECT_FAILURES, PHRASES, REMOTE_REPLY, SMTP_COMMANDS
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -110,7 +110,7 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
             other = next((r for r in phrase_reasons(said) if r in overriding), "")
             if other:
                 return other
-        if by_code not in ADDRESS_REASONS and phrase and phrase not in WEAK | ADDRESS_REASONS:
+        if by_code not in ADDRESS_REASONS and phrase in SENDER_SIDE:
             return phrase
         if by_code == "hostunknown" and transient:
             return "networkerror"
@@ -127,6 +127,9 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         return "userunknown"  # the reporting system's own verdict on its own user
     if phrase == "hostunknown" and transient:
         return "networkerror"  # a DNS failure that may yet resolve
+    if phrase == "networkerror" and (transient or action == "delayed" or not (
+            status or reply_code)) and any(p in said or p in near for p in CONNECT_FAILURES):
+        return "expired"  # the host could not be reached until the retries ran out
     if phrase:
         return phrase
     if command in ("HELO", "CONN"):
