@@ -1,0 +1,271 @@
+"""Benchmark: SMTP intake and end-to-end throughput of bounced against a bare aiosmtpd server.
+
+    .venv/bin/python bench/intake_bench.py [--rounds 3] [--connections 20] [--count 6000]
+                                           [--seconds 20] [--backends sqlite,postgresql]
+                                           [--smtp-source] [--profile CONFIG]
+
+Configurations, each a fresh server process (and a fresh database), rounds interleaved so
+that every ratio compares runs measured side by side on this noisy machine:
+
+  bare     aiosmtpd on the daemon's event loop (uvloop) that accepts and discards
+  intake   bounced serve, worker disabled: verify the token, store durably, 250
+  e2e      bounced serve: as intake, plus the worker (classify, record, decide); its rate is
+           messages / (time of the last job finished - time of the first command)
+
+Load: bench/common.py loadgen, a separate process (asyncio on uvloop, N persistent connections,
+no pipelining, corpus messages round robin, a distinct signed return path per message).
+Against Postfix's C smtp-sink it does about 11,000 msg/s here, so it is not the bottleneck.
+With --smtp-source, Postfix's smtp-source also drives bare and intake (one corpus file, one
+return path) as a cross-check.
+
+Printed per configuration (median over rounds): messages/s, ratio to the bare server of the
+same round, p50/p99 latency from the end of DATA to the 250, peak RSS (VmHWM) of the server
+process and its CPU time per message. Targets (issue 4, SQLite): intake >= 0.8x, e2e >= 0.5x.
+--profile intake|e2e runs that configuration once more under cProfile and prints where the
+daemon's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    CLK_TCK,
+    DOMAIN,
+    LoadResult,
+    Server,
+    bare_server,
+    bounced_server,
+    corpus_dir,
+    median,
+    pg_database,
+    pg_reason,
+    queue_drained_at,
+    run_loadgen,
+    write_keys,
+)
+
+TARGETS = {"intake/sqlite": 0.8, "e2e/sqlite": 0.5}
+
+
+def store_for(backend: str, folder: Path, run: str):  # type: ignore[no-untyped-def]
+    """A context manager yielding a fresh store URL."""
+    import contextlib
+
+    if backend == "sqlite":
+        return contextlib.nullcontext(f"sqlite:///{folder / 'bounced.db'}")
+    return pg_database(f"bounced_bench_{run}")
+
+
+def measure(config: str, backend: str | None, args: argparse.Namespace, folder: Path,
+            run: str) -> dict[str, float]:
+    """One configuration once: start the server, load it, measure, stop it."""
+    folder.mkdir(parents=True)
+    keys = write_keys(folder)
+    if config == "bare":
+        server = bare_server(folder)
+        server.start()
+        try:
+            load = run_loadgen(server.port, connections=args.connections, count=args.count,
+                               seconds=args.seconds, keys=keys)
+            status = server.status()
+        finally:
+            server.stop()
+        return summarize(load, status, load.rate)
+    assert backend is not None
+    with store_for(backend, folder, run) as url:
+        extra = {"BOUNCED_WORKER_ENABLED": "false"} if config == "intake" else {}
+        if args.profile_out is not None:
+            server = profiled(bounced_server(folder, url, **extra), args.profile_out)
+        else:
+            server = bounced_server(folder, url, **extra)
+        server.start()
+        try:
+            load = run_loadgen(server.port, connections=args.connections, count=args.count,
+                               seconds=args.seconds, keys=keys)
+            rate = load.rate
+            if config == "e2e":
+                last, counts = asyncio.run(
+                    queue_drained_at(url, load.ok, time.monotonic() + args.seconds * 4)
+                )
+                if counts["done"] + counts["quarantined"] < load.ok:
+                    print(f"  warning: queue not drained: {counts}")
+                rate = load.ok / (last - load.first_send)
+            status = server.status()
+        finally:
+            server.stop()
+    return summarize(load, status, rate)
+
+
+def summarize(load: LoadResult, status: dict[str, int], rate: float) -> dict[str, float]:
+    if load.failed or load.errors:
+        print(f"  note: {load.failed} non-250 replies {load.replies}, {load.errors} errors")
+    return {
+        "rate": rate, "smtp_rate": load.rate, "ok": load.ok, "p50": load.p50_ms,
+        "p99": load.p99_ms, "rss_mb": status.get("VmHWM", 0) / 1024,
+        "cpu_ms_per_msg": 1000 * status.get("cpu_ticks", 0) / CLK_TCK / max(load.ok, 1),
+    }
+
+
+def profiled(server: Server, out: Path) -> Server:
+    argv = [sys.executable, "-m", "cProfile", "-o", str(out), *server.argv[1:]]
+    return Server(argv, server.env, server.port, server.log_path)
+
+
+def smtp_source_rate(port: int, args: argparse.Namespace, folder: Path, rp: str) -> float:
+    """Messages/s that Postfix's smtp-source achieves (one corpus file, one return path)."""
+    sample = sorted(corpus_dir().glob("*.eml"), key=lambda p: p.stat().st_size)
+    message = sample[len(sample) // 2]
+    tool = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    start = time.perf_counter()
+    subprocess.run(
+        [tool, "-s", str(args.connections), "-m", str(args.count), "-d", "-f", "", "-t", rp,
+         "-F", str(message), "-M", "loadgen.test", f"127.0.0.1:{port}"],
+        check=True, timeout=args.seconds * 3, capture_output=True,
+    )
+    return args.count / (time.perf_counter() - start)
+
+
+def smtp_source_round(args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    from bounced.verp import Keyring, Signer
+
+    folder.mkdir(parents=True)
+    keys = write_keys(folder)
+    rp = Signer(Keyring.load(keys), domain=DOMAIN).return_path(
+        "4711", "alice@example.net", day=dt.datetime.now(dt.UTC).date())
+    out = {}
+    for config in ("bare", "intake"):
+        sub = folder / config
+        sub.mkdir()
+        if config == "bare":
+            server = bare_server(sub)
+        else:
+            server = bounced_server(sub, f"sqlite:///{sub / 'bounced.db'}",
+                                    BOUNCED_WORKER_ENABLED="false")
+        server.start()
+        try:
+            out[config] = smtp_source_rate(server.port, args, sub, rp)
+        finally:
+            server.stop()
+    return out
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"\ncProfile of the daemon: {total:.2f} s of CPU in Python functions (own time);")
+    print("top functions by own time (share of total), then by cumulative time:")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+    for (file, line, name), (_, _, tt, ct, _) in rows[:top]:
+        print(f"  {100 * tt / total:5.1f}%  own {tt:6.2f}s  cum {ct:6.2f}s  "
+              f"{short(file)}:{line}:{name}")
+    print("by cumulative time (bounced code only):")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][3], reverse=True)  # type: ignore[attr-defined]
+    shown = 0
+    for (file, line, name), (_, _, _tt, ct, _) in rows:
+        if "/bounced/" in file and shown < top:
+            print(f"  {100 * ct / total:5.1f}%  cum {ct:6.2f}s  {short(file)}:{line}:{name}")
+            shown += 1
+
+
+def short(file: str) -> str:
+    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--connections", type=int, default=20)
+    p.add_argument("--count", type=int, default=6000, help="messages per run (bound)")
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds per run (bound)")
+    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--smtp-source", action="store_true", help="cross-check with smtp-source")
+    p.add_argument("--profile", choices=("intake", "e2e"), help="profile one configuration")
+    p.add_argument("--profile-backend", default="sqlite")
+    args = p.parse_args()
+    args.profile_out = None
+
+    backends = [b for b in args.backends.split(",") if b]
+    if "postgresql" in backends and (reason := pg_reason()) is not None:
+        print(f"PostgreSQL skipped: {reason}")
+        backends.remove("postgresql")
+    configs = [("bare", None)] + [(c, b) for b in backends for c in ("intake", "e2e")]
+    tmp = Path(tempfile.mkdtemp(prefix="bounced-intake-bench-"))
+    fs = subprocess.run(["df", "-T", str(tmp)], capture_output=True, text=True,
+                        check=False).stdout
+    print(f"intake bench {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, Python "
+          f"{platform.python_version()}, {len(list(corpus_dir().glob('*.eml')))} corpus messages, "
+          f"{args.connections} connections, {args.count} messages or {args.seconds:g} s per run, "
+          f"{args.rounds} rounds; load generator: bench/common.py loadgen (own process); "
+          f"files in {tmp} ({fs.splitlines()[-1].split()[1]})")
+    results: dict[str, list[dict[str, float]]] = {}
+    ratios: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        base = None
+        for config, backend in configs:
+            name = config if backend is None else f"{config}/{backend}"
+            m = measure(config, backend, args, tmp / f"r{r}-{name.replace('/', '-')}", f"{r}")
+            results.setdefault(name, []).append(m)
+            if config == "bare":
+                base = m["rate"]
+            assert base is not None
+            ratios.setdefault(name, []).append(m["rate"] / base)
+            print(f"  round {r + 1} {name:20s} {m['rate']:7.0f} msg/s  x{m['rate'] / base:.2f}  "
+                  f"p50 {m['p50']:.1f} ms  p99 {m['p99']:.1f} ms  peak RSS {m['rss_mb']:.0f} MB  "
+                  f"CPU {m['cpu_ms_per_msg']:.2f} ms/msg", flush=True)
+
+    print(f"\n{'configuration':20s} {'msg/s':>7s} {'x bare':>7s} {'target':>7s} "
+          f"{'p50 ms':>7s} {'p99 ms':>7s} {'RSS MB':>7s} {'CPU ms/msg':>10s}")
+    for name, runs in results.items():
+        target = TARGETS.get(name)
+        ratio = median(ratios[name])
+        verdict = "" if target is None else f">={target}" + (" ok" if ratio >= target else " MISS")
+        print(f"{name:20s} {median([m['rate'] for m in runs]):7.0f} {ratio:7.2f} {verdict:>7s} "
+              f"{median([m['p50'] for m in runs]):7.1f} {median([m['p99'] for m in runs]):7.1f} "
+              f"{max(m['rss_mb'] for m in runs):7.0f} "
+              f"{median([m['cpu_ms_per_msg'] for m in runs]):10.2f}")
+    for name, runs in results.items():
+        if name.startswith("e2e"):
+            print(f"{name}: SMTP phase alone {median([m['smtp_rate'] for m in runs]):.0f} msg/s "
+                  "(the worker shares the event loop, so intake slows while it works)")
+
+    if args.smtp_source:
+        if shutil.which("smtp-source") or Path("/usr/sbin/smtp-source").exists():
+            rates = [smtp_source_round(args, tmp / f"smtp-source-{r}") for r in range(args.rounds)]
+            bare = median([x["bare"] for x in rates])
+            intake = median([x["intake"] for x in rates])
+            print(f"\nsmtp-source cross-check (one return path, one corpus file): bare {bare:.0f} "
+                  f"msg/s, intake/sqlite {intake:.0f} msg/s, "
+                  f"x{median([x['intake'] / x['bare'] for x in rates]):.2f}")
+        else:
+            print("\nsmtp-source not installed (bash .ci/install-mta): cross-check skipped")
+
+    if args.profile:
+        out = tmp / "daemon.prof"
+        args.profile_out = out
+        m = measure(args.profile, args.profile_backend, args, tmp / "profile", "profile")
+        print(f"\nprofiled run {args.profile}/{args.profile_backend}: {m['rate']:.0f} msg/s "
+              "(slower under cProfile)")
+        print_profile(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
