@@ -121,14 +121,29 @@ class SQLiteStore(SQLiteOutbox):
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        await self._enable_wal()
         for pragma in (
-            "PRAGMA busy_timeout=10000",  # first: another process may be opening it too
-            "PRAGMA journal_mode=WAL",
+            "PRAGMA busy_timeout=10000",
             "PRAGMA synchronous=FULL",
             "PRAGMA foreign_keys=ON",
         ):
             await self._execute(pragma)
         await self._migrate()
+
+    async def _enable_wal(self) -> None:
+        """Switch to WAL; two processes switching a new file at once would wait on each
+        other, so without a busy timeout, retrying briefly instead."""
+        import asyncio
+
+        for attempt in range(100):
+            try:
+                await self._execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt == 99:
+                    raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") \
+                        from exc
+                await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         if self._conn is not None:
