@@ -131,8 +131,8 @@ class SQLiteStore(SQLiteOutbox):
         await self._migrate()
 
     async def _enable_wal(self) -> None:
-        """Switch to WAL; two processes switching a new file at once would wait on each
-        other, so without a busy timeout, retrying briefly instead."""
+        """Switch to WAL before the long busy timeout is set: processes switching one new file
+        at once can lock each other out (with the 10 s timeout they waited it out); retry."""
         import asyncio
 
         for attempt in range(100):
