@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from bounced.app import make_verifier, open_ready_store, redact, utcnow
+from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
 from bounced.config import Settings
 from bounced.exceptions import ConfigError
-from bounced.model import JOB_STATES, AddressState, Decision, Incident
+from bounced.model import JOB_STATES, Incident
 from bounced.store import Store
-from bounced.verp import InvalidToken, Signer, fingerprint, generate_key_line
+from bounced.verp import InvalidToken, Signer, generate_key_line
+from bounced.views import address_details, address_report
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
@@ -110,17 +111,11 @@ def _incident_row(i: Incident) -> list[Any]:
 
 async def status(settings: Settings, subject: str | None, address: str | None, as_json: bool,
                  out: TextIO) -> int:
-    fp = fingerprint(address) if address else None
     async with _store(settings) as store:
-        states = await store.address_states(subject=subject, fingerprint=fp)
-        details = [(s, await store.incidents(s.subject, s.fingerprint),
-                    await store.decisions(s.subject, s.fingerprint)) for s in states]
-    if as_json:
-        print(json.dumps({
-            "query": {"subject": subject, "address": address, "fingerprint": fp},
-            "addresses": [_state_json(s, inc, dec) for s, inc, dec in details],
-        }, indent=2), file=out)
-        return 0
+        if as_json:
+            print(json.dumps(await address_report(store, subject, address), indent=2), file=out)
+            return 0
+        fp, details = await address_details(store, subject, address)
     if not details:
         who = f"subject {subject}" if subject else f"address {address} (fingerprint {fp})"
         print(f"{who}: no incidents recorded; confirmed", file=out)
@@ -141,19 +136,6 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
               out)
         print(file=out)
     return 0
-
-
-def _state_json(s: AddressState, incidents: list[Incident], decisions: list[Decision]) -> dict[
-        str, Any]:
-    return {
-        "subject": s.subject, "fingerprint": s.fingerprint, "address": s.address,
-        "state": s.state, "changed_at": s.changed_at.isoformat() if s.changed_at else None,
-        "reconfirmed_at": s.reconfirmed_at.isoformat() if s.reconfirmed_at else None,
-        "decisions": [{"id": d.id, "action": d.action, "rule": d.rule,
-                       "decided_at": d.decided_at.isoformat(), "evidence": list(d.evidence)}
-                      for d in decisions],
-        "incidents": [i.evidence() for i in incidents],
-    }
 
 
 async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:

@@ -13,7 +13,7 @@ from typing import BinaryIO, TextIO
 
 import structlog
 
-from bounced.app import make_verifier, open_ready_store
+from bounced.app_support import make_verifier, open_ready_store
 from bounced.config import Settings
 from bounced.model import NewMessage
 from bounced.smtp import token_fields

@@ -40,5 +40,7 @@ async def run_periodically(
             await purge_once(store, settings, now())
         except StoreError as exc:
             log.warning("retention.failed", error=str(exc))
+        except Exception as exc:  # the schedule must survive anything
+            log.exception("retention.error", error=repr(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.retention.interval_seconds)

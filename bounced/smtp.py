@@ -17,6 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake import Intake
+from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
 from bounced.verp import InvalidToken, Token, Verifier
 
@@ -57,7 +58,9 @@ class BounceHandler:
         intake: Intake,
         settings: SMTPSettings,
         now: Callable[[], dt.datetime],
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.verifier = verifier
         self.intake = intake
         self.settings = settings
@@ -69,6 +72,10 @@ class BounceHandler:
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
+        if what == "accepted":
+            self.metrics.accepted.labels("smtp").inc()
+        else:
+            self.metrics.rejected.labels(what.partition(".")[2] or what).inc()
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,

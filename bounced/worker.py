@@ -22,6 +22,7 @@ from bounced import events
 from bounced.classify import Report, classify
 from bounced.config import Settings
 from bounced.exceptions import StoreUnavailable
+from bounced.metrics import Metrics
 from bounced.model import AddressState, DomainStats, Event, Incident, Job, Plan
 from bounced.policy import plan as policy_plan
 from bounced.store import Outcome, Store
@@ -72,7 +73,9 @@ class Worker:
         settings: Settings,
         now: Callable[[], dt.datetime],
         name: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.store = store
         self.settings = settings
         self.now = now
@@ -152,7 +155,8 @@ class Worker:
         )
         planner = functools.partial(self._plan, now=now)
         try:
-            result = await self.store.finish(job, self.name, outcome, planner, now)
+            with self.metrics.processing.time():
+                result = await self.store.finish(job, self.name, outcome, planner, now)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -162,7 +166,13 @@ class Worker:
             log.warning("bounce.claim_lost", job=job.id)
             return None
         decision = result.decision
+        self.metrics.classified.labels(report.kind).inc()
+        for i in result.incidents:
+            self.metrics.incidents.labels(i.reason, "yes" if i.counts else "no").inc()
+        if decision is not None:
+            self.metrics.decisions.labels("held" if result.held else decision.action).inc()
         if result.trip:
+            self.metrics.breakers.inc()
             log.error("breaker.tripped", domain=result.incidents[0].domain,
                       addresses=result.domain_addresses)
         if decision is not None and result.held:

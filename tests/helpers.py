@@ -4,6 +4,7 @@ DSN builders, a subprocess daemon."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from bounced.app import make_verifier, utcnow
 from bounced.config import Settings, load_settings
-from bounced.intake import Intake
-from bounced.smtp import BounceHandler, SMTPServer
-from bounced.store import Store, open_store
+from bounced.daemon import Daemon as BouncedDaemon
+from bounced.smtp import BounceHandler
+from bounced.store import Store
 from bounced.verp import Signer
 from bounced.worker import Worker
 
@@ -45,6 +46,8 @@ def base_env(tmp: Path, **extra: str) -> dict[str, str]:
         "BOUNCED_VERP_KEYS_FILE": str(keys),
         "BOUNCED_VERP_DOMAIN": DOMAIN,
         "BOUNCED_SMTP_LISTEN": "127.0.0.1:0",
+        "BOUNCED_HTTP_LISTEN": "127.0.0.1:0",
+        "BOUNCED_OUTBOX_POLL_INTERVAL": "0.2",
         "BOUNCED_WORKER_POLL_INTERVAL": "0.2",
         "BOUNCED_WORKER_RETRY_BASE_SECONDS": "0.2",
     }
@@ -159,30 +162,26 @@ class Daemon:
     handler: BounceHandler
     port: int
     signer: Signer
+    daemon: BouncedDaemon
+    http_port: int | None
 
 
 @asynccontextmanager
 async def running_daemon(settings: Settings, *, worker: bool = True) -> AsyncIterator[Daemon]:
-    """The daemon's parts, in this event loop, on an ephemeral 127.0.0.1 port."""
-    verifier, _ = make_verifier(settings)
-    store = open_store(settings.store_url)
-    await store.open()
-    w = Worker(store, settings, utcnow, name="test-worker")
-    intake = Intake(store, on_stored=w.wake)
-    handler = BounceHandler(verifier, intake, settings.smtp, utcnow)
-    server = SMTPServer(handler, settings.smtp)
-    _, port = await server.start()
-    task = asyncio.create_task(w.run()) if worker else None
+    """The whole daemon, in this event loop, on ephemeral 127.0.0.1 ports."""
+    if not worker:
+        settings = dataclasses.replace(
+            settings, worker=dataclasses.replace(settings.worker, enabled=False))
+    daemon = BouncedDaemon(settings)
+    await daemon.start()
     try:
-        yield Daemon(settings, store, w, handler, port,
-                     Signer(verifier.keyring, domain=settings.verp.domain))
+        yield Daemon(settings, daemon.store, daemon.worker, daemon.handler,
+                     daemon.smtp_address[1],
+                     Signer(daemon.verifier.keyring, domain=settings.verp.domain,
+                            prefix=settings.verp.prefix),
+                     daemon, daemon.http_address[1] if daemon.http_address else None)
     finally:
-        await server.stop()
-        await intake.drain()
-        w.stop()
-        if task is not None:
-            await asyncio.wait_for(task, 10)
-        await store.close()
+        await daemon.stop()
 
 
 async def asend(port: int, rcpts: list[str], data: bytes) -> dict[str, object]:

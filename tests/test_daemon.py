@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bounced.app_support import utcnow
 from bounced.model import UNCONFIRMED
 
 from .helpers import DOMAIN, asend, days_ago, dsn, make_settings, running_daemon
@@ -148,7 +149,7 @@ async def test_reconfirm_clears_history(tmp_path: Path, store_url: str) -> None:
             await bounce(d, "11", ALICE, age)
             await wait_processed(d, n)
         assert await state_of(d, "11") == UNCONFIRMED
-        await d.store.reconfirm("11", __import__("bounced.app").app.utcnow())
+        await d.store.reconfirm("11", utcnow())
         assert await state_of(d, "11") == "confirmed"
         await bounce(d, "11", ALICE, 1)
         await wait_processed(d, 4)
@@ -160,14 +161,17 @@ async def test_store_failure_answers_451_and_recovers(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with running_daemon(settings, worker=False) as d:
         rp = d.signer.return_path("1", ALICE, day=days_ago(1))
-        db = sqlite3.connect(tmp_path / "bounced.db")
-        db.execute("ALTER TABLE messages RENAME TO messages_away")
-        db.commit()
+
+        def rename(old: str, new: str) -> None:
+            # In a thread: a blocking SQLite call on the event loop would stall the daemon
+            # in the middle of its own transaction.
+            with sqlite3.connect(tmp_path / "bounced.db", timeout=10) as db:
+                db.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+        await asyncio.to_thread(rename, "messages", "messages_away")
         reply = await asend(d.port, [rp], dsn(ALICE, return_path=rp))
         assert reply["DATA"][0] == 451 and "4.3.0" in reply["DATA"][1]
-        db.execute("ALTER TABLE messages_away RENAME TO messages")
-        db.commit()
-        db.close()
+        await asyncio.to_thread(rename, "messages_away", "messages")
         reply = await asend(d.port, [rp], dsn(ALICE, return_path=rp))
         assert reply["DATA"][0] == 250
         assert (await d.store.queue_counts())["pending"] == 1

@@ -6,6 +6,7 @@ a cursor left to the garbage collector under concurrency is a lost bounce).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -151,29 +152,34 @@ class SQLiteStore(SQLiteOutbox):
             await conn.close()
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        assert self._conn is not None, "store is not open"
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            async with self._conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            raise StoreError(f"SQLite: {exc}") from exc
 
     @asynccontextmanager
     async def _tx(self, immediate: bool = True) -> AsyncIterator[None]:
+        """One transaction under the connection lock: committed, or rolled back on any error
+        (a transaction left open would hold SQLite's write lock for good)."""
         if self._conn is None:
             raise StoreUnavailable("store is not open")
         async with self._lock:
-            try:
-                await self._execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            await self._execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield
-            except BaseException:
-                await self._execute("ROLLBACK")
-                raise
-            try:
                 await self._execute("COMMIT")
-            except sqlite3.Error as exc:
-                await self._execute("ROLLBACK")
-                raise StoreError(f"SQLite commit failed: {exc}") from exc
+            except BaseException:
+                if self._conn is not None and self._conn.in_transaction:
+                    with contextlib.suppress(Exception):
+                        await self._execute("ROLLBACK")
+                raise
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._conn is None:

@@ -1,0 +1,167 @@
+"""What an event is delivered to: a signed webhook, a command, or the log.
+
+Webhooks are signed as the Standard Webhooks convention does: headers ``webhook-id`` (the
+event id, stable across retries), ``webhook-timestamp`` (Unix seconds) and
+``webhook-signature`` = ``v1,`` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import structlog
+
+from bounced.config import ActionSettings
+from bounced.exceptions import BouncedError, ConfigError
+from bounced.model import Event
+
+log = structlog.get_logger("bounced.actions")
+
+
+class DeliveryError(BouncedError):
+    """An action did not take the event; it will be retried."""
+
+
+class Action(Protocol):
+    name: str
+    events: tuple[str, ...]
+
+    async def deliver(self, event: Event, body: bytes) -> None:
+        """Deliver the event's JSON body or raise DeliveryError."""
+
+
+def event_body(event: Event) -> bytes:
+    return json.dumps(event.payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def webhook_secret(text: str) -> bytes:
+    """The signing key: ``whsec_<base64>`` (Standard Webhooks) or any other string's bytes."""
+    text = text.strip()
+    if text.startswith("whsec_"):
+        try:
+            return base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            raise ConfigError("webhook secret: whsec_ prefix but not valid base64") from None
+    if len(text) < 16:
+        raise ConfigError("webhook secret: at least 16 characters")
+    return text.encode()
+
+
+def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class WebhookAction:
+    def __init__(self, settings: ActionSettings, secret: bytes,
+                 session: aiohttp.ClientSession) -> None:
+        self.name = settings.name
+        self.events = settings.events
+        self.url = settings.url
+        self.timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self.secret = secret
+        self.session = session
+
+    async def deliver(self, event: Event, body: bytes) -> None:
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "bounced",
+            "webhook-id": event.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.secret, event.id, timestamp, body),
+        }
+        try:
+            async with self.session.post(self.url, data=body, headers=headers,
+                                         timeout=self.timeout, allow_redirects=False) as resp:
+                await resp.read()
+                if not 200 <= resp.status < 300:
+                    raise DeliveryError(f"HTTP {resp.status} from {self.url}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise DeliveryError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
+
+
+class CommandAction:
+    """Runs a program (no shell) with the event's JSON on stdin; exit 0 means delivered."""
+
+    def __init__(self, settings: ActionSettings) -> None:
+        self.name = settings.name
+        self.events = settings.events
+        self.command = settings.command
+        self.timeout = settings.timeout
+
+    async def deliver(self, event: Event, body: bytes) -> None:
+        env = {**os.environ, "BOUNCED_EVENT_ID": event.id, "BOUNCED_EVENT_TYPE": event.type}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+            )
+        except OSError as exc:
+            raise DeliveryError(f"cannot run {self.command[0]}: {exc.strerror}") from exc
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(body), self.timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise DeliveryError(f"{self.command[0]} timed out after {self.timeout:g} s") from None
+        if proc.returncode != 0:
+            detail = err.decode("utf-8", "replace").strip()[-300:]
+            raise DeliveryError(f"{self.command[0]} exited {proc.returncode}: {detail}")
+
+
+class LogAction:
+    def __init__(self, settings: ActionSettings) -> None:
+        self.name = settings.name
+        self.events = settings.events
+
+    async def deliver(self, event: Event, body: bytes) -> None:
+        log.info("event.delivered", action=self.name, event_id=event.id, type=event.type,
+                 subject=event.subject, fingerprint=event.fingerprint,
+                 rule=event.payload.get("rule"))
+
+
+def load_secret(action: ActionSettings, env: Mapping[str, str]) -> bytes:
+    """A webhook's secret: ``secret_file``, $BOUNCED_ACTION_<NAME>_SECRET, or the systemd
+    credential ``webhook-<name>``."""
+    env_name = f"BOUNCED_ACTION_{action.name.upper().replace('-', '_')}_SECRET"
+    where = f"[actions.{action.name}]"
+    if action.secret_file:
+        try:
+            return webhook_secret(Path(action.secret_file).read_text())
+        except OSError as exc:
+            raise ConfigError(
+                f"{where} secret_file: {exc.strerror}: {action.secret_file}") from None
+    if env.get(env_name):
+        return webhook_secret(env[env_name])
+    cred = env.get("CREDENTIALS_DIRECTORY")
+    if cred and (Path(cred) / f"webhook-{action.name}").exists():
+        return webhook_secret((Path(cred) / f"webhook-{action.name}").read_text())
+    raise ConfigError(f"{where}: a webhook needs a secret: secret_file, ${env_name} or the "
+                      f"credential webhook-{action.name}")
+
+
+def build_actions(settings: tuple[ActionSettings, ...], env: Mapping[str, str],
+                  session: aiohttp.ClientSession | None) -> list[Action]:
+    actions: list[Action] = []
+    for a in settings:
+        if a.type == "webhook":
+            assert session is not None
+            actions.append(WebhookAction(a, load_secret(a, env), session))
+        elif a.type == "command":
+            actions.append(CommandAction(a))
+        else:
+            actions.append(LogAction(a))
+    return actions

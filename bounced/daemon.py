@@ -1,0 +1,112 @@
+"""The daemon's parts, started in order and stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import structlog
+
+from bounced.actions import build_actions
+from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
+from bounced.config import Settings
+from bounced.dispatch import Dispatcher
+from bounced.http import HTTPApi, load_token
+from bounced.intake import Intake
+from bounced.metrics import Metrics
+from bounced.retention import run_periodically
+from bounced.smtp import BounceHandler, SMTPServer
+from bounced.store import Store
+from bounced.verp import Verifier
+from bounced.worker import Worker
+
+log = structlog.get_logger("bounced.daemon")
+
+
+class Daemon:
+    """SMTP intake, worker, dispatcher, HTTP API and retention over one store."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None,
+                 now: Callable[[], dt.datetime] = utcnow, store_wait: float = 0.0) -> None:
+        self.settings = settings
+        self.store_wait = store_wait
+        self.env = os.environ if env is None else env
+        self.now = now
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+        self.http: HTTPApi | None = None
+        self.smtp_address: tuple[str, int] = ("", 0)
+        self.http_address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.verifier: Verifier
+        self.verifier, self.key_source = make_verifier(s, self.env)
+        token = load_token(s.http, self.env) if s.http.enabled else None
+        self._session = aiohttp.ClientSession() if any(a.type == "webhook" for a in s.actions) \
+            else None
+        actions = build_actions(s.actions, self.env, self._session)
+        self.store: Store = await open_ready_store(s, self.store_wait)
+        try:
+            self.worker = Worker(self.store, s, self.now, metrics=self.metrics)
+            self.dispatcher = Dispatcher(self.store, s.outbox, actions, self.now,
+                                         metrics=self.metrics)
+            self.intake = Intake(self.store, on_stored=self.worker.wake)
+            self.handler = BounceHandler(self.verifier, self.intake, s.smtp, self.now,
+                                         metrics=self.metrics)
+            self.smtp = SMTPServer(self.handler, s.smtp)
+            self.smtp_address = await self.smtp.start()
+            if s.http.enabled:
+                self.http = HTTPApi(s, self.store, self.intake, self.verifier,
+                                    self.worker if s.worker.enabled else None, self.metrics,
+                                    self.now, token)
+                self.http_address = await self.http.start()
+        except BaseException:
+            await self._close_resources()
+            raise
+        if s.worker.enabled:
+            self._tasks.append(asyncio.create_task(self.worker.run()))
+        self._tasks.append(asyncio.create_task(self.dispatcher.run()))
+        self._tasks.append(asyncio.create_task(
+            run_periodically(self.store, s, self.now, self.stopping)))
+        http = self.http_address
+        log.info("bounced.started", listen=f"{self.smtp_address[0]}:{self.smtp_address[1]}",
+                 http=f"{http[0]}:{http[1]}" if http else None,
+                 store=redact(s.store_url), keys=self.key_source, domain=s.verp.domain,
+                 worker=s.worker.enabled, actions=[a.name for a in s.actions],
+                 dry_run=s.outbox.dry_run)
+
+    async def stop(self) -> None:
+        """Stop accepting, let transactions in flight finish, stop the loops, close."""
+        self.stopping.set()
+        log.info("bounced.stopping", in_flight=self.handler.in_flight)
+        await self.smtp.stop()
+        if self.http is not None:
+            await self.http.stop()
+        await self.intake.drain()
+        self.worker.stop()
+        self.dispatcher.stop()
+        grace = self.settings.smtp.shutdown_grace
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, grace)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            except Exception as exc:  # a loop that died is logged; shutdown goes on
+                log.error("bounced.task_failed", error=repr(exc))
+        await self._close_resources()
+        log.info("bounced.stopped", accepted=self.handler.stats.get("accepted", 0))
+
+    async def _close_resources(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if getattr(self, "store", None) is not None:
+            await self.store.close()

@@ -1,0 +1,227 @@
+"""HTTP interface (aiohttp, same process): health, metrics, address API, HTTP ingest.
+
+Read endpoints are open (bind to loopback or put them behind a proxy); write endpoints need
+``Authorization: Bearer <token>`` with the token from ``[http] token_file``,
+``$BOUNCED_HTTP_TOKEN`` or the systemd credential ``http-token``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
+from bounced.exceptions import ConfigError
+from bounced.intake import Intake
+from bounced.metrics import Metrics
+from bounced.model import NewMessage
+from bounced.openapi import OPENAPI
+from bounced.smtp import token_fields
+from bounced.store import Store
+from bounced.verp import InvalidToken, Verifier
+from bounced.views import address_report
+from bounced.worker import Worker
+
+log = structlog.get_logger("bounced.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def load_token(settings: HTTPSettings, env: Mapping[str, str]) -> str | None:
+    """The bearer token for write endpoints, or None (writes disabled)."""
+    if settings.token_file:
+        try:
+            token = Path(settings.token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"[http] token_file: {exc.strerror}: {settings.token_file}") from None
+    else:
+        token = env.get(HTTP_TOKEN_ENV, "").strip()
+        cred = env.get("CREDENTIALS_DIRECTORY")
+        if not token and cred and (Path(cred) / "http-token").exists():
+            token = (Path(cred) / "http-token").read_text().strip()
+    if token and len(token) < 16:
+        raise ConfigError("[http] token: at least 16 characters")
+    return token or None
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+class HTTPApi:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        intake: Intake,
+        verifier: Verifier,
+        worker: Worker | None,
+        metrics: Metrics,
+        now: Callable[[], dt.datetime],
+        token: str | None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.intake = intake
+        self.verifier = verifier
+        self.worker = worker
+        self.metrics = metrics
+        self.now = now
+        self.token = token
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.settings.smtp.max_message_size + 65536)
+        app.add_routes([
+            web.get("/healthz", self.healthz),
+            web.get("/metrics", self.metrics_endpoint),
+            web.get("/openapi.json", self.openapi),
+            web.get("/v1/addresses", self.addresses),
+            web.post("/v1/subjects/{subject}/reconfirm", self._write(self.reconfirm)),
+            web.post("/v1/bounces", self._write(self.ingest)),
+            web.get("/v1/breakers", self.breakers),
+            web.post("/v1/breakers/{domain}/release", self._write(self.release)),
+            web.get("/v1/events", self.events),
+        ])
+        return app
+
+    def _write(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if self.token is None:
+                return _error(403, "write endpoints are disabled: no [http] token configured")
+            given = request.headers.get("Authorization", "")
+            if not given:
+                return web.json_response({"error": "missing bearer token"}, status=401,
+                                         headers={"WWW-Authenticate": "Bearer"})
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return _error(401, "wrong bearer token")
+            return await handler(request)
+        return guarded
+
+    async def start(self) -> tuple[str, int]:
+        host, port = parse_listen(self.settings.http.listen, "[http] listen")
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname() if sockets else (host, port)
+        return str(bound[0]), int(bound[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        problems = []
+        try:
+            await self.store.ping()
+            counts = await self.store.queue_counts()
+            outbox = await self.store.outbox_counts()
+        except Exception as exc:
+            return web.json_response({"status": "unhealthy", "store": f"unreachable: {exc}"},
+                                     status=503)
+        for state, n in counts.items():
+            self.metrics.queue.labels(state).set(n)
+        for state, n in outbox.items():
+            self.metrics.outbox.labels(state).set(n)
+        worker: dict[str, Any] = {"enabled": self.worker is not None}
+        if self.worker is not None:
+            last = self.worker.last_loop
+            stale = dt.timedelta(seconds=max(30.0, 5 * self.settings.worker.poll_interval))
+            alive = last is not None and self.now() - last < stale + dt.timedelta(
+                seconds=self.settings.worker.lease_seconds)
+            worker.update(alive=alive, last_loop=last.isoformat() if last else None)
+            if not alive:
+                problems.append("worker not running")
+        body = {"status": "ok" if not problems else "unhealthy", "problems": problems,
+                "store": "ok", "worker": worker, "queue": counts, "outbox": outbox}
+        return web.json_response(body, status=200 if not problems else 503)
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        try:
+            for state, n in (await self.store.queue_counts()).items():
+                self.metrics.queue.labels(state).set(n)
+            for state, n in (await self.store.outbox_counts()).items():
+                self.metrics.outbox.labels(state).set(n)
+        except Exception as exc:  # metrics still render from the counters
+            log.warning("http.metrics_store_error", error=str(exc))
+        return web.Response(body=self.metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def addresses(self, request: web.Request) -> web.Response:
+        subject = request.query.get("subject")
+        address = request.query.get("address")
+        if bool(subject) == bool(address):
+            return _error(400, "give exactly one of ?subject= or ?address=")
+        return web.json_response(await address_report(self.store, subject, address))
+
+    async def reconfirm(self, request: web.Request) -> web.Response:
+        subject = request.match_info["subject"]
+        decisions = await self.store.reconfirm(subject, self.now())
+        return web.json_response({"subject": subject, "reconfirmed": [
+            {"fingerprint": d.fingerprint, "decided_at": d.decided_at.isoformat()}
+            for d in decisions]})
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        recipient = request.query.get("recipient") or request.headers.get(
+            "X-Envelope-Recipient", "")
+        sender = request.query.get("sender") or request.headers.get("X-Envelope-Sender", "")
+        if not recipient:
+            return _error(400, "the envelope recipient is required (?recipient= or "
+                          "X-Envelope-Recipient)")
+        try:
+            token = self.verifier.verify(recipient, today=self.now().date())
+        except InvalidToken as exc:
+            self.metrics.rejected.labels(exc.reason).inc()
+            return _error(422, str(exc), reason=exc.reason)
+        raw = await request.read()
+        if not raw:
+            return _error(400, "empty message body")
+        peer = request.remote or "http"
+        message = NewMessage(received_at=self.now(), peer=f"http:{peer}",
+                             mail_from=sender or "<>", rcpt_to=recipient,
+                             token=token_fields(token), raw=raw)
+        try:
+            [job_id] = await self.intake.store([message])
+        except Exception as exc:
+            log.error("http.store_failed", error=repr(exc))
+            return web.json_response({"error": "cannot store the message now, retry later"},
+                                     status=503, headers={"Retry-After": "30"})
+        self.metrics.accepted.labels("http").inc()
+        return web.json_response({"id": job_id, "subject": token.subject}, status=202)
+
+    async def breakers(self, request: web.Request) -> web.Response:
+        rows = await self.store.breakers()
+        return web.json_response([{**r, "tripped_at": _iso(r["tripped_at"]),
+                                   "released_at": _iso(r["released_at"])} for r in rows])
+
+    async def release(self, request: web.Request) -> web.Response:
+        domain = request.match_info["domain"].lower()
+        if not await self.store.release_breaker(domain, self.now()):
+            return _error(404, f"no tripped breaker for {domain}")
+        return web.json_response({"domain": domain, "state": "released"})
+
+    async def events(self, request: web.Request) -> web.Response:
+        try:
+            limit = max(1, min(int(request.query.get("limit", "50")), 500))
+        except ValueError:
+            return _error(400, "limit: an integer")
+        items = await self.store.events(limit)
+        return web.json_response([{**e.payload, "deliveries": states} for e, states in items])
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
