@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("recipient", nargs="?", help="envelope recipient (default: $RECIPIENT, "
                     "$ORIGINAL_RECIPIENT, or $LOCAL_PART@$DOMAIN)")
     sp.add_argument("--sender", help="envelope sender (default: $SENDER)")
+    sp = cmd("breaker", "list domain breakers, or release one")
+    sp.add_argument("action", choices=["list", "release"], nargs="?", default="list")
+    sp.add_argument("domain", nargs="?")
+    sp = cmd("events", "show the latest events and where they were delivered")
+    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
     sp.add_argument("--dry-run", action="store_true")
@@ -140,6 +146,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         "reprocess": lambda: commands.reprocess(
             settings, args.ids, args.failed, args.quarantined, out),
         "process": lambda: commands.process(settings, out),
+        "breaker": lambda: commands.breaker(settings, args.action, args.domain, out),
+        "events": lambda: commands.events(settings, args.limit, args.json, out),
         "purge": lambda: commands.purge(settings, args.raw_days, args.dry_run, out),
     }
     result: int = asyncio.run(handlers[args.command]())

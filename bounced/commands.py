@@ -231,3 +231,36 @@ async def purge(settings: Settings, raw_days: int | None, dry_run: bool, out: Te
     print(f"{verb} {counts['raw_messages']} raw message(s) and {counts['incidents']} "
           "incident(s)", file=out)
     return 0
+
+
+async def breaker(settings: Settings, action: str, domain: str | None, out: TextIO) -> int:
+    async with _store(settings) as store:
+        if action == "release":
+            if not domain:
+                raise ConfigError("breaker release: name the DOMAIN")
+            if not await store.release_breaker(domain.lower(), utcnow()):
+                print(f"no tripped breaker for {domain}", file=out)
+                return 1
+            print(f"breaker for {domain} released", file=out)
+            return 0
+        rows = await store.breakers()
+    if not rows:
+        print("no domain breaker has tripped", file=out)
+        return 0
+    table([[r["domain"], r["state"], r["addresses"], _when(r["tripped_at"]),
+            _when(r["released_at"])] for r in rows],
+          ["domain", "state", "addresses", "tripped", "released"], out)
+    return 0
+
+
+async def events(settings: Settings, limit: int, as_json: bool, out: TextIO) -> int:
+    async with _store(settings) as store:
+        items = await store.events(limit)
+    if as_json:
+        for event, states in items:
+            print(json.dumps({**event.payload, "deliveries": states}), file=out)
+        return 0
+    table([[_when(e.occurred_at), e.type, e.subject or "", e.id,
+            ", ".join(f"{a}:{st}" for a, st in sorted(states.items())) or "(not yet fanned out)"]
+           for e, states in items], ["occurred", "type", "subject", "id", "deliveries"], out)
+    return 0

@@ -30,7 +30,7 @@ DEFAULT_COUNTING_REASONS = (
 
 # Environment variables that carry secrets rather than settings (never in the TOML file).
 KEYS_ENV = "BOUNCED_VERP_KEYS"
-HTTP_TOKEN_ENV = "BOUNCED_HTTP_TOKEN"
+HTTP_TOKEN_ENV = "BOUNCED_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SECRET_ENV = frozenset({KEYS_ENV, HTTP_TOKEN_ENV})
 ACTION_TYPES = ("webhook", "command", "log")
 EVENT_TYPES = (
