@@ -8,24 +8,29 @@ _A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]
 
 # A line naming a failed recipient; the first pattern that matches a line is used.
 RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
-    rf"^\s*[*\-]?\s*[<\"']?{_A}[>\"']?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim, Gmail)
+    rf"^\s*[*\-]{{0,3}}\s*[<\"']?{_A}[>\"']?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim)
     rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
     rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
     rf"^\s*{_A}\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",  # addr: reason / addr on DATE (Exchange)
     rf"\brcpt to:\s*<{_A}>",
     rf"\b(?:recipient|address|addressed to|delivered to|deliver to|failed to|original-recipient|"
-    rf"final-recipient|userid|user|to)\s*(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*<?'?\"?{_A}",
+    rf"final-recipient|userid|user|to|delivery failed|failed)\s*(?:address(?:es)?|\(s\))?\s*:?\s*"
+    rf"(?:rfc822;)?\s*<?'?\"?{_A}",
+    # a label naming recipients or addresses, then a colon ("The following recipients
+    # returned permanent errors: addr")
+    rf"\b(?:recipients|addresses)\b[^:@\n]{{0,60}}:\s*<?{_A}",
+    rf"^[^:@<>]{{4,80}}:\s*<?{_A}>?\s*$",  # prose: addr ("User mailbox exceeds ...: addr")
     rf"^\s*\d{{3}}[ -]+(?:\d\.\d{{1,3}}\.\d{{1,3}}\s+)?<{_A}>",  # 550 <addr>... (Sendmail)
 ))
 
 # A recipient-shaped line right after one of these names the sender instead.
 NOT_RECIPIENT_BEFORE = re.compile(
     r"(?i)(sent by|from:|sender:|envelope-from|mail from|return-path|reply-to|"
-    r"message-id|received:|\bby\b.*\bwith\b)\s*$"
+    r"message-id|received:|\bby\b.*\bwith\b)[\s:<\"'(]*$"
 )
 
 BOUNCE_FROM = re.compile(
-    r"(?i)mailer-daemon|postmaster|mail ?delivery|mail administrator|mail system|"
+    r"(?i)mailer-daemon|post_?master|mail ?delivery|mail administrator|mail system|"
     r"mailer@|daemon@|bounce|returned|no-?reply|notify|system administrator"
 )
 BOUNCE_SUBJECT = re.compile(

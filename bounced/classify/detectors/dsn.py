@@ -30,6 +30,13 @@ _TEXT_DSN = re.compile(r"(?im)^(?:final|original)-recipient[ \t]*:")
 _VALID_ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
 
 Block = dict[str, str]
+# A recipient field seen twice in one block starts the next recipient's block (some mail
+# systems leave out the blank line between per-recipient blocks).
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+
+
+def _splits(block: Block, name: str) -> bool:
+    return name in _RECIPIENT_FIELDS and name in block
 
 
 def blocks_from_text(text: str, limit: int = MAX_RECIPIENTS + 1) -> list[Block]:
@@ -51,6 +58,9 @@ def blocks_from_text(text: str, limit: int = MAX_RECIPIENTS + 1) -> list[Block]:
         match = _FIELD.match(line)
         if match:
             last = match.group(1).lower()
+            if _splits(current, last):
+                blocks.append(current)
+                current = {}
             current.setdefault(last, match.group(2).strip())
     if current:
         blocks.append(current)
@@ -63,7 +73,13 @@ def _blocks(part: Message) -> list[Block]:
         blocks = []
         for sub in payload[: MAX_RECIPIENTS + 1]:
             if isinstance(sub, Message):
-                blocks.append({k.lower(): str(v) for k, v in sub.items()})
+                block: Block = {}
+                for k, v in sub.items():
+                    if _splits(block, k.lower()):
+                        blocks.append(block)
+                        block = {}
+                    block.setdefault(k.lower(), str(v))
+                blocks.append(block)
         if any(b for b in blocks):
             return blocks
         payload = part.as_string() if not blocks else ""
@@ -82,8 +98,9 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
         if "reporting-mta" in block and "final-recipient" not in block:
             remote_default = ""
         address = clean_address(block.get("final-recipient", ""))
-        if not address:
-            address = clean_address(block.get("original-recipient", ""))
+        original = clean_address(block.get("original-recipient", ""))
+        if not address or (original and "." not in address.rsplit("@", 1)[-1]):
+            address = original or address  # an internal host name: the address as sent
         if not address:
             continue
         diagnostic = normalise(block.get("diagnostic-code", ""))

@@ -37,10 +37,12 @@ MAX_LINES = 400  # lines of report text scanned
 DIAG_LINES = 8
 
 
-def _excluded(mail: Mail) -> set[str]:
-    """Addresses that are never the failed recipient: the reporter and the sender."""
+def _excluded(mail: Mail, own_to: bool = False) -> set[str]:
+    """Addresses that are never the failed recipient: the reporter and the sender (and
+    the report's own To:, unless ``own_to``: a message its sender sent to itself)."""
     out = set()
-    for name in ("from", "to", "return-path", "reply-to", "sender"):
+    names = ("from", "return-path", "reply-to", "sender") + (() if own_to else ("to",))
+    for name in names:
         for m in ADDRESS.finditer(header(mail.msg, name)):
             out.add(m.group(0).lower())
     for part in mail.originals[:1]:
@@ -84,9 +86,9 @@ def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str])
     return normalise(" ".join(parts))
 
 
-def scan(mail: Mail) -> list[Found]:
+def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     """Recipients and their diagnostics found in the report's text."""
-    excluded = _excluded(mail)
+    excluded = _excluded(mail, own_to)
     lines = mail.text.splitlines()[:MAX_LINES]
     hits: list[tuple[int, str, str]] = []
     for i, line in enumerate(lines):
@@ -103,7 +105,7 @@ def scan(mail: Mail) -> list[Found]:
             before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
                            if lines[k].strip()), "")
             if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
-                    line[: m.start()]):
+                    line[: m.start("addr")]):
                 break
             hits.append((i, address, line[m.end():]))
             break
@@ -150,7 +152,7 @@ class TextDetector:
         """Recipients scanned from the report's text, or None if it is not a bounce."""
         if not is_bounce(mail):
             return None
-        found = scan(mail)
+        found = scan(mail) or scan(mail, own_to=True)
         if not found:
             return None
         return Detection(self.name, kind_of(found), found)
