@@ -5,11 +5,13 @@ from __future__ import annotations
 from email.message import Message
 
 from bounced.classify.detectors import DETECTORS
-from bounced.classify.detectors.base import STATUS, Detection, Found
+from bounced.classify.detectors.base import ADDRESS, STATUS, Detection, Found
+from bounced.classify.detectors.text import is_bounce
 from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
 from bounced.classify.original import original_of, quoted_original_start
-from bounced.classify.parse import Mail, parse, walk
+from bounced.classify.parse import Mail, header, parse, walk
 from bounced.classify.reasons import is_hard, reason_for
+from bounced.classify.textforms import BOUNCE_FROM, DELAY_TEXT
 
 CONTEXT = 1_500  # characters of human-readable text around an address used as evidence
 MAX_DIAGNOSTIC = 1_000
@@ -65,15 +67,46 @@ def _detect(mail: Mail) -> Detection | None:
     return None
 
 
-def _classify(message: bytes | Message) -> Report:
+def _inner_report(mail: Mail) -> Message | None:
+    """The attached message when it is itself a delivery report (a forwarded bounce)."""
+    for part in mail.originals[:1]:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message) and (
+                inner.get_content_type() == "multipart/report"
+                or BOUNCE_FROM.search(header(inner, "from"))):
+            return inner
+    return None
+
+
+def _fallback(mail: Mail, original: Original) -> Detection | None:
+    """A report that names no recipient: the original's only recipient, if it had one."""
+    if not is_bounce(mail):
+        return None
+    addresses = {m.group(0).lower() for m in ADDRESS.finditer(original.to)}
+    if len(addresses) != 1 or original.cc:
+        return None
+    delayed = bool(DELAY_TEXT.search(mail.text[:6000]))
+    found = Found(address=addresses.pop(), action="delayed" if delayed else "failed")
+    return Detection("original-to", "delay" if delayed else "bounce", [found])
+
+
+def _classify(message: bytes | Message, nested: bool = False) -> Report:
     msg = parse(message) if isinstance(message, (bytes, bytearray)) else message
     mail = walk(msg)
-    mail.text = mail.text[: quoted_original_start(mail.text)]
-    detection = _detect(mail)
     try:
         original = original_of(mail)
     except Exception:
         original = Original()
+    mail.text = mail.text[: quoted_original_start(mail.text)]
+    detection = _detect(mail)
+    if detection is None or not detection.recipients:
+        inner = None if nested else _inner_report(mail)
+        if inner is not None:
+            report = _classify(inner, nested=True)
+            if report.recipients:
+                return report
+        detection = _fallback(mail, original) or detection
     if detection is None:
         return Report(kind="unknown", original=original)
     seen: set[str] = set()

@@ -42,6 +42,7 @@ class Original:
     from_: str = ""
     to: str = ""
     subject: str = ""
+    cc: str = ""  # not in the JSON report: only used to tell a single-recipient original
 
     def to_json(self) -> dict[str, object]:
         """The original's headers as a JSON object (``from_`` becomes ``from``)."""

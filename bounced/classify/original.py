@@ -54,4 +54,5 @@ def original_of(mail: Mail) -> Original:
         from_=header(headers, "from"),
         to=header(headers, "to"),
         subject=header(headers, "subject"),
+        cc=header(headers, "cc"),
     )

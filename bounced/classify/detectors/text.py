@@ -87,8 +87,11 @@ def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str])
 
 
 def scan(mail: Mail, own_to: bool = False) -> list[Found]:
-    """Recipients and their diagnostics found in the report's text."""
+    """Recipients and their diagnostics found in the report's text (``own_to``: the second
+    look, when the first found no one, that accepts the report's To: and a postmaster)."""
     excluded = _excluded(mail, own_to)
+    # a postmaster is the reporter or a contact, unless no one else is named at all
+    reporters = ("mailer-daemon",) if own_to else ("postmaster", "mailer-daemon")
     lines = mail.text.splitlines()[:MAX_LINES]
     hits: list[tuple[int, str, str]] = []
     for i, line in enumerate(lines):
@@ -99,8 +102,7 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             if not m:
                 continue
             address = clean_address(m.group("addr"))
-            if not address or address in excluded or address.split("@")[0] in (
-                    "postmaster", "mailer-daemon"):
+            if not address or address in excluded or address.split("@")[0] in reporters:
                 break
             before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
                            if lines[k].strip()), "")
