@@ -21,6 +21,19 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rejected", (  # the sender may not post here (mailing lists, groups)
         "permission to post", "not have permission to post", "not allowed to post",
         "only members can post", "posting is restricted", "投稿する権限",
+        # the same in the languages of mailing-list and group services' notices
+        "nemáte oprávnění",  # cs
+        "δικαίωμα ανάρτησης",  # el
+        "مجوز لازم برای ارسال پیام",  # fa
+        "אין לך אישור לפרסם",  # he
+        "संदेश पोस्ट करने की अनु",  # hi
+        "не маєте дозволу публікувати",  # uk
+        "не имеете права публиковать",  # ru
+        "pas autorisé à lui envoyer", "pas autorisé à publier",  # fr
+        "nicht berechtigt, nachrichten", "keine berechtigung zum posten",  # de
+        "no tienes permiso para publicar", "permiso para publicar",  # es
+        "permissão para postar",  # pt
+        "non hai l'autorizzazione",  # it
     )),
     ("filtered", (
         "recipient preferences", "refused due to recipient", "rejected by recipient",
@@ -203,10 +216,11 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sender verification", "envelope sender", "sender domain", "invalid sender",
         "sender unknown", "unknown sender", "bad sender", "sender address", "return path",
         "return-path", "sender is", "senders", "permission to post", "not verified",
-        "mail from", "refused", "not allowed", "rejected", "denied", "rejete",
+        "mail from",
     )),
     ("contenterror", (
-        "mime", "binary content", "base64 encoding", "improperly-formatted", "invalid character",
+        "media error", "mime", "binary content", "base64 encoding", "improperly-formatted",
+        "invalid character",
         "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
         "header error", "headers too", "header too",
     )),
@@ -230,7 +244,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "too long in queue", "cannot send message for", "could not be delivered for",
         "could not be delivered within", "retry time not reached", "delivery expired",
         "was not delivered within", "retry period", "failing for a long time",
-        "in the queue too long", "been in the queue", "retries exceeded", "expired",
+        "in the queue too long", "been in the queue", "could not deliver for the last",
+        "retries exceeded", "expired",
     )),
     ("networkerror", (
         "timed out", "timeout", "connection refused", "no route to host",
@@ -247,6 +262,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "transaction failed", "could not load", "upstream error", "other mail system problem",
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
+    )),
+    ("rejected", (  # the vaguest words: any reason above is more specific
+        "refused", "not allowed", "rejected", "denied", "rejete",
     )),
 )
 
