@@ -81,6 +81,7 @@ class Worker:
         self.now = now
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self._wake = asyncio.Event()
+        self._leftover: list[Job] = []
         self._stopping = False
         self.last_loop: dt.datetime | None = None
         self.decisions = 0
@@ -115,13 +116,20 @@ class Worker:
     async def run_batch(self) -> int:
         """Claim one batch of runnable jobs and process them; return how many."""
         ws = self.settings.worker
-        jobs = await self.store.claim(
-            self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
-        )
-        # A claimed batch is finished even when stopping: a job left claimed would wait for
-        # its lease to expire before anyone could take it again.
-        for job in jobs:
-            await self.process(job)
+        # Jobs still claimed from a batch the store went away in the middle of come first:
+        # left alone they would wait for their lease to expire.
+        jobs, self._leftover = self._leftover, []
+        if not jobs:
+            jobs = await self.store.claim(
+                self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
+            )
+        # A claimed batch is finished even when stopping, for the same reason.
+        for n, job in enumerate(jobs):
+            try:
+                await self.process(job)
+            except StoreUnavailable:
+                self._leftover = jobs[n:]
+                raise
         return len(jobs)
 
     async def drain(self) -> int:
