@@ -53,5 +53,13 @@ DELAY_TEXT = re.compile(
     r"will be retried|retrying|delay(ed)? (notification|warning)|still in the queue"
 )
 
+# A final failure after retries, even when its code is a 4xx: the delivery was given up.
+FINAL_TEXT = re.compile(
+    r"(?i)not going to try again|i've given up|have given up|giving up on|"
+    r"permanent (error|failure)|no further (delivery )?attempts|will not be retried|"
+    r"will not try again|too long in (the )?queue|in the queue too long|"
+    r"retry (time|timeout) (exceeded|expired)|delivery time expired"
+)
+
 # A line that starts another recipient's story in a transcript ("550 host (smtp)... text").
 DIAG_STOP = re.compile(r"^\s*\d{3} \S+ \(\w+\)\.\.\.")

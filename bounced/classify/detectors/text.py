@@ -29,6 +29,7 @@ from bounced.classify.textforms import (
     BOUNCE_TEXT,
     DELAY_TEXT,
     DIAG_STOP,
+    FINAL_TEXT,
     NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
 )
@@ -112,7 +113,8 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             hits.append((i, address, line[m.end():]))
             break
     starts = {i: address for i, address, _ in hits}
-    delayed = bool(DELAY_TEXT.search(mail.text[:6000]))
+    final = bool(FINAL_TEXT.search(mail.text[:6000]))
+    delayed = not final and bool(DELAY_TEXT.search(mail.text[:6000]))
     found: list[Found] = []
     seen: set[str] = set()
     for i, address, rest in hits:
@@ -123,7 +125,7 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
                 prior.diagnostic = diagnostic
             continue
         seen.add(address)
-        found.append(_found(address, diagnostic, delayed))
+        found.append(_found(address, diagnostic, delayed, final))
         if len(found) >= MAX_RECIPIENTS:
             break
     for value in mail.msg.get_all("x-failed-recipients", [])[:20]:
@@ -131,16 +133,16 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             address = m.group(0).lower()
             if address not in seen:
                 seen.add(address)
-                found.append(_found(address, "", delayed))
+                found.append(_found(address, "", delayed, final))
     return found
 
 
-def _found(address: str, diagnostic: str, delayed: bool) -> Found:
+def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) -> Found:
     status = status_of(diagnostic)
     reply = reply_code_of(diagnostic)
     action = "delayed" if delayed and not status.startswith("5") else action_for(status, reply)
-    if action == "delivered":
-        action = "failed"
+    if action == "delivered" or final:
+        action = "failed"  # a 4xx given up on is a failure all the same
     return Found(address=address, action=action, status=status, reply_code=reply,
                  diagnostic=diagnostic)
 
