@@ -17,6 +17,10 @@ RCPT TO, or when the reporting system itself looked the address up (no remote re
 
 from __future__ import annotations
 
+# The vaguest words of refusal: the last entry of the table, so any other reason is
+# more specific than they are.
+VAGUE: tuple[str, ...] = ("refused", "not allowed", "rejected", "denied", "rejete")
+
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rejected", (  # the sender may not post here (mailing lists, groups)
         "permission to post", "not have permission to post", "not allowed to post",
@@ -263,10 +267,15 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
     )),
-    ("rejected", (  # the vaguest words: any reason above is more specific
-        "refused", "not allowed", "rejected", "denied", "rejete",
-    )),
+    ("rejected", VAGUE),
 )
+
+# A refusal of the recipient with no reason given ("550 <addr>: Recipient address
+# rejected."): at RCPT TO, or with an address status (X.1.0), the address is unknown.
+# A regular expression over the normalised lowercase diagnostic; nothing may follow but
+# punctuation or a parenthesised comment.
+RECIPIENT_REFUSED = (r"\b(?:recipient address|recipient|address) (?:rejected|refused|"
+                     r"not accepted)\s*(?:$|[.(\[])")
 
 # Failures to reach the receiving host at all: when the retries ran out (or are still
 # running) the message expired in the queue; the network is just why.

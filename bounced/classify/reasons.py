@@ -22,7 +22,13 @@ from __future__ import annotations
 import re
 
 from bounced.classify.codes import GENERIC, STATUS_REASONS
-from bounced.classify.phrases import CONNECT_FAILURES, PHRASES, REMOTE_REPLY, SMTP_COMMANDS
+from bounced.classify.phrases import (
+    CONNECT_FAILURES,
+    PHRASES,
+    RECIPIENT_REFUSED,
+    REMOTE_REPLY,
+    SMTP_COMMANDS,
+)
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -42,6 +48,7 @@ MAX_SCAN = 4_000  # characters of diagnostic text scanned for phrases
 CONTEXT_SCAN = 1_200  # characters of surrounding text scanned
 
 
+_REFUSED = re.compile(RECIPIENT_REFUSED)
 _TABLE = tuple((reason, re.compile("|".join(re.escape(p) for p in phrases)))
                for reason, phrases in PHRASES)
 
@@ -52,6 +59,12 @@ def phrase_reasons(text: str) -> list[str]:
     ``text`` must already be lowercase with whitespace normalised."""
     text = text[:MAX_SCAN]
     return [reason for reason, pattern in _TABLE if pattern.search(text)]
+
+
+def vague_only(text: str) -> bool:
+    """Whether the only reason words in ``text`` are the vaguest ones (rejected, denied)."""
+    text = text[:MAX_SCAN]
+    return next((i for i, (_, p) in enumerate(_TABLE) if p.search(text)), -1) == len(_TABLE) - 1
 
 
 def phrase_reason(text: str) -> str:
@@ -115,6 +128,10 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         if by_code == "hostunknown" and transient:
             return "networkerror"
         return by_code
+    if (phrase == "rejected" and not transient and vague_only(said)
+            and (status[2:4] == "1." or command == "RCPT")
+            and _REFUSED.search(said)):
+        return "userunknown"  # the recipient refused, no reason given: not known there
     if phrase in ADDRESS_REASONS and command in ("MAIL", "HELO", "CONN"):
         return "rejected" if command == "MAIL" else "blocked"  # not about the recipient
     if phrase == "userunknown":
