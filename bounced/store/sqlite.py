@@ -20,11 +20,10 @@ import aiosqlite
 
 from bounced import events
 from bounced.config import sqlite_path
-from bounced.exceptions import NotFound, StoreError, StoreUnavailable
+from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import (
     CONFIRMED,
     DONE,
-    FAILED,
     PENDING,
     PROCESSING,
     QUARANTINED,
@@ -33,13 +32,20 @@ from bounced.model import (
     Decision,
     DomainStats,
     Event,
-    Incident,
     Job,
     NewMessage,
     Plan,
 )
-from bounced.store import MessageInfo, Outcome, Planner
+from bounced.store import Outcome, Planner
 from bounced.store.migrations import migrations
+from bounced.store.sqlite_admin import (
+    INCIDENT_COLUMNS,
+    SQLiteAdmin,
+    address_from_row,
+    incident_from_row,
+    ts_or_none,
+    utc_from_ts,
+)
 from bounced.store.sqlite_outbox import SQLiteOutbox
 
 UTC = dt.UTC
@@ -47,64 +53,7 @@ UTC = dt.UTC
 HISTORY_LIMIT = 1000
 
 
-def _ts(value: dt.datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
-
-
-def _dt_req(value: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value, UTC)
-
-
-INCIDENT_COLUMNS = (
-    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta"
-)
-MESSAGE_COLUMNS = (
-    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
-    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "raw IS NOT NULL"
-)
-
-
-def _incident(row: Sequence[Any]) -> Incident:
-    return Incident(
-        id=row[0], message_id=row[1], subject=row[2], fingerprint=row[3], address=row[4],
-        token_id=row[5], send_day=dt.date.fromisoformat(row[6]), received_at=_dt_req(row[7]),
-        kind=row[8], action=row[9], status=row[10], reply_code=row[11], reason=row[12],
-        hard=bool(row[13]), counts=bool(row[14]), diagnostic=row[15], remote_mta=row[16],
-    )
-
-
-def _message_info(row: Sequence[Any]) -> MessageInfo:
-    return MessageInfo(
-        id=row[0], received_at=_dt_req(row[1]), peer=row[2], mail_from=row[3], rcpt_to=row[4],
-        subject=row[5], stream=row[6], key_id=row[7], send_day=dt.date.fromisoformat(row[8]),
-        fingerprint=row[9], token_id=row[10], size=row[11], state=row[12], attempts=row[13],
-        last_error=row[14], kind=row[15],
-        classification=json.loads(row[16]) if row[16] else None,
-        processed_at=_dt(row[17]), has_raw=bool(row[18]),
-    )
-
-
-def _address(row: Sequence[Any]) -> AddressState:
-    return AddressState(
-        subject=row[0], fingerprint=row[1], address=row[2], state=row[3],
-        changed_at=_dt(row[4]), reconfirmed_at=_dt(row[5]),
-    )
-
-
-def _decision(row: Sequence[Any]) -> Decision:
-    return Decision(
-        id=row[0], subject=row[1], fingerprint=row[2], action=row[3], rule=row[4],
-        evidence=tuple(json.loads(row[5])), decided_at=_dt_req(row[6]),
-    )
-
-
-class SQLiteStore(SQLiteOutbox):
+class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     """Store backed by one SQLite file."""
 
     def __init__(self, url: str) -> None:
@@ -255,7 +204,7 @@ class SQLiteStore(SQLiteOutbox):
             )
         return [
             Job(
-                id=r[0], received_at=_dt_req(r[1]), mail_from=r[2], rcpt_to=r[3],
+                id=r[0], received_at=utc_from_ts(r[1]), mail_from=r[2], rcpt_to=r[3],
                 token=TokenFields(
                     subject=r[4], stream=r[5], key_id=r[6], day=dt.date.fromisoformat(r[7]),
                     fingerprint=r[8], token_id=r[9],
@@ -288,17 +237,17 @@ class SQLiteStore(SQLiteOutbox):
                     "FROM addresses WHERE subject = ? AND fingerprint = ?",
                     (token.subject, token.fingerprint),
                 )
-                state = _address(state_rows[0])
+                state = address_from_row(state_rows[0])
                 await self._execute("DELETE FROM incidents WHERE message_id = ?", (job.id,))
                 # Bounded, and only what can matter: counting incidents since reconfirmation.
                 history = [
-                    _incident(r)
+                    incident_from_row(r)
                     for r in reversed(await self._execute(
                         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
                         "fingerprint = ? AND received_at > ? AND counts "
                         "ORDER BY received_at DESC, id DESC LIMIT ?",
                         (token.subject, token.fingerprint,
-                         _ts(state.reconfirmed_at) or 0.0, HISTORY_LIMIT),
+                         ts_or_none(state.reconfirmed_at) or 0.0, HISTORY_LIMIT),
                     ))
                 ]
                 stats = await self._domain_stats(outcome, token.fingerprint, now)
@@ -410,33 +359,6 @@ class SQLiteStore(SQLiteOutbox):
                  None if retry_at else now.timestamp(), job.id, worker),
             )
 
-    async def address_states(
-        self, *, subject: str | None = None, fingerprint: str | None = None
-    ) -> list[AddressState]:
-        where, params = _address_filter(subject, fingerprint)
-        rows = await self._read(
-            "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
-            f"FROM addresses WHERE {where} ORDER BY subject, fingerprint",
-            params,
-        )
-        return [_address(r) for r in rows]
-
-    async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
-        rows = await self._read(
-            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND fingerprint = ? "
-            "ORDER BY received_at DESC, id DESC LIMIT ?",
-            (subject, fingerprint, limit),
-        )
-        return [_incident(r) for r in rows]
-
-    async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
-        rows = await self._read(
-            "SELECT id, subject, fingerprint, action, rule, evidence, decided_at FROM decisions "
-            "WHERE subject = ? AND fingerprint = ? ORDER BY decided_at DESC, id DESC LIMIT ?",
-            (subject, fingerprint, limit),
-        )
-        return [_decision(r) for r in rows]
-
     async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
         decisions: list[Decision] = []
         async with self._tx():
@@ -456,87 +378,3 @@ class SQLiteStore(SQLiteOutbox):
                 )
                 decisions.append(decision)
         return decisions
-
-    async def queue_counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT state, COUNT(*) FROM messages GROUP BY state")
-        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
-        counts.update({r[0]: r[1] for r in rows})
-        return counts
-
-    async def messages(self, state: str | None, limit: int = 20) -> list[MessageInfo]:
-        where, params = ("state = ?", [state]) if state else ("1 = 1", [])
-        rows = await self._read(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [_message_info(r) for r in rows]
-
-    async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
-        rows = await self._read(
-            f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = ?", (message_id,)
-        )
-        if not rows:
-            raise NotFound(f"no stored message with id {message_id}")
-        incidents = await self._read(
-            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE message_id = ? ORDER BY id",
-            (message_id,),
-        )
-        return _message_info(rows[0]), rows[0][-1], [_incident(r) for r in incidents]
-
-    async def requeue(self, *, ids: Sequence[int] = (), states: Sequence[str] = ()) -> int:
-        now = dt.datetime.now(UTC).timestamp()
-        async with self._tx():
-            total = 0
-            for message_id in ids:
-                rows = await self._execute(
-                    "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0, "
-                    "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state != ? "
-                    "AND raw IS NOT NULL RETURNING id",
-                    (PENDING, now, message_id, PROCESSING),
-                )
-                total += len(rows)
-            for state in states:
-                rows = await self._execute(
-                    "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0 "
-                    "WHERE state = ? AND raw IS NOT NULL RETURNING id",
-                    (PENDING, now, state),
-                )
-                total += len(rows)
-        return total
-
-    async def purge(
-        self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
-    ) -> dict[str, int]:
-        async with self._tx():
-            raw = await self._execute(
-                "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = ? "
-                "AND received_at < ?",
-                (DONE, raw_before.timestamp()),
-            )
-            old = await self._execute(
-                "SELECT COUNT(*) FROM incidents WHERE received_at < ?",
-                (incidents_before.timestamp(),),
-            )
-            if not dry_run:
-                await self._execute(
-                    "UPDATE messages SET raw = NULL, raw_purged_at = ? WHERE raw IS NOT NULL "
-                    "AND state = ? AND received_at < ?",
-                    (dt.datetime.now(UTC).timestamp(), DONE, raw_before.timestamp()),
-                )
-                await self._execute(
-                    "DELETE FROM incidents WHERE received_at < ?",
-                    (incidents_before.timestamp(),),
-                )
-        return {"raw_messages": raw[0][0], "incidents": old[0][0]}
-
-
-def _address_filter(subject: str | None, fingerprint: str | None) -> tuple[str, list[str]]:
-    clauses, params = [], []
-    if subject is not None:
-        clauses.append("subject = ?")
-        params.append(subject)
-    if fingerprint is not None:
-        clauses.append("fingerprint = ?")
-        params.append(fingerprint)
-    return (" AND ".join(clauses) or "1 = 1"), params
-
