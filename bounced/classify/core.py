@@ -5,8 +5,8 @@ from __future__ import annotations
 from email.message import Message
 
 from bounced.classify.detectors import DETECTORS
-from bounced.classify.detectors.base import ADDRESS, STATUS, Detection, Found
-from bounced.classify.detectors.text import is_bounce
+from bounced.classify.detectors.base import ADDRESS, STATUS, Detection, Found, reply_code_of
+from bounced.classify.detectors.text import is_bounce, scan
 from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
@@ -91,6 +91,16 @@ def _fallback(mail: Mail, original: Original) -> Detection | None:
     return Detection("original-to", "delay" if delayed else "bounce", [found])
 
 
+def _diagnostics_from_text(mail: Mail, recipients: list[Found]) -> None:
+    """Fill in the diagnostic a DSN leaves out from the recipient's own line in the text
+    (with several recipients, the text around the first address is not every one's)."""
+    said = {f.address: f.diagnostic for f in scan(mail) if f.diagnostic}
+    for found in recipients:
+        if not found.diagnostic and said.get(found.address):
+            found.diagnostic = said[found.address]
+            found.reply_code = found.reply_code or reply_code_of(found.diagnostic)
+
+
 def _classify(message: bytes | Message, nested: bool = False) -> Report:
     msg = parse(message) if isinstance(message, (bytes, bytearray)) else message
     mail = walk(msg)
@@ -109,6 +119,9 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         detection = _fallback(mail, original) or detection
     if detection is None:
         return Report(kind="unknown", original=original)
+    if len(detection.recipients) > 1 and detection.detector != "text" and any(
+            not f.diagnostic for f in detection.recipients):
+        _diagnostics_from_text(mail, detection.recipients)
     seen: set[str] = set()
     recipients = []
     for found in detection.recipients:

@@ -51,7 +51,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
         "over the quota", "over its quota", "exceed the quota", "exceeded storage",
         "exceeds storage", "mailbox size limit", "full mailbox", "mailbox has exceeded",
-        "mailbox exceeded", "storage quota", "account is full", "inbox is full",
+        "mailbox exceeded", "mailbox exceeds", "storage quota", "account is full", "inbox is full",
         "mailfolder is full", "mail folder is full", "quota full", "disk quota",
         "user is over", "too many messages in", "not enough storage", "insufficient storage",
         "space not enough", "not enough space on the mailbox", "mail box full",

@@ -19,7 +19,8 @@ RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE
     # a label naming recipients or addresses, then a colon ("The following recipients
     # returned permanent errors: addr")
     rf"\b(?:recipients|addresses)\b[^:@\n]{{0,60}}:\s*<?{_A}",
-    rf"^[^:@<>]{{4,80}}:\s*<?{_A}>?\s*$",  # prose: addr ("User mailbox exceeds ...: addr")
+    # the reason, then the address ("User mailbox exceeds allowed size: addr")
+    rf"^(?P<lead>[^:@<>]{{4,80}}):\s*<?{_A}>?\s*$",
     rf"^\s*\d{{3}}[ -]+(?:\d\.\d{{1,3}}\.\d{{1,3}}\s+)?<{_A}>",  # 550 <addr>... (Sendmail)
 ))
 

@@ -110,7 +110,8 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
                     line[: m.start("addr")]):
                 break
-            hits.append((i, address, line[m.end():]))
+            lead = m.groupdict().get("lead") or ""
+            hits.append((i, address, lead.strip() or line[m.end():]))
             break
     starts = {i: address for i, address, _ in hits}
     final = bool(FINAL_TEXT.search(mail.text[:6000]))
