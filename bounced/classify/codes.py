@@ -34,7 +34,7 @@ STATUS_REASONS: dict[str, str] = {
     "4.1": "networkerror",
     "4.2": "networkerror",
     "4.3": "systemerror",
-    "4.4": "networkerror",
+    "4.4": "hostunknown",  # unable to route: no MX and no address for the domain
     "4.5": "systemfull",
     "4.6": "networkerror",
     "4.7": "expired",
