@@ -21,8 +21,9 @@ return path) as a cross-check.
 Printed per configuration (median over rounds): messages/s, ratio to the bare server of the
 same round, p50/p99 latency from the end of DATA to the 250, peak RSS (VmHWM) of the server
 process and its CPU time per message. Targets (issue 4, SQLite): intake >= 0.8x, e2e >= 0.5x.
---profile intake|e2e runs that configuration once more under cProfile and prints where the
-daemon's time goes.
+--profile intake|e2e runs that configuration once more under py-spy (sampling the threads while
+they hold the GIL, i.e. Python CPU time; $PY_SPY or py-spy on PATH) and prints where the
+daemon's time goes, by stage and by function; without py-spy it falls back to cProfile.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,11 +89,17 @@ def measure(config: str, backend: str | None, args: argparse.Namespace, folder: 
     assert backend is not None
     with store_for(backend, folder, run) as url:
         extra = {"BOUNCED_WORKER_ENABLED": "false"} if config == "intake" else {}
-        if args.profile_out is not None:
-            server = profiled(bounced_server(folder, url, **extra), args.profile_out)
-        else:
-            server = bounced_server(folder, url, **extra)
+        server = bounced_server(folder, url, **extra)
+        spy = None
+        if args.profile_out is not None and py_spy() is None:
+            server = profiled(server, args.profile_out)
         server.start()
+        if args.profile_out is not None and (tool := py_spy()) is not None:
+            spy = subprocess.Popen(
+                [tool, "record", "--pid", str(server.pid), "--gil", "--format", "raw",
+                 "--rate", "250", "--output", str(args.profile_out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         try:
             load = run_loadgen(server.port, connections=args.connections, count=args.count,
                                seconds=args.seconds, keys=keys)
@@ -104,6 +113,9 @@ def measure(config: str, backend: str | None, args: argparse.Namespace, folder: 
                 rate = load.ok / (last - load.first_send)
             status = server.status()
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             server.stop()
     return summarize(load, status, rate)
 
@@ -159,6 +171,48 @@ def smtp_source_round(args: argparse.Namespace, folder: Path) -> dict[str, float
         finally:
             server.stop()
     return out
+
+
+def py_spy() -> str | None:
+    return os.environ.get("PY_SPY") or shutil.which("py-spy")
+
+
+# (stage, frames that mark it): the first stage whose marker is on a sample's stack gets it.
+STAGES = (
+    ("worker: classify", ("bounced/classify/",)),
+    ("worker: store (claim, finish)", ("Worker.run_batch", "Worker.process")),
+    ("smtp RCPT hook (token check)", ("BounceHandler.handle_RCPT",)),
+    ("smtp DATA hook: intake + store", ("Intake.", "add_messages")),
+    ("smtp DATA hook: other (logging)", ("BounceHandler.handle_DATA",)),
+    ("aiosqlite thread (SQLite calls)", ("_connection_worker_thread",)),
+    ("aiosmtpd protocol (parsing, replies)", ("SMTP._handle_client", "SMTP.smtp_")),
+    ("asyncio streams / event loop", ("asyncio/", "uvloop")),
+)
+
+
+def print_py_spy(path: Path, top: int = 25) -> None:
+    import collections
+
+    own: collections.Counter[str] = collections.Counter()
+    stages: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        frames, count = stack.split(";"), int(n)
+        total += count
+        own[frames[-1]] += count
+        stage = next((name for name, marks in STAGES
+                      if any(m in f for f in frames for m in marks)), "other")
+        stages[stage] += count
+    print(f"\npy-spy, samples while holding the GIL (Python CPU time of all threads): {total}")
+    print("by stage:")
+    for name, n in stages.most_common():
+        print(f"  {100 * n / total:5.1f}%  {name}")
+    print("by function (own time):")
+    for frame, n in own.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {short(frame)}")
 
 
 def print_profile(path: Path, top: int = 25) -> None:
@@ -262,8 +316,11 @@ def main() -> None:
         args.profile_out = out
         m = measure(args.profile, args.profile_backend, args, tmp / "profile", "profile")
         print(f"\nprofiled run {args.profile}/{args.profile_backend}: {m['rate']:.0f} msg/s "
-              "(slower under cProfile)")
-        print_profile(out)
+              "(slower while profiled)")
+        if py_spy() is not None:
+            print_py_spy(out)
+        else:
+            print_profile(out)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

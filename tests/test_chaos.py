@@ -209,6 +209,7 @@ def run_chaos(tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
         "stored": len(messages),
         "stored_twice": len(messages) - len(by_token),
         "processed": sum(m.state == DONE for m in messages),
+        "reclaimed": sum(m.attempts > 1 for m in messages),  # claimed by a worker then killed
         "counting_incidents": sum(counting.values()),
         "queue": counts,
         "retry_causes": dict(why.most_common(6)),
