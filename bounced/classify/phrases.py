@@ -80,6 +80,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "account frozen", "account is frozen", "disabled or discontinued",
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
         "extended inactivity", "account is not active", "mailbox is not active",
+        "tried to reach is inactive", "tried to reach is disabled",
     )),
     ("hasmoved", (
         "has moved", "has been moved", "address has changed", "address has been changed",
@@ -105,6 +106,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "domain owner has published", "dkim fail", "dkim check", "dkim verification",
         "dkim signature", "failed dkim", "dkim=fail", "invalid dkim", "dmarc",
         "authentication check", "authentication requirements", "authentication level",
+        "unauthenticated email", "unauthenticated mail",
         "not designated as permitted sender", "is not a permitted sender",
     )),
     ("requireptr", (
@@ -223,8 +225,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "mail from",
     )),
     ("contenterror", (
-        "media error", "mime", "binary content", "base64 encoding", "improperly-formatted",
-        "invalid character",
+        "media error", "mime part", "mime type", "mime structure", "mime format",
+        "mime header", "invalid mime", "malformed mime", "mime-version", "binary content",
+        "base64 encoding", "improperly-formatted", "invalid character",
         "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
         "header error", "headers too", "header too",
     )),

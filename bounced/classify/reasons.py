@@ -98,14 +98,21 @@ def code_reason(status: str) -> tuple[str, bool]:
     return reason, bool(reason) and key not in GENERIC and key in STATUS_REASONS
 
 
+# The code that starts each line of a multiline SMTP reply ("550-5.7.1 ... 550 5.7.1 ...")
+# once the lines are joined: it would cut phrases in two.
+_CONTINUATION = re.compile(r"(?<=\S) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?")
+
+
 def _lower(text: str) -> str:
-    return " ".join(text[:MAX_SCAN].lower().split())
+    return _CONTINUATION.sub(" ", " ".join(text[:MAX_SCAN].lower().split()))
 
 
 def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
                command: str = "") -> str:
     """The reason for one recipient from its status, reply code, action and texts
     (``command``: the failing SMTP command when the report's format names it)."""
+    if reply_code.startswith("2"):
+        reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
     said = _lower(diagnostic)
     near = _lower(context[:CONTEXT_SCAN])
     command = command or smtp_command(said) or smtp_command(near)
