@@ -94,6 +94,11 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "relaying is prohibited", "relaying disallowed", "not allowed to relay",
         "insecure mail relay", "relay not authorized", "open relay",
     )),
+    ("failedstarttls", (
+        "does not support tls", "does not support starttls", "starttls failed",
+        "tls negotiation failed", "tls handshake failed", "failed to establish tls",
+        "could not start tls", "tls connection failed", "starttls is not supported",
+    )),
     ("securityerror", (
         "authentication required", "authentication is required", "must authenticate",
         "unauthenticated senders", "sender not authenticated", "smtp auth required",
