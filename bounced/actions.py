@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,12 +116,23 @@ class CommandAction:
         try:
             _, err = await asyncio.wait_for(proc.communicate(body), self.timeout)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            _kill_group(proc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
             raise DeliveryError(f"{self.command[0]} timed out after {self.timeout:g} s") from None
+        except asyncio.CancelledError:  # the daemon is stopping: leave nothing running
+            _kill_group(proc)
+            raise
         if proc.returncode != 0:
             detail = err.decode("utf-8", "replace").strip()[-300:]
             raise DeliveryError(f"{self.command[0]} exited {proc.returncode}: {detail}")
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill the command and whatever it started: a child left holding the command's pipes
+    would otherwise keep the delivery waiting long past its timeout."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group is the command's
 
 
 class LogAction:
