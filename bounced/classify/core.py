@@ -80,8 +80,11 @@ def _inner_report(mail: Mail) -> Message | None:
 
 
 def _fallback(mail: Mail, original: Original) -> Detection | None:
-    """A report that names no recipient: the original's only recipient, if it had one."""
-    if not is_bounce(mail):
+    """A report that names no recipient: the original's only recipient, if it had one
+    (only for a report from a mail system, not for anyone's forwarded message)."""
+    reporter = mail.msg.get_content_type() == "multipart/report" or bool(
+        BOUNCE_FROM.search(header(mail.msg, "from")))
+    if not (reporter and is_bounce(mail)):
         return None
     addresses = {m.group(0).lower() for m in ADDRESS.finditer(original.to)}
     if len(addresses) != 1 or original.cc:
