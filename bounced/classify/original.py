@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email.message import Message
 from email.policy import compat32
 
@@ -11,6 +12,7 @@ from bounced.classify.parse import Mail, decode_part, header
 from bounced.classify.phrases import ORIGINAL_MARKERS
 
 MAX_HEADERS_TEXT = 32_000
+_BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 
 
 def _headers_message(part: Message) -> Message | None:
@@ -45,8 +47,9 @@ def original_of(mail: Mail) -> Original:
     if headers is None or not len(headers):
         start = quoted_original_start(mail.text)
         if start < len(mail.text):
-            rest = mail.text[start:].split("\n", 1)[-1].lstrip()
-            headers = email.message_from_string(rest[:MAX_HEADERS_TEXT], policy=compat32)
+            rest = mail.text[start:start + MAX_HEADERS_TEXT].split("\n", 1)[-1].lstrip()
+            rest = _BLANK_LINE.split(rest, 1)[0]  # the header block is all that is needed
+            headers = email.message_from_string(rest, policy=compat32)
     if headers is None:
         return Original()
     return Original(
