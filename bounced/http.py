@@ -55,6 +55,11 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=401,
+                             headers={"WWW-Authenticate": "Bearer"})
+
+
 class HTTPApi:
     def __init__(
         self,
@@ -96,12 +101,14 @@ class HTTPApi:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if self.token is None:
                 return _error(403, "write endpoints are disabled: no [http] token configured")
-            given = request.headers.get("Authorization", "")
-            if not given:
-                return web.json_response({"error": "missing bearer token"}, status=401,
-                                         headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                return _error(401, "wrong bearer token")
+            header = request.headers.get("Authorization", "").strip()
+            if not header:
+                return _unauthorized("missing bearer token")
+            # The scheme is case-insensitive (RFC 6750, RFC 9110 section 11.1).
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode(), self.token.encode()):
+                return _unauthorized("wrong bearer token")
             return await handler(request)
         return guarded
 
