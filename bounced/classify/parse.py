@@ -15,6 +15,8 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 
+from bounced.classify.mime import parse_bytes
+
 MAX_BYTES = 1_000_000  # the report sits at the start; attached originals may be cut
 MAX_BOUNDARIES = 64  # multipart declarations parsed; nesting beyond is cut (parser cost)
 _BOUNDARY = re.compile(rb"(?i)boundary\s*=")
@@ -47,8 +49,8 @@ def bound(raw: bytes) -> bytes:
 
 
 def parse(raw: bytes) -> Message:
-    """A compat32 message from bounded bytes."""
-    return email.message_from_bytes(bound(raw), policy=compat32)
+    """A compat32 message from bounded bytes (bodies are split and decoded when read)."""
+    return parse_bytes(bound(bytes(raw)))
 
 
 def header(msg: Message, name: str) -> str:
@@ -118,9 +120,11 @@ def _repaired(part: Message) -> Message:
     payload = payload[:MAX_BYTES]
     match = _BOUNDARY_LINE.search(payload)
     if match:
-        fixed = email.message_from_string(
-            f'Content-Type: multipart/mixed; boundary="{match.group(1)}"\n\n{payload}',
-            policy=compat32)
+        text = f'Content-Type: multipart/mixed; boundary="{match.group(1)}"\n\n{payload}'
+        try:  # a parsed message's text is ASCII with its other bytes as surrogates
+            fixed: Message = parse_bytes(text.encode("ascii", "surrogateescape"))
+        except UnicodeEncodeError:  # a message built by the caller
+            fixed = email.message_from_string(text, policy=compat32)
         if fixed.is_multipart():
             return fixed
     plain = Message(policy=compat32)

@@ -1,0 +1,366 @@
+"""Byte-level MIME splitting into compat32 messages whose bodies are read lazily.
+
+``parse_bytes(raw)`` gives the same tree as ``email.message_from_bytes(raw,
+policy=compat32)``: the same headers, payloads, preambles and epilogues, the same rules
+for boundary lines (outer boundaries end inner parts, repeated boundary lines, a missing
+start or close boundary, the newline before a boundary belonging to it),
+message/delivery-status read as blocks of fields and multipart/digest parts defaulting to
+message/rfc822. It is faster because it never reads a body line by line: a part's extent
+is found with ``bytes.find`` on its boundary, only header blocks are split into lines,
+and a body is decoded or split into sub-parts only when it is first read. An attached
+original message costs the parse of its header block, and nothing when nobody reads it.
+
+Two caps the email package does not have: at most ``MAX_CHILDREN`` parts per multipart
+and ``MAX_BLOCKS`` field blocks per delivery-status part are built; the rest is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from email.policy import compat32
+from typing import Any
+
+MAX_CHILDREN = 200  # parts kept per multipart (the classifier walks at most 200 parts)
+MAX_BLOCKS = 1_000  # field blocks kept per message/delivery-status part
+
+# One header line as the email package's feedparser recognises it (its headerRE).
+_HEADER_BLOCK = re.compile(
+    rb"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
+_HEADER_BLOCK_TEXT = re.compile(_HEADER_BLOCK.pattern.decode())
+# What may follow "--boundary" on a boundary line.
+_BOUNDARY_TAIL = re.compile(rb"(--)?[ \t]*(\r\n|\r|\n|\Z)")
+# A line ending followed by an empty line (the empty line starts at the match's end).
+_BLANK_AFTER = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n])")
+# A header field and its folded lines; any line in a block that is neither (a leading
+# fold, "From ", a line starting with ":") sends the block to the line-by-line reader.
+_FIELD = re.compile(
+    r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_CR, _LF = 13, 10
+
+_LEAF, _MESSAGE, _DSN, _MULTIPART = range(4)
+# A body not read yet: raw bytes, start, end, whether its final line ending belongs to
+# the next boundary, and the multipart boundary (b"" when the part has none).
+_Body = tuple[bytes, int, int, bool, bytes | None]
+
+
+def _text(data: bytes) -> str:
+    return data.decode("ascii", "surrogateescape")
+
+
+def _eol_len(raw: bytes, pos: int, end: int) -> int:
+    """Length of the line ending at ``pos`` (0 when there is none)."""
+    if pos >= end:
+        return 0
+    c = raw[pos]
+    if c == _CR:
+        return 2 if pos + 1 < end and raw[pos + 1] == _LF else 1
+    return 1 if c == _LF else 0
+
+
+def _without_eol(raw: bytes, start: int, end: int) -> int:
+    """``end`` moved back over one final line ending within [start, end)."""
+    if end > start and raw[end - 1] == _LF:
+        end -= 1
+        if end > start and raw[end - 1] == _CR:
+            end -= 1
+    elif end > start and raw[end - 1] == _CR:
+        end -= 1
+    return end
+
+
+def _boundary_at(raw: bytes, sep: bytes, pos: int, end: int) -> tuple[int, bool, bool] | None:
+    """When a line starting at ``pos`` is a boundary line of ``sep``: (where the next
+    line starts, whether it is the close boundary, whether it ends with a newline)."""
+    if not raw.startswith(sep, pos, end):
+        return None
+    m = _BOUNDARY_TAIL.match(raw, pos + len(sep), end)
+    if m is None:
+        return None
+    return m.end(), m.start(1) >= 0, m.end() > m.start(2)
+
+
+def _next_boundary(raw: bytes, sep: bytes, lo: int, pos: int, end: int
+                   ) -> tuple[int, int, bool, bool] | None:
+    """The first boundary line of ``sep`` starting in [pos, end): (its start, where the
+    next line starts, close boundary, ends with a newline); ``lo`` is a line start."""
+    while True:
+        i = raw.find(sep, pos, end)
+        if i < 0:
+            return None
+        if i == lo or raw[i - 1] in (_CR, _LF):
+            found = _boundary_at(raw, sep, i, end)
+            if found is not None:
+                return (i, *found)
+        pos = i + 1
+
+
+class Part(Message):
+    """A compat32 message whose body is split from the raw bytes when first read."""
+
+    _headers: list[tuple[str, str]]  # set by Message.__init__; filled by the parser
+
+    def __init__(self) -> None:
+        self._lazy: _Body | None = None
+        self._kind = _LEAF
+        self._p: object = None
+        self._pre: str | None = None
+        self._epi: str | None = None
+        self._ctype: str | None = None
+        self._index: dict[str, int] | None = None
+        super().__init__(policy=compat32)
+
+    def _load(self) -> None:
+        body, self._lazy = self._lazy, None
+        assert body is not None
+        raw, start, end, strip, sep = body
+        if self._kind == _MESSAGE:
+            self._p = [_part(raw, start, end, strip, "text/plain")]
+        elif self._kind == _DSN:
+            self._p = _blocks(raw, start, end, strip)
+        elif self._kind == _MULTIPART and sep is not None:
+            _split(self, raw, start, end, strip, sep)
+        else:
+            if self._kind == _LEAF and strip:
+                end = _without_eol(raw, start, end)
+            self._p = _text(raw[start:end])
+
+    # The email package reads and writes these attributes directly: reading one loads the
+    # body, so a lazy part behaves as the eagerly parsed message would.
+    @property
+    def _payload(self) -> object:
+        if self._lazy is not None:
+            self._load()
+        return self._p
+
+    @_payload.setter
+    def _payload(self, value: object) -> None:
+        if self._lazy is not None:
+            self._load()
+        self._p = value
+
+    @property
+    def preamble(self) -> str | None:
+        if self._lazy is not None:
+            self._load()
+        return self._pre
+
+    @preamble.setter
+    def preamble(self, value: str | None) -> None:
+        if self._lazy is not None:
+            self._load()
+        self._pre = value
+
+    @property
+    def epilogue(self) -> str | None:
+        if self._lazy is not None:
+            self._load()
+        return self._epi
+
+    @epilogue.setter
+    def epilogue(self, value: str | None) -> None:
+        if self._lazy is not None:
+            self._load()
+        self._epi = value
+
+    # Detectors read the content type and a few headers of every part many times: the
+    # content type and where each header name first appears are remembered until a header
+    # or the default type changes (every method of Message that changes them is below).
+    def _changed(self) -> None:
+        self._ctype = None
+        self._index = None
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """As Message.get (the first header of that name), through an index."""
+        index = self._index
+        if index is None:
+            index = {}
+            for i, (key, _) in enumerate(self._headers):
+                index.setdefault(key.lower(), i)
+            self._index = index
+        at = index.get(name.lower())
+        if at is None:
+            return failobj
+        return self.policy.header_fetch_parse(*self._headers[at])
+
+    def get_content_type(self) -> str:
+        """As Message.get_content_type, remembered."""
+        if self._ctype is None:
+            self._ctype = super().get_content_type()
+        return self._ctype
+
+    def set_default_type(self, ctype: str) -> None:
+        """As Message.set_default_type."""
+        self._changed()
+        super().set_default_type(ctype)
+
+    def __setitem__(self, name: str, val: str) -> None:
+        self._changed()
+        super().__setitem__(name, val)
+
+    def __delitem__(self, name: str) -> None:
+        self._changed()
+        super().__delitem__(name)
+
+    def set_raw(self, name: str, value: str) -> None:
+        """As Message.set_raw."""
+        self._changed()
+        super().set_raw(name, value)
+
+    def add_header(self, _name: str, _value: str, **_params: Any) -> None:
+        """As Message.add_header."""
+        self._changed()
+        super().add_header(_name, _value, **_params)
+
+    def replace_header(self, _name: str, _value: str) -> None:
+        """As Message.replace_header."""
+        self._changed()
+        super().replace_header(_name, _value)
+
+    def set_boundary(self, boundary: str) -> None:
+        """As Message.set_boundary."""
+        self._changed()
+        super().set_boundary(boundary)
+
+    def is_multipart(self) -> bool:
+        """As Message.is_multipart, without decoding a leaf's body to answer."""
+        if self._lazy is not None and self._kind != _MULTIPART:
+            return self._kind != _LEAF
+        return isinstance(self._payload, list)
+
+
+def _read_headers(part: Part, block: str) -> str | None:
+    """Message headers from a header block, as the feedparser sets them; returns a
+    "From " line that ends the block (it belongs to the body), else None."""
+    out = part._headers  # filled as the email package fills it
+    fields: list[tuple[str, str]] = _FIELD.findall(block)
+    # The usual case: every line is a field or a fold, so the matches cover the block.
+    if sum(len(name) + len(value) + 1 for name, value in fields) == len(block):
+        out.extend((name, value.lstrip(" \t").rstrip("\r\n")) for name, value in fields)
+        return None
+    last: list[str] = []
+    lines: list[str] = _LINE.findall(block)
+    for lineno, line in enumerate(lines):
+        if line[:1] in (" ", "\t"):
+            if last:
+                last.append(line)
+            continue  # else a continuation first: ignored, as the email package does
+        if last:
+            name, value = "".join(last).split(":", 1)
+            out.append((name, value.lstrip(" \t").rstrip("\r\n")))
+            last = []
+        if line.startswith("From "):
+            if lineno == 0:
+                part.set_unixfrom(line.rstrip("\r\n"))
+            elif lineno == len(lines) - 1:
+                return line
+            continue
+        if line.find(":") > 0:
+            last = [line]
+    if last:
+        name, value = "".join(last).split(":", 1)
+        out.append((name, value.lstrip(" \t").rstrip("\r\n")))
+    return None
+
+
+def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
+    """The message in raw[start:end] with its headers read and its body left lazy.
+
+    ``strip``: the final line ending belongs to the boundary that follows the part.
+    """
+    part = Part()
+    if default != "text/plain":
+        part.set_default_type(default)
+    match = _HEADER_BLOCK.match(raw, start, end)
+    hend = match.end() if match else start
+    body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers and is dropped
+    if hend > start:
+        unread = _read_headers(part, _text(raw[start:hend]))
+        if unread is not None:  # the body starts with that line: read a joined copy
+            raw = unread.encode("ascii", "surrogateescape") + raw[body:end]
+            body, end = 0, len(raw)
+    ctype = part.get_content_type()
+    maintype = ctype.split("/", 1)[0]
+    sep: bytes | None = None
+    if ctype == "message/delivery-status":
+        part._kind = _DSN
+    elif maintype == "message":
+        part._kind = _MESSAGE
+    elif maintype == "multipart":
+        part._kind = _MULTIPART
+        boundary = part.get_boundary()
+        if boundary is not None:
+            try:
+                sep = b"--" + boundary.encode("ascii", "surrogateescape")
+            except UnicodeEncodeError:  # an RFC 2231 value no line can match
+                sep = b"\0--\0"
+    part._lazy = (raw, body, end, strip, sep)
+    return part
+
+
+def _blocks(raw: bytes, start: int, end: int, strip: bool) -> list[Message]:
+    """The field blocks of a message/delivery-status body, each one a message."""
+    blocks: list[Message] = []
+    pos = start
+    while len(blocks) < MAX_BLOCKS:
+        if pos < end and raw[pos] in (_CR, _LF):
+            stop = pos
+        else:
+            m = _BLANK_AFTER.search(raw, pos, end)
+            stop = m.end() if m else end
+        after = stop + _eol_len(raw, stop, end)
+        blocks.append(_part(raw, pos, stop, strip and after >= end, "text/plain"))
+        if after >= end:
+            break
+        pos = after
+    return blocks
+
+
+def _split(part: Part, raw: bytes, start: int, end: int, strip: bool, sep: bytes) -> None:
+    """Fill a multipart's payload, preamble and epilogue from raw[start:end]."""
+    default = "message/rfc822" if part.get_content_type() == "multipart/digest" else "text/plain"
+    found = _next_boundary(raw, sep, start, start, end)
+    if found is None or found[2]:  # no start boundary: the text is the payload
+        part._p = _text(raw[start:found[0] if found else end])
+        part._epi = None if strip else ""
+        return
+    line, pos = found[0], found[1]
+    part._pre = _text(raw[start:_without_eol(raw, start, line)]) if line > start else None
+    children: list[Message] = []
+    part._p = children
+    while True:
+        while (again := _boundary_at(raw, sep, pos, end)) is not None:
+            pos = again[0]  # repeated boundary lines make no empty parts
+        found = _next_boundary(raw, sep, pos, pos, end)
+        if len(children) < MAX_CHILDREN:
+            children.append(_part(raw, pos, found[0] if found else end, True, default))
+        if found is None:
+            return  # no close boundary: no epilogue
+        _, pos, close, newline = found
+        if close:  # the rest is the epilogue, less the newline of the next boundary
+            stop = _without_eol(raw, pos, end) if strip else end
+            empty = not newline or pos == end
+            part._epi = None if strip and empty else "" if empty else _text(raw[pos:stop])
+            return
+
+
+def parse_headers(text: str) -> Message:
+    """The headers of the message in ``text`` as ``email.message_from_string(text,
+    policy=compat32)`` reads them; its body is kept as one string, never parsed."""
+    part = Part()
+    match = _HEADER_BLOCK_TEXT.match(text)
+    hend = match.end() if match else 0
+    body = hend  # a blank line ends the headers and is dropped
+    if text.startswith("\r\n", hend):
+        body += 2
+    elif text.startswith(("\r", "\n"), hend):
+        body += 1
+    unread = _read_headers(part, text[:hend]) if hend else None
+    part._p = (unread or "") + text[body:]
+    return part
+
+
+def parse_bytes(raw: bytes) -> Part:
+    """The message in ``raw``: compat32's tree, with bodies read when first used."""
+    return _part(raw, 0, len(raw), False, "text/plain")

@@ -1,0 +1,241 @@
+"""The byte-level MIME parser: the same tree as the email package's compat32 parser,
+bodies read lazily, and its own caps."""
+
+from __future__ import annotations
+
+import email
+import time
+from email.message import Message
+from email.policy import compat32
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bounced.classify.detectors.base import MAX_RECIPIENTS
+from bounced.classify.mime import MAX_BLOCKS, MAX_CHILDREN, Part, parse_bytes, parse_headers
+from bounced.classify.parse import MAX_PARTS, bound, header, parse, walk
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "emails"
+FILES = sorted(CORPUS.iterdir())
+
+
+def tree(msg: Message, path: str = "0") -> list[tuple[str, str, Any]]:
+    """Everything the classifier can read of a message, part by part."""
+    out: list[tuple[str, str, Any]] = [
+        (path, "headers", list(msg.items())), (path, "raw", list(msg.raw_items())),
+        (path, "unixfrom", msg.get_unixfrom()), (path, "type", msg.get_content_type()),
+        (path, "preamble", msg.preamble), (path, "epilogue", msg.epilogue),
+        (path, "multipart", msg.is_multipart())]
+    payload = msg.get_payload()
+    if isinstance(payload, list):
+        for i, sub in enumerate(payload):
+            out += tree(sub, f"{path}.{i}")
+    else:
+        out.append((path, "payload", payload))
+    return out
+
+
+def same_as_compat32(raw: bytes) -> None:
+    assert tree(parse_bytes(raw)) == tree(email.message_from_bytes(raw, policy=compat32))
+
+
+def multipart(boundary: str, parts: list[str], close: bool = True, ctype: str = "mixed",
+              nl: str = "\n") -> str:
+    body = "".join(f"--{boundary}{nl}{p}{nl}" for p in parts)
+    return (f'Content-Type: multipart/{ctype}; boundary="{boundary}"{nl}{nl}preamble{nl}'
+            + body + (f"--{boundary}--{nl}epilogue{nl}" if close else ""))
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_corpus_trees_equal_compat32(path: Path) -> None:
+    """Every corpus message, and its LF, CRLF, CR and cut variants, parses as compat32 does."""
+    raw = bound(path.read_bytes())
+    for variant in (raw, raw.replace(b"\r\n", b"\n"), raw.replace(b"\n", b"\r\n"),
+                    raw.replace(b"\n", b"\r"), raw[: len(raw) // 2], raw[: len(raw) // 5]):
+        same_as_compat32(variant)
+
+
+@pytest.mark.parametrize("text", [
+    # boundary lines: trailing blanks, close with blanks, text after the boundary
+    multipart("b", ["Content-Type: text/plain\n\nx"]).replace("--b\n", "--b \t\n", 1),
+    multipart("b", ["\nx"]).replace("--b--", "--b--  "),
+    multipart("b", ["\nx", "\ny"]).replace("--b\n\ny", "--bc\n\ny"),
+    # repeated boundary lines make no empty part; a close line right after a separator
+    multipart("b", ["\nx"]).replace("--b\n", "--b\n--b\n--b\n", 1),
+    multipart("b", ["\nx"]).replace("--b\n", "--b\n--b--\n", 1),
+    # nested multiparts: the outer boundary ends inner parts; same boundary inside
+    multipart("out", [multipart("in", ["\na", "\nb"], close=False), "\nc"]),
+    multipart("out", [multipart("in", ["\na"]), multipart("out", ["\nz"])]),
+    multipart("out", [multipart("in", [multipart("deep", ["\na"], close=False)],
+                                close=False)]),
+    # missing close boundary, missing start boundary, close boundary only, empty parts
+    multipart("b", ["\nx", "\ny"], close=False),
+    multipart("b", ["\nx"]).replace("--b\n", "-- b\n"),
+    'Content-Type: multipart/mixed; boundary="b"\n\nno parts\n--b--\nafter\n',
+    multipart("b", ["", "", "\n"]),
+    multipart("b", ["\nx"]).rstrip("\n") + "--b--",
+    # bad boundary declarations: none, empty, RFC 2231, non-ASCII, unbalanced quotes
+    "Content-Type: multipart/mixed\n\n--b\n\nx\n--b--\n",
+    'Content-Type: multipart/mixed; boundary=""\n\n--\n\nx\n----\n',
+    "Content-Type: multipart/mixed; boundary*=utf-8''%C3%A9\n\n--\u00e9\n\nx\n",
+    multipart("b\u00e9", ["\nx"]),
+    'Content-Type: multipart/mixed; boundary="b\n\n--b\n\nx\n',
+    # message/* parts, digest defaults, delivery-status blocks and their blank lines
+    multipart("b", ["Content-Type: message/rfc822\n\nFrom: a@b\nSubject: s\n\nbody\n"]),
+    multipart("b", ["\nFrom: a@b\n\none", "\nFrom: c@d\n\ntwo"], ctype="digest"),
+    multipart("b", ["Content-Type: message/delivery-status\n\nReporting-MTA: x\n\n\n"
+                    "Final-Recipient: rfc822; a@b\nStatus: 5.1.1\nnot a field\n\n"]),
+    multipart("b", ["Content-Type: message/delivery-status\n\nA: 1\n\nB: 2"]),
+    "Content-Type: message/delivery-status\n\n\n\nA: 1\n",
+    "Content-Type: message/rfc822\n\n",
+    # header oddities: unix From, a misplaced From, a From ending the block, a fold first,
+    # a line starting with ':', a line with no colon, no blank line before the body
+    "From sender Mon Jan 1\nSubject: x\nFrom misplaced\nTo: y\n\nbody",
+    "Subject: x\nFrom last line\n\nbody\n",
+    "Subject: x\nFrom last line\nnot a header\nbody\n",
+    " folded first\nSubject: x\n  folded\n\tagain\n:no name\nTo: y\n\nbody",
+    "Subject: x\nthis is body\nmore\n",
+    "Subject: x",
+    "",
+    "\n\nbody only",
+    # line endings: CRLF, lone CR, mixed
+    multipart("b", ["Content-Type: text/plain\r\n\r\nx"], nl="\r\n"),
+    multipart("b", ["\rx"], nl="\r"),
+    multipart("b", ["\nx"]).replace("\n", "\r\n", 3),
+])
+def test_edge_cases_equal_compat32(text: str) -> None:
+    """Boundary, nesting, header and line-ending edge cases parse as compat32 does."""
+    same_as_compat32(text.encode("utf-8", "surrogateescape"))
+
+
+def _mime(depth: int) -> st.SearchStrategy[str]:
+    nl = st.sampled_from(["\n", "\r\n", "\r"])
+    line = st.one_of(
+        st.sampled_from(["Content-Type: text/plain", "Content-Type: message/delivery-status",
+                         "Content-Type: message/rfc822", "Content-Type: multipart/mixed",
+                         "Content-Type: multipart/digest; boundary=b0", "X-A: 1", " fold",
+                         "From x", "--b0", "--b1--", "--b2  ", "", "Status: 5.1.1", ":",
+                         "Subject: =?utf-8?q?caf=C3=A9?="]),
+        st.text(alphabet=st.characters(max_codepoint=0x7f, blacklist_characters="\r\n"),
+                max_size=12))
+    leaf = st.builds(lambda ls, n: n.join(ls), st.lists(line, max_size=8), nl)
+    if depth == 0:
+        return leaf
+    multi = st.builds(
+        lambda sub, parts, close, n, head: (
+            f"Content-Type: multipart/{sub}; boundary=b{depth}{n}{head}{n}"
+            + "".join(f"--b{depth}{n}{p}{n}" for p in parts)
+            + (f"--b{depth}--{n}" if close else "")),
+        st.sampled_from(["mixed", "report", "digest"]), st.lists(_mime(depth - 1), max_size=4),
+        st.booleans(), nl, st.sampled_from(["", "X: y"]))
+    wrapped = st.builds(lambda inner, ct: f"Content-Type: {ct}\n\n{inner}", _mime(depth - 1),
+                        st.sampled_from(["message/rfc822", "message/delivery-status"]))
+    return st.one_of(leaf, multi, wrapped)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mime(3))
+def test_generated_mime_equals_compat32(text: str) -> None:
+    """Generated MIME trees (odd boundaries, line endings, headers) parse as compat32 does."""
+    same_as_compat32(text.encode("ascii"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_equal_compat32(raw: bytes) -> None:
+    """Arbitrary bytes parse as compat32 does."""
+    same_as_compat32(raw)
+
+
+def test_attached_original_is_not_parsed_until_read() -> None:
+    """A message/rfc822 part's inner message is built only when its payload is read."""
+    raw = multipart("b", ["\nreport", "Content-Type: message/rfc822\n\nFrom: a@b\n"
+                          + multipart("in", ["\nbig body"] * 50)]).encode()
+    mail = walk(parse(raw))
+    original = mail.originals[0]
+    assert isinstance(original, Part) and original._lazy is not None
+    payload = original.get_payload()
+    assert isinstance(payload, list)
+    inner = payload[0]
+    assert isinstance(inner, Part)
+    assert inner["from"] == "a@b" and inner._lazy is not None  # its body still unread
+    assert len(inner.get_payload()) == 50
+
+
+def test_encoded_headers_decode() -> None:
+    """RFC 2047 words are decoded by header(); 8-bit bytes survive as in compat32."""
+    raw = ("Subject: =?utf-8?q?caf=C3=A9?= =?iso-8859-1?b?6Q==?=\nX-Raw: caf\u00e9\n\n"
+           ).encode()
+    msg = parse(raw)
+    assert header(msg, "subject") == "caf\u00e9\u00e9"
+    assert str(msg["x-raw"]) == str(email.message_from_bytes(raw, policy=compat32)["x-raw"])
+
+
+def test_children_and_blocks_are_capped() -> None:
+    """At most MAX_CHILDREN parts per multipart and MAX_BLOCKS DSN blocks are built."""
+    assert MAX_CHILDREN >= MAX_PARTS and MAX_BLOCKS > MAX_RECIPIENTS
+    many = multipart("b", ["\nx"] * (MAX_CHILDREN + 50)).encode()
+    assert len(parse_bytes(many).get_payload()) == MAX_CHILDREN
+    dsn = ("Content-Type: message/delivery-status\n\n"
+           + "Final-Recipient: rfc822; a@b\n\n" * (MAX_BLOCKS + 50)).encode()
+    assert len(parse_bytes(dsn).get_payload()) == MAX_BLOCKS
+
+
+def test_hostile_nesting_is_fast() -> None:
+    """Deep nesting and many boundary lookalikes in 1 MB parse in well under a second."""
+    deep = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n'
+                   for i in range(5_000)).encode()
+    lookalikes = (b'Content-Type: multipart/mixed; boundary="b"\n\n'
+                  + b"x--b y--b\n--bb\n" * 60_000)
+    start = time.perf_counter()
+    for raw in (deep, lookalikes):
+        mail = walk(parse(raw))
+        assert len(mail.parts) <= MAX_PARTS
+    assert time.perf_counter() - start < 2.0
+
+
+def test_cached_type_and_index_follow_changes() -> None:
+    """The remembered content type and header index follow every header change."""
+    msg = parse_bytes(b"Content-Type: text/html\nX-A: 1\n\nbody")
+    assert msg.get_content_type() == "text/html" and msg["x-a"] == "1"
+    msg.replace_header("Content-Type", "text/plain")
+    assert msg.get_content_type() == "text/plain"
+    del msg["content-type"]
+    msg.set_default_type("message/rfc822")
+    assert msg.get_content_type() == "message/rfc822"
+    msg["Content-Type"] = "multipart/mixed"
+    msg.set_boundary("zz")
+    assert msg.get_content_type() == "multipart/mixed" and msg.get_boundary() == "zz"
+    msg.add_header("X-B", "2")
+    msg.set_raw("X-C", "3")
+    assert (msg["x-b"], msg["x-c"], msg.get("x-none", "d")) == ("2", "3", "d")
+    del msg["x-a"]
+    assert msg["x-a"] is None
+
+
+def test_payload_setters_and_serialisation() -> None:
+    """A lazy part can be set, attached to and serialised like any compat32 message."""
+    raw = multipart("b", ["\nx", "Content-Type: message/rfc822\n\nSubject: s\n\nin"]).encode()
+    assert parse_bytes(raw).as_string() == email.message_from_bytes(
+        raw, policy=compat32).as_string()
+    msg = parse_bytes(raw)
+    msg.attach(Message())
+    assert len(msg.get_payload()) == 3
+    leaf = parse_bytes(b"Subject: x\n\nold")
+    leaf.set_payload("new")
+    leaf.epilogue = "e"
+    assert (leaf.get_payload(), leaf.epilogue, leaf.is_multipart()) == ("new", "e", False)
+
+
+@pytest.mark.parametrize("text", [
+    "From: a@b\nSubject: s\n\nbody", "From x\nA: b\nFrom y\n\nbody",
+    " lead\nA: b\n:x\nB: c\n\tfold\nFrom y\n", "A: \u00e9\r\nB: c\rC: d\n\nx", "", "body only",
+    "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
+])
+def test_parse_headers_equals_message_from_string(text: str) -> None:
+    """parse_headers reads the headers message_from_string does, from text."""
+    ours, theirs = parse_headers(text), email.message_from_string(text, policy=compat32)
+    assert ours.items() == theirs.items() and ours.get_unixfrom() == theirs.get_unixfrom()
