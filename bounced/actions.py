@@ -23,7 +23,7 @@ from typing import Protocol
 import aiohttp
 import structlog
 
-from bounced.config import ActionSettings
+from bounced.config import SECRET_ENV, ActionSettings
 from bounced.exceptions import BouncedError, ConfigError
 from bounced.model import Event
 
@@ -95,6 +95,13 @@ class WebhookAction:
             raise DeliveryError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
 
 
+def command_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The daemon's environment less its secrets (signing keys, HTTP token, webhook secrets):
+    a command action needs none of them."""
+    return {k: v for k, v in env.items() if k not in SECRET_ENV
+            and not (k.startswith("BOUNCED_ACTION_") and k.endswith("_SECRET"))}
+
+
 class CommandAction:
     """Runs a program (no shell) with the event's JSON on stdin; exit 0 means delivered."""
 
@@ -105,7 +112,8 @@ class CommandAction:
         self.timeout = settings.timeout
 
     async def deliver(self, event: Event, body: bytes) -> None:
-        env = {**os.environ, "BOUNCED_EVENT_ID": event.id, "BOUNCED_EVENT_TYPE": event.type}
+        env = {**command_environment(os.environ), "BOUNCED_EVENT_ID": event.id,
+               "BOUNCED_EVENT_TYPE": event.type}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from bounced.config import Settings, load_settings
 
 from .helpers import (
+    KEY_LINE,
     ROOT,
     DaemonProcess,
     asend,
@@ -388,6 +390,28 @@ async def test_command_timeout_kills_what_the_command_started(tmp_path: Path) ->
         await until(lambda: not pid_alive(child), "the child killed", within=5)
         assert [s for _, s in await d.store.events()] == [{"cmd": "pending"}]
         assert (tmp_path / "runs").read_text() == "run\n"
+
+
+async def test_command_gets_the_environment_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command runs with the daemon's environment and the event's id and type, but none of
+    the daemon's secrets (signing keys, HTTP token, webhook secrets)."""
+    monkeypatch.setenv("BOUNCED_VERP_KEYS", KEY_LINE)
+    monkeypatch.setenv("BOUNCED_HTTP_TOKEN", "t" * 24)
+    monkeypatch.setenv("BOUNCED_ACTION_APP_SECRET", SECRET)
+    monkeypatch.setenv("APP_SETTING", "kept")
+    code = f"import json, os; json.dump(dict(os.environ), open({str(tmp_path / 'env')!r}, 'w'))"
+    settings = settings_with(
+        tmp_path, {"cmd": {"type": "command", "command": [sys.executable, "-c", code]}})
+    async with running_daemon(settings) as d:
+        await send_unrecognised(d, "a")
+        await until((tmp_path / "env").exists, "the command run")
+        [(event, _)] = await d.store.events()
+    env = json.loads((tmp_path / "env").read_text())
+    assert env["APP_SETTING"] == "kept" and env["PATH"] == os.environ["PATH"]
+    assert (env["BOUNCED_EVENT_ID"], env["BOUNCED_EVENT_TYPE"]) == (event.id, event.type)
+    assert not {"BOUNCED_VERP_KEYS", "BOUNCED_HTTP_TOKEN", "BOUNCED_ACTION_APP_SECRET"} & set(env)
 
 
 def pid_alive(pid: int) -> bool:
