@@ -36,12 +36,14 @@ _BLANK_AFTER = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n])")
 # fold, "From ", a line starting with ":") sends the block to the line-by-line reader.
 _FIELD = re.compile(
     r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)")
+_FIELD_BYTES = re.compile(_FIELD.pattern.encode())
+_HEADER_START = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _CR, _LF = 13, 10
 
 _LEAF, _MESSAGE, _DSN, _MULTIPART = range(4)
 # A body not read yet: raw bytes, start, end, whether its final line ending belongs to
-# the next boundary, and the multipart boundary (b"" when the part has none).
+# the next boundary, and the multipart boundary (None when the part has none).
 _Body = tuple[bytes, int, int, bool, bytes | None]
 
 
@@ -272,10 +274,20 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     part = Part()
     if default != "text/plain":
         part.set_default_type(default)
-    match = _HEADER_BLOCK.match(raw, start, end)
-    hend = match.end() if match else start
-    body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers and is dropped
-    if hend > start:
+    # The usual case in one pass: fields (with their folds) up to a line that is no header.
+    fields = []
+    hend = start
+    while (field := _FIELD_BYTES.match(raw, hend, end)) is not None:
+        fields.append(field)
+        hend = field.end()
+    if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
+        part._headers.extend((f.group(1).decode("ascii"), _text(f.group(2)).lstrip(" \t")
+                              .rstrip("\r\n")) for f in fields)
+        body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers: dropped
+    else:  # "From " lines, a fold or ':' starting a line: the general reader
+        match = _HEADER_BLOCK.match(raw, start, end)
+        hend = match.end() if match else start
+        body = hend + _eol_len(raw, hend, end)
         unread = _read_headers(part, _text(raw[start:hend]))
         if unread is not None:  # the body starts with that line: read a joined copy
             raw = unread.encode("ascii", "surrogateescape") + raw[body:end]
