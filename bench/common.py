@@ -71,6 +71,7 @@ def daemon_env(folder: Path, store_url: str, port: int, **extra: str) -> dict[st
         "BOUNCED_VERP_KEYS_FILE": str(write_keys(folder)),
         "BOUNCED_VERP_DOMAIN": DOMAIN,
         "BOUNCED_SMTP_LISTEN": f"127.0.0.1:{port}",
+        "BOUNCED_HTTP_LISTEN": "127.0.0.1:0",  # the HTTP API runs, on a port of its own
         "BOUNCED_LOG_FORMAT": "json",
     }
     env.update(extra)

@@ -4,8 +4,8 @@
                                            [--seconds 20] [--backends sqlite,postgresql]
                                            [--smtp-source] [--profile CONFIG]
 
-Configurations, each a fresh server process (and a fresh database), rounds interleaved so
-that every ratio compares runs measured side by side on this noisy machine:
+Configurations, each a fresh server process (and a fresh database), each run between two runs
+of the bare server, its ratio taken to their mean (the machine is noisy):
 
   bare     aiosmtpd on the daemon's event loop (uvloop) that accepts and discards
   intake   bounced serve, worker disabled: verify the token, store durably, 250
@@ -121,6 +121,8 @@ def measure(config: str, backend: str | None, args: argparse.Namespace, folder: 
 
 
 def summarize(load: LoadResult, status: dict[str, int], rate: float) -> dict[str, float]:
+    if load.ok == 0:
+        raise RuntimeError(f"no message accepted: {load}")
     if load.failed or load.errors:
         print(f"  note: {load.failed} non-250 replies {load.replies}, {load.errors} errors")
     return {
@@ -271,19 +273,28 @@ def main() -> None:
           f"files in {tmp} ({fs.splitlines()[-1].split()[1]})")
     results: dict[str, list[dict[str, float]]] = {}
     ratios: dict[str, list[float]] = {}
+    # Each configuration runs between two bare runs; its ratio is to their mean, so a change
+    # in the machine's load between runs moves both sides.
+    seq = 0
     for r in range(args.rounds):
-        base = None
-        for config, backend in configs:
-            name = config if backend is None else f"{config}/{backend}"
+        before = measure("bare", None, args, tmp / f"r{r}-bare-{seq}", f"{r}")
+        results.setdefault("bare", []).append(before)
+        ratios.setdefault("bare", []).append(1.0)
+        print(f"  round {r + 1} {'bare':20s} {before['rate']:7.0f} msg/s", flush=True)
+        for config, backend in configs[1:]:
+            seq += 1
+            name = f"{config}/{backend}"
             m = measure(config, backend, args, tmp / f"r{r}-{name.replace('/', '-')}", f"{r}")
+            after = measure("bare", None, args, tmp / f"r{r}-bare-{seq}", f"{r}")
             results.setdefault(name, []).append(m)
-            if config == "bare":
-                base = m["rate"]
-            assert base is not None
+            results["bare"].append(after)
+            base = (before["rate"] + after["rate"]) / 2
             ratios.setdefault(name, []).append(m["rate"] / base)
             print(f"  round {r + 1} {name:20s} {m['rate']:7.0f} msg/s  x{m['rate'] / base:.2f}  "
                   f"p50 {m['p50']:.1f} ms  p99 {m['p99']:.1f} ms  peak RSS {m['rss_mb']:.0f} MB  "
-                  f"CPU {m['cpu_ms_per_msg']:.2f} ms/msg", flush=True)
+                  f"CPU {m['cpu_ms_per_msg']:.2f} ms/msg   (bare after: {after['rate']:.0f})",
+                  flush=True)
+            before = after
 
     print(f"\n{'configuration':20s} {'msg/s':>7s} {'x bare':>7s} {'target':>7s} "
           f"{'p50 ms':>7s} {'p99 ms':>7s} {'RSS MB':>7s} {'CPU ms/msg':>10s}")
