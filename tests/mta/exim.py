@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .base import MTAInstance, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
+from .pipe import SNIPPET_COMMAND, SNIPPET_CONFIG, SNIPPET_USER, PipeRoute
 
 EXIM_ROOT = Path(os.environ.get("BOUNCED_EXIM_ROOT", "/var/cache/bounced-test/exim/root"))
 EXIM_USER = "Debian-exim"
@@ -116,11 +117,30 @@ def load_snippet(bounce_domain: str, bounce_port: int,
     )
 
 
+def load_pipe_snippet(bounce_domain: str, route: PipeRoute, acl: str,
+                      snippet_dir: Path = SNIPPET_DIR) -> EximSnippet:
+    """The pipe-mode router and transport pointed at the test's command, config and user."""
+    router = _body(snippet_dir / "pipe-router")
+    if f"domains = {SNIPPET_DOMAIN}" not in router or "transport = bounced_pipe" not in router:
+        raise ValueError("config/exim/pipe-router no longer has the route the tests rely on")
+    transport = _body(snippet_dir / "pipe-transport")
+    for placeholder in (f"command = {SNIPPET_COMMAND} ", f" --config {SNIPPET_CONFIG}",
+                        f"user = {SNIPPET_USER}\n"):
+        if placeholder not in transport:
+            raise ValueError(f"config/exim/pipe-transport no longer has {placeholder!r}")
+    transport = (transport.replace(SNIPPET_COMMAND, str(route.command))
+                 .replace(SNIPPET_CONFIG, str(route.config))
+                 .replace(f"user = {SNIPPET_USER}\n", f"user = {route.user}\n"))
+    return EximSnippet(router=router.replace(SNIPPET_DOMAIN, bounce_domain),
+                       transport=transport, acl=acl)
+
+
 class EximInstance(MTAInstance):
     """A private Exim daemon (``exim4 -C CONF -bdf``) on 127.0.0.1, owned by the test.
 
     Same routing and API as PostfixInstance: ``remote_domain`` to ``remote_port``,
-    ``bounce_domain`` to ``bounce_port`` through the operator snippet.
+    ``bounce_domain`` to ``bounce_port`` through the operator snippet, or with ``pipe``
+    through the pipe-mode snippet into ``bounced deliver`` (``bounce_port`` unused then).
     """
 
     name = "Exim"
@@ -138,8 +158,10 @@ class EximInstance(MTAInstance):
         base_dir: Path | None = None,
         log_copy: Path | None = None,
         snippet_dir: Path = SNIPPET_DIR,
+        pipe: PipeRoute | None = None,
     ) -> None:
         super().__init__()
+        self.pipe = pipe
         self.bounce_port = bounce_port
         self.remote_port = remote_port
         self.bounce_domain = bounce_domain
@@ -173,6 +195,9 @@ class EximInstance(MTAInstance):
         """The whole configuration file of the instance."""
         root = self._dir()
         snippet = load_snippet(self.bounce_domain, self.bounce_port, self.snippet_dir)
+        if self.pipe is not None:
+            snippet = load_pipe_snippet(self.bounce_domain, self.pipe, snippet.acl,
+                                        self.snippet_dir)
         remote = ""
         if self.remote_port is not None:
             remote = (

@@ -10,8 +10,9 @@ Fixtures:
 - ``mta_capture``: CaptureServer accepting every recipient (a bounced stand-in).
 - ``mta_factory``: parametrised over Postfix and Exim (test ids ``[postfix]``/``[exim]``,
   both marked ``postfix``); call it with ``make_mta``'s keyword arguments to get a started
-  instance. Skips when that MTA cannot run here; stops and removes every instance at
-  teardown; keeps each log as ``tmp_path/<kind>-N.log``.
+  instance (``.kind`` says which MTA). Skips when that MTA cannot run here; stops and
+  removes every instance at teardown (or earlier with ``.stop_all()``); keeps each log as
+  ``tmp_path/<kind>-N.log``.
 - ``postfix_factory``: the same for Postfix only, taking PostfixInstance's arguments.
 """
 
@@ -29,7 +30,6 @@ from .postfix import PostfixInstance, skip_unless_postfix
 from .remote import CaptureServer, RemoteServer
 
 PostfixFactory = Callable[..., PostfixInstance]
-MTAFactory = Callable[..., MTAInstance]
 
 
 @pytest.fixture(name="mta_remote")
@@ -76,6 +76,27 @@ def postfix_factory_fixture(tmp_path: Path) -> Iterator[PostfixFactory]:
         _stop_all(started)
 
 
+class MTAFactory:
+    """Starts instances of one MTA ``kind`` with ``make_mta``'s arguments; stops them all."""
+
+    def __init__(self, kind: str, log_dir: Path) -> None:
+        self.kind = kind
+        self.log_dir = log_dir
+        self.started: list[MTAInstance] = []
+
+    def __call__(self, **kwargs: Any) -> MTAInstance:
+        kwargs.setdefault("log_copy", self.log_dir / f"{self.kind}-{len(self.started) + 1}.log")
+        instance = make_mta(self.kind, **kwargs)
+        instance.start()
+        self.started.append(instance)
+        return instance
+
+    def stop_all(self) -> None:
+        """Stop every instance started so far (bounded); the first error is raised."""
+        started, self.started = self.started, []
+        _stop_all(started)
+
+
 @pytest.fixture(
     name="mta_factory",
     params=[pytest.param(kind, marks=pytest.mark.postfix, id=kind) for kind in MTA_KINDS],
@@ -86,16 +107,8 @@ def mta_factory_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     reason = missing_reason(kind)
     if reason is not None:
         pytest.skip(reason)
-    started: list[MTAInstance] = []
-
-    def make(**kwargs: Any) -> MTAInstance:
-        kwargs.setdefault("log_copy", tmp_path / f"{kind}-{len(started) + 1}.log")
-        instance = make_mta(kind, **kwargs)
-        instance.start()
-        started.append(instance)
-        return instance
-
+    factory = MTAFactory(kind, tmp_path)
     try:
-        yield make
+        yield factory
     finally:
-        _stop_all(started)
+        factory.stop_all()

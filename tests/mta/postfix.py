@@ -31,6 +31,7 @@ from typing import Any
 
 from .base import MTAInstance, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
+from .pipe import SNIPPET_COMMAND, SNIPPET_CONFIG, SNIPPET_USER, PipeRoute
 
 SBIN = Path("/usr/sbin")
 POSTFIX = SBIN / "postfix"
@@ -38,6 +39,7 @@ POSTQUEUE = SBIN / "postqueue"
 POSTMAP = SBIN / "postmap"
 SNIPPET_DIR = Path(__file__).resolve().parents[2] / "config" / "postfix"
 SNIPPET_DOMAIN = "bounces.example.org"
+PIPE_SNIPPET_DIR = SNIPPET_DIR / "pipe"
 SNIPPET_NEXTHOP = re.compile(r"^(?P<transport>smtp:\[127\.0\.0\.1\]):(?P<port>\d+)$")
 
 # master.cf for the instance: Debian's services minus the ones needing extra packages,
@@ -151,12 +153,50 @@ def load_snippet(config_dir: Path, bounce_domain: str, bounce_port: int,
     return OperatorSnippet(main_cf, transport, regexp)
 
 
+@dataclass(frozen=True)
+class PipeSnippet:
+    """``config/postfix/pipe/`` rewritten for a test: command, config, user and domain."""
+
+    main_cf: dict[str, str]
+    master_cf: str
+    transport: list[str]
+
+
+def load_pipe_snippet(bounce_domain: str, route: PipeRoute,
+                      snippet_dir: Path = PIPE_SNIPPET_DIR) -> PipeSnippet:
+    """Read the pipe-mode snippet and point it at the test's command, config and user.
+
+    Fails loudly when a placeholder the tests replace is gone (the operator's copy would
+    then differ from what runs here).
+    """
+    master = "".join(ln + "\n" for ln in (snippet_dir / "master.cf.snippet").read_text()
+                     .splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+    for placeholder in (SNIPPET_COMMAND, SNIPPET_CONFIG, f"user={SNIPPET_USER} "):
+        if placeholder not in master:
+            raise ValueError(f"pipe/master.cf.snippet no longer has {placeholder!r}")
+    master = (master.replace(SNIPPET_COMMAND, str(route.command))
+              .replace(SNIPPET_CONFIG, str(route.config))
+              .replace(f"user={SNIPPET_USER} ", f"user={route.user} "))
+    main_cf = {}
+    for line in _lines(snippet_dir / "main.cf.snippet"):
+        name, _, value = line.partition("=")
+        main_cf[name.strip()] = value.strip()
+    transport = []
+    for line in _lines(snippet_dir / "transport"):
+        domain, nexthop = line.split()
+        if domain != SNIPPET_DOMAIN or nexthop != "bounced:":
+            raise ValueError(f"pipe/transport: unexpected line {line!r}")
+        transport.append(f"{bounce_domain}\t{nexthop}")
+    return PipeSnippet(main_cf, master, transport)
+
+
 class PostfixInstance(MTAInstance):
     """A private Postfix (``postfix -c DIR``) on 127.0.0.1, started and stopped by the test.
 
     ``remote_domain`` goes to ``remote_port`` (an aiosmtpd "remote"), ``bounce_domain`` to
-    ``bounce_port`` (bounced, or a stand-in) through the operator snippet. Everything lives
-    in a fresh directory under ``base_dir`` (default: the system temp dir), removed by
+    ``bounce_port`` (bounced, or a stand-in) through the operator snippet, or with ``pipe``
+    through the pipe-mode snippet into ``bounced deliver`` (``bounce_port`` unused then).
+    Everything lives in a fresh directory under ``base_dir`` (default: the system temp dir), removed by
     ``stop()``; ``log_copy`` keeps a copy of the Postfix log after that.
     """
 
@@ -175,8 +215,10 @@ class PostfixInstance(MTAInstance):
         base_dir: Path | None = None,
         log_copy: Path | None = None,
         snippet_dir: Path = SNIPPET_DIR,
+        pipe: PipeRoute | None = None,
     ) -> None:
         super().__init__()
+        self.pipe = pipe
         self.bounce_port = bounce_port
         self.remote_port = remote_port
         self.bounce_domain = bounce_domain
@@ -241,6 +283,8 @@ class PostfixInstance(MTAInstance):
         }
         params.update(self.timing.main_cf())
         params.update(snippet.main_cf)
+        if self.pipe is not None:
+            params.update(load_pipe_snippet(self.bounce_domain, self.pipe).main_cf)
         params.update(self.extra_main_cf)
         return params
 
@@ -253,9 +297,13 @@ class PostfixInstance(MTAInstance):
         shutil.chown(root / "data", user="postfix")
         main = "".join(f"{name} = {value}\n" for name, value in self.main_cf().items())
         (self.config_dir / "main.cf").write_text(main)
-        (self.config_dir / "master.cf").write_text(MASTER_CF.format(host=self.host,
-                                                                    port=self.port))
+        master = MASTER_CF.format(host=self.host, port=self.port)
         transport = list(snippet.transport)
+        if self.pipe is not None:
+            pipe = load_pipe_snippet(self.bounce_domain, self.pipe)
+            master += pipe.master_cf
+            transport = list(pipe.transport)
+        (self.config_dir / "master.cf").write_text(master)
         if self.remote_port is not None:
             transport.append(f"{self.remote_domain}\tsmtp:[{LOOPBACK}]:{self.remote_port}")
         (self.config_dir / "transport").write_text("\n".join(transport) + "\n")
