@@ -221,8 +221,7 @@ def db_outbox(db: Path) -> tuple[dict[str, Any], list[tuple[str, str, str | None
 
 
 async def test_webhook_events_survive_failures_outage_and_restart(tmp_path: Path) -> None:
-    """Through HTTP 500s, a receiver outage and a daemon restart, every event arrives, signed,
-    and a repeated delivery carries the same id and body."""
+    """Through 500s, an outage and a restart every event arrives, signed; repeats keep the id."""
     db = tmp_path / "bounced.db"
     async with receiving() as receiver:
         receiver.failing = True
@@ -331,8 +330,7 @@ def runs_of(log: Path) -> list[dict[str, Any]]:
 async def test_command_retried_after_timeout_or_failure_never_after_success(
     tmp_path: Path,
 ) -> None:
-    """A command that times out or exits non-zero runs again until it exits 0; one that exits
-    0 runs once; each run gets the event as JSON on stdin."""
+    """A command that times out or exits non-zero runs again; one that exits 0 runs once."""
     script = tmp_path / "action.py"
     script.write_text(ACTION_SCRIPT)
     modes = {"ok": "ok", "flaky": "fail-twice", "slow": "hang-once"}
@@ -363,8 +361,7 @@ async def test_command_retried_after_timeout_or_failure_never_after_success(
 
 
 async def test_command_timeout_kills_what_the_command_started(tmp_path: Path) -> None:
-    """A command whose own child keeps running past the timeout is stopped at the timeout,
-    child included, and the event is retried."""
+    """A command's timeout also kills what it started, on time, and the event is retried."""
     script = tmp_path / "spawn.py"
     script.write_text(
         "import subprocess, sys\n"
@@ -395,8 +392,7 @@ async def test_command_timeout_kills_what_the_command_started(tmp_path: Path) ->
 async def test_command_gets_the_environment_without_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A command runs with the daemon's environment and the event's id and type, but none of
-    the daemon's secrets (signing keys, HTTP token, webhook secrets)."""
+    """A command gets the event id and type and the environment, without the daemon's secrets."""
     monkeypatch.setenv("BOUNCED_VERP_KEYS", KEY_LINE)
     monkeypatch.setenv("BOUNCED_HTTP_TOKEN", "t" * 24)
     monkeypatch.setenv("BOUNCED_ACTION_APP_SECRET", SECRET)
@@ -428,8 +424,7 @@ def pid_alive(pid: int) -> bool:
 
 
 async def test_unconfirmed_payload_names_rule_and_evidence(tmp_path: Path) -> None:
-    """address.unconfirmed carries type, id, subject, address, fingerprint, the rule and each
-    counting incident (dates, status, reason, diagnostic, MTA), and when it happened."""
+    """address.unconfirmed names subject, address, fingerprint, rule, time and each incident."""
     async with receiving() as receiver:
         settings = settings_with(tmp_path, {"app": {
             "type": "webhook", "url": receiver.url, "secret_file": secret_file(tmp_path),
@@ -463,8 +458,7 @@ async def test_unconfirmed_payload_names_rule_and_evidence(tmp_path: Path) -> No
 
 
 async def test_dry_run_records_and_shows_decisions_but_runs_no_action(tmp_path: Path) -> None:
-    """With [outbox] dry_run the address is unconfirmed and shown with its event, and neither
-    the webhook nor the command runs."""
+    """In dry run the decision and its event are recorded and shown, and no action runs."""
     script = tmp_path / "action.py"
     script.write_text(ACTION_SCRIPT)
     async with receiving() as receiver:
@@ -532,8 +526,7 @@ async def post_signed(url: str, body: bytes, msg_id: str, timestamp: int,
 
 
 async def test_documented_receiver_accepts_real_delivery_once(tmp_path: Path) -> None:
-    """The receiver example in docs/webhooks.md verifies a real delivery, acts on it once even
-    when it is delivered again, and refuses forged or stale requests."""
+    """The receiver in docs/webhooks.md verifies a delivery, acts once, and refuses forgeries."""
     path = tmp_path / "receiver.py"
     path.write_text(documented_receiver())
     port = free_port()

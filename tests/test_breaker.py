@@ -59,8 +59,7 @@ def received(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 async def test_burst_from_one_domain_trips_breaker_and_holds_unconfirms(tmp_path: Path) -> None:
-    """Counting bounces for min_addresses distinct addresses at one domain trip its breaker:
-    from then on its unconfirms are held, and one breaker.tripped event is sent instead."""
+    """A burst from one domain trips its breaker: later unconfirms are held and an alert is sent."""
     async with receiving() as receiver, running_daemon(
         breaker_settings(tmp_path, receiver)) as d:
         subjects = [f"s{n}" for n in range(5)]
@@ -95,8 +94,7 @@ async def test_burst_from_one_domain_trips_breaker_and_holds_unconfirms(tmp_path
 async def test_same_bounces_spread_over_domains_or_not_counting_trip_nothing(
     tmp_path: Path,
 ) -> None:
-    """As many counting bounces spread over different domains, one address bouncing again and
-    again, or bounces that do not count, never trip a breaker."""
+    """The same bounces spread over domains, from one address, or not counting, trip nothing."""
     async with receiving() as receiver, running_daemon(
         breaker_settings(tmp_path, receiver)) as d:
         spread = [f"s{n}" for n in range(5)]
@@ -114,8 +112,7 @@ async def test_same_bounces_spread_over_domains_or_not_counting_trip_nothing(
 
 
 async def test_release_needs_token_sends_event_and_resumes_unconfirms(tmp_path: Path) -> None:
-    """Releasing a tripped breaker needs the bearer token, sends breaker.released, and the
-    domain's next counting bounces unconfirm again (a held address included)."""
+    """Releasing a breaker needs the token, sends breaker.released, and unconfirms resume."""
     async with receiving() as receiver, running_daemon(
         breaker_settings(tmp_path, receiver)) as d:
         for n in range(3):

@@ -94,8 +94,7 @@ def rows(settings: Settings) -> list[tuple[str, str, str, int, float, str | None
 
 
 async def test_failed_deliveries_back_off_exponentially_with_jitter(tmp_path: Path) -> None:
-    """Each failure waits about twice as long as the one before, with jitter of up to 50 %,
-    and never much more than retry_max_seconds."""
+    """Each failed delivery waits about twice as long as the last, with jitter, up to the cap."""
     settings = make_settings(tmp_path, BOUNCED_OUTBOX_RETRY_BASE_SECONDS="10",
                              BOUNCED_OUTBOX_RETRY_MAX_SECONDS="100")
     clock = Clock()
@@ -115,8 +114,7 @@ async def test_failed_deliveries_back_off_exponentially_with_jitter(tmp_path: Pa
 async def test_undelivered_past_max_age_goes_to_dead_letters_and_is_counted(
     tmp_path: Path,
 ) -> None:
-    """A delivery still failing max_age_hours after its event is tried a last time at that
-    age, then dead-lettered, counted in bounced_action_dead_letters and never tried again."""
+    """A delivery failing past max_age_hours is dead-lettered, counted, and never tried again."""
     settings = make_settings(tmp_path, BOUNCED_OUTBOX_RETRY_BASE_SECONDS="600",
                              BOUNCED_OUTBOX_RETRY_MAX_SECONDS="3600",
                              BOUNCED_OUTBOX_MAX_AGE_HOURS="1")
@@ -163,8 +161,7 @@ async def test_action_runs_only_for_the_events_it_takes(tmp_path: Path) -> None:
 async def test_delivery_for_an_action_no_longer_configured_is_dead_lettered(
     tmp_path: Path,
 ) -> None:
-    """Deliveries of an action removed from the configuration go to the dead letters
-    (counted), without holding back the other actions."""
+    """Deliveries of an action removed from the configuration are dead-lettered and counted."""
     settings = make_settings(tmp_path)
     clock = Clock()
     async with store_with_events(settings, clock, 1) as store:
@@ -183,8 +180,7 @@ async def test_delivery_for_an_action_no_longer_configured_is_dead_lettered(
 async def test_claim_of_a_crashed_dispatcher_is_taken_over_after_its_lease(
     tmp_path: Path,
 ) -> None:
-    """A delivery claimed by a dispatcher that died is delivered by another once the lease
-    has expired, and not before."""
+    """A delivery claimed by a dispatcher that died is delivered by another after the lease."""
     settings = make_settings(tmp_path, BOUNCED_OUTBOX_LEASE_SECONDS="120")
     clock = Clock()
     async with store_with_events(settings, clock, 1) as store:

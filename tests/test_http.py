@@ -89,8 +89,7 @@ async def unconfirm(d: Any, subject: str, address: str = ALICE) -> None:
 
 
 async def test_healthz_200_while_store_answers_503_when_it_does_not(tmp_path: Path) -> None:
-    """/healthz says 200 with queue depths while the store works, 503 while it is broken,
-    and 200 again once it is repaired."""
+    """/healthz is 200 while the store works, 503 while it is broken, 200 once it is repaired."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         status, body = await http.get("/healthz")
         assert status == 200, body
@@ -124,8 +123,7 @@ def samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
 
 
 async def test_metrics_after_traffic_carry_the_documented_counters(tmp_path: Path) -> None:
-    """After SMTP and HTTP traffic, /metrics has every documented metric with the counts of
-    what happened: accepted, rejected, classified, incidents, decisions, deliveries, queue."""
+    """After SMTP and HTTP traffic /metrics has every documented metric with the right counts."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         await unconfirm(d, "u1")
         rp = d.signer.return_path("u2", ALICE, day=days_ago(1))
@@ -168,7 +166,7 @@ async def test_metrics_after_traffic_carry_the_documented_counters(tmp_path: Pat
 
 
 async def test_addresses_match_the_status_command(tmp_path: Path) -> None:
-    """/v1/addresses by subject or by address says exactly what `bounced status --json` says."""
+    """/v1/addresses by subject or address says exactly what `bounced status --json` says."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         await unconfirm(d, "u1")
         await processed(d, 3)
@@ -193,8 +191,7 @@ async def test_addresses_match_the_status_command(tmp_path: Path) -> None:
 
 
 async def test_reconfirm_needs_the_bearer_token(tmp_path: Path) -> None:
-    """Reconfirming without the token is 401 and changes nothing; with it the address is
-    confirmed again and an address.reconfirmed event is recorded."""
+    """Reconfirm without the token is 401 and changes nothing; with it the address is confirmed."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         await unconfirm(d, "u1")
         await processed(d, 3)
@@ -217,8 +214,7 @@ async def test_reconfirm_needs_the_bearer_token(tmp_path: Path) -> None:
 async def test_token_from_environment_and_scheme_in_any_case(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The token can come from $BOUNCED_HTTP_TOKEN, and the Bearer scheme is matched
-    without regard to case (RFC 6750)."""
+    """The token can come from $BOUNCED_HTTP_TOKEN; the Bearer scheme is matched in any case."""
     monkeypatch.setenv("BOUNCED_HTTP_TOKEN", TOKEN)
     async with running_daemon(settings_with(tmp_path, {})) as d, client(d) as http:
         status, body = await http.post("/v1/subjects/u9/reconfirm",
@@ -241,8 +237,7 @@ async def test_writes_refused_with_403_when_no_token_is_configured(tmp_path: Pat
 
 
 async def test_http_ingest_stores_and_processes_like_smtp(tmp_path: Path) -> None:
-    """A bounce posted to /v1/bounces with the token is stored (202) and processed as over
-    SMTP: two bounces by SMTP and a third by HTTP unconfirm the address."""
+    """A bounce posted to /v1/bounces is stored (202) and counts exactly like one sent by SMTP."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         for age in (10, 6):
             rp = d.signer.return_path("u1", ALICE, day=days_ago(age))
@@ -262,8 +257,7 @@ async def test_http_ingest_stores_and_processes_like_smtp(tmp_path: Path) -> Non
 
 
 async def test_http_ingest_refuses_bad_requests_and_stores_nothing(tmp_path: Path) -> None:
-    """A bad return path is 422, a missing or wrong token 401, a missing recipient or body
-    400, a message over the size limit 413; none of them stores anything."""
+    """Bad return path 422, bad token 401, no recipient 400, too large 413: nothing is stored."""
     settings = with_token(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000")
     async with running_daemon(settings) as d, client(d) as http:
         rp = d.signer.return_path("u1", ALICE, day=days_ago(1))
@@ -291,8 +285,7 @@ async def test_http_ingest_refuses_bad_requests_and_stores_nothing(tmp_path: Pat
 
 
 async def test_events_endpoint_lists_latest_events_with_delivery_states(tmp_path: Path) -> None:
-    """/v1/events lists the newest events first with each action's delivery state; limit is
-    honoured and must be an integer."""
+    """/v1/events lists the newest events first with their delivery states, honouring limit."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         await unconfirm(d, "u1")
         await processed(d, 3)
@@ -316,8 +309,7 @@ async def test_events_endpoint_lists_latest_events_with_delivery_states(tmp_path
 
 
 async def test_openapi_is_valid_and_documents_exactly_the_routes_served(tmp_path: Path) -> None:
-    """/openapi.json is a valid OpenAPI 3.1 document listing every route the server has and
-    no other; the routes it marks as needing the token refuse requests without it."""
+    """/openapi.json is valid OpenAPI 3.1 and documents exactly the routes served and guarded."""
     async with running_daemon(with_token(tmp_path)) as d, client(d) as http:
         status, spec = await http.get("/openapi.json")
         assert status == 200 and spec["openapi"].startswith("3.1")
