@@ -29,6 +29,7 @@ from bounced.classify.phrases import (
     REMOTE_REPLY,
     SMTP_COMMANDS,
 )
+from bounced.classify.providers import provider_reason
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -49,6 +50,11 @@ CONTEXT_SCAN = 1_200  # characters of surrounding text scanned
 
 
 _REFUSED = re.compile(RECIPIENT_REFUSED)
+# A reply that names the recipient, then what is wrong with it ("550 <a@b>: User unknown",
+# "550 a@b... No such user"): the per-recipient answer to RCPT TO of Sendmail, Postfix and
+# the systems that copy them (a content filter's refusal after DATA names no recipient).
+_ADDRESS_THEN = re.compile(r"^(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?)?<[^\s<>@]+@[\w.-]+>"
+                           r"(?:\.\.\.|:) ?(.{0,60})")
 _TABLE = tuple((reason, re.compile("|".join(re.escape(p) for p in phrases)))
                for reason, phrases in PHRASES)
 
@@ -113,6 +119,9 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
     (``command``: the failing SMTP command when the report's format names it)."""
     if reply_code.startswith("2"):
         reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
+    provider = provider_reason(" ".join(diagnostic[:MAX_SCAN].lower().split()))
+    if provider:
+        return provider  # a provider's documented code says more than the status
     said = _lower(diagnostic)
     near = _lower(context[:CONTEXT_SCAN])
     command = command or smtp_command(said) or smtp_command(near)
@@ -143,6 +152,10 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         return "rejected" if command == "MAIL" else "blocked"  # not about the recipient
     if phrase == "userunknown":
         if command == "RCPT" or status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
+            return "userunknown"
+        shaped = _ADDRESS_THEN.match(said)
+        if (not command and shaped and status[2:4] in ("", "0.")
+                and phrase_reason(shaped.group(1)) == "userunknown"):
             return "userunknown"
         if reporter_says and not (command or reply_code):
             return "userunknown"  # the reporting system's own summary ("Address not found")

@@ -1,0 +1,115 @@
+"""Reply codes and texts of large mail providers, mapped to reasons (data).
+
+A provider's documented error codes mean the same thing in every message it sends, and
+they say more than the RFC 3463 status the provider puts in front of them (Orange answers
+"5.2.0" for spam, La Poste "5.5.0" for an unknown recipient, au "User unknown" for its
+users' own sender filters). So a reply that carries one of these codes is classified by
+the code, before the status and the phrase tables.
+
+Each entry is (provider, pattern, reason); the pattern is a regular expression matched
+against the normalised lowercase diagnostic and should be specific to that provider's
+reply format (a code, or a sentence only that provider writes). Entries with a numeric
+code list ranges of the number instead: (provider, pattern with one group, ranges).
+Written from the providers' postmaster documentation; the reason names are the
+vocabulary of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
+    # Yahoo / AOL / Verizon Media (postmaster.yahooinc.com/error-codes)
+    ("yahoo", r"\[ts0?1\]|\[tss0?4\]|temporarily deferred due to (unexpected volume or )?"
+              r"user complaints", "rejected"),  # the sender draws complaints
+    ("yahoo", r"\[ts0?3\]|\[tss09\]|will be permanently deferred", "blocked"),
+    ("yahoo", r"this user doesn't have a (yahoo|aol|ymail|rocketmail)[.\w]* account",
+     "userunknown"),  # its answer at the end of DATA for an address that does not exist
+    ("yahoo", r"sender is unauthenticated\. yahoo requires", "authfailure"),
+    # au / KDDI (ezweb.ne.jp, au.com): a recipient's own refusal list is answered with
+    # "User unknown" and an empty address; a real unknown user names the address.
+    ("au", r"\b550 ?: ?user unknown", "filtered"),
+    # Zoho Mail: a sender its filters distrust (reputation of the sending domain or IP)
+    ("zoho", r"email cannot be delivered\. reason: email flagged as spam", "rejected"),
+    # Mimecast (community.mimecast.com SMTP error codes)
+    ("mimecast", r"host network not allowed", "policyviolation"),
+    ("mimecast", r"rejected due to security policies - mc\w*signature|"
+                 r"message contains a virus", "virusdetected"),
+    ("mimecast", r"envelope blocked - user (domain )?entry", "filtered"),
+    ("mimecast", r"ip found in rbl|hostname found in rbl|(sender|ip) found in blocked senders",
+     "blocked"),
+    # Amazon SES (sending side): the sender identity is not verified for the region
+    ("amazonses", r"email address is not verified\. the following identities failed",
+     "norelaying"),
+    ("amazonses", r"sending paused for this account", "rejected"),
+    # Comcast (postmaster.comcast.net): BL = blocked IPs, RL = rate limits
+    ("comcast", r"\bbl0000\d\d\b", "blocked"),
+    ("comcast", r"\brl0000\d\d\b", "ratelimited"),
+    # Microsoft (Outlook.com / Office 365)
+    # rate limited for the sending IP's reputation
+    ("microsoft", r"\(s311[34]\)|4\.7\.650 ", "badreputation"),
+    ("microsoft", r"\(s3140\)|\(s3150\)|part of their network is on our block list|"
+                  r"\bas\(\d{4,}\)", "blocked"),
+    ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs
+    # Gmail (support.google.com/a/answer/3726730)
+    ("gmail", r"content presents a potential", "policyviolation"),
+    ("gmail", r"likely unsolicited mail\. to reduce the amount of spam", "spamdetected"),
+    ("gmail", r"does not have authentication information or fails to pass authentication",
+     "authfailure"),
+    ("gmail", r"email account that you tried to reach is over quota", "mailboxfull"),
+    # Cloudmark Sender Intelligence: the connecting IP's reputation
+    ("cloudmark", r"csi\.cloudmark\.com", "blocked"),
+    # Proofpoint: the IP's reputation at its cloud service
+    ("proofpoint", r"ipcheck\.proofpoint\.com|proofpoint\.com/dnsbl", "blocked"),
+    # Barracuda: its reputation list
+    ("barracuda", r"barracuda reputation|barracudacentral", "blocked"),
+    # Tencent (QQ mail) frequency limits
+    ("tencent", r"mailbox unavailable or access denied \[.*frequency|frequency limited",
+     "ratelimited"),
+)
+
+# Orange / Wanadoo / La Poste: "OFR_506 [506]", "LPN007_416": the last number is the reason.
+ORANGE_CODES: tuple[tuple[int, int, str], ...] = (
+    (100, 199, "blocked"),  # the sending IP is refused (blocklists, reputation)
+    (416, 416, "userunknown"),  # recipient address invalid
+    (417, 417, "mailboxfull"),  # recipient mailbox full
+    (418, 418, "userunknown"),
+    (420, 420, "suspend"),  # mailbox inactive
+    (506, 506, "spamdetected"),  # message refused as spam
+    (630, 630, "policyviolation"),
+    (999, 999, "ratelimited"),  # "Service refusé, essayez plus tard": too many connections
+)
+# Spectrum / Charter (spectrum.net "Understanding email error codes"): "AUP#In-1310".
+SPECTRUM_CODES: tuple[tuple[int, int, str], ...] = (
+    (1000, 1099, "blocked"),  # the IP is blocked (blocklists, dynamic ranges)
+    (1300, 1399, "ratelimited"),  # connection and message rate limits exceeded
+)
+
+PROVIDER_NUMBERS: tuple[tuple[str, str, tuple[tuple[int, int, str], ...]], ...] = (
+    ("orange", r"\b(?:ofr|lpn\d{3})_(\d{3})\b", ORANGE_CODES),
+    ("spectrum", r"\baup#[a-z]{0,4}-?(\d{4})\b", SPECTRUM_CODES),
+)
+
+_TEXTS = tuple((p, re.compile(rx), r) for p, rx, r in PROVIDER_TEXTS)
+_NUMBERS = tuple((p, re.compile(rx), ranges) for p, rx, ranges in PROVIDER_NUMBERS)
+
+
+def provider_match(text: str) -> tuple[str, str]:
+    """(provider, reason) for a provider's reply code in ``text`` (lowercase, whitespace
+    normalised), or ("", "") when it carries none."""
+    for provider, pattern, ranges in _NUMBERS:
+        m = pattern.search(text)
+        if m:
+            number = int(m.group(1))
+            for low, high, reason in ranges:
+                if low <= number <= high:
+                    return provider, reason
+    for provider, pattern, reason in _TEXTS:
+        if pattern.search(text):
+            return provider, reason
+    return "", ""
+
+
+def provider_reason(text: str) -> str:
+    """The reason a provider's reply code in ``text`` names ('' if none)."""
+    return provider_match(text)[1]
