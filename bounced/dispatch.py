@@ -94,6 +94,14 @@ class Dispatcher:
             return
         try:
             await action.deliver(event, event_body(event))
+        except asyncio.CancelledError:
+            # The daemon is stopping past its grace period: hand the delivery back now, or
+            # the next start would wait for the claim's lease to expire.
+            now = self.now()
+            with contextlib.suppress(Exception):  # else the lease runs out as usual
+                await asyncio.shield(self.store.delivery_failed(
+                    delivery, self.name, "interrupted: bounced stopped", now, now))
+            raise
         except DeliveryError as exc:
             await self._failed(delivery, str(exc))
             return

@@ -410,6 +410,38 @@ async def test_command_gets_the_environment_without_secrets(
     assert not {"BOUNCED_VERP_KEYS", "BOUNCED_HTTP_TOKEN", "BOUNCED_ACTION_APP_SECRET"} & set(env)
 
 
+async def test_command_interrupted_by_shutdown_runs_again_at_next_start(tmp_path: Path) -> None:
+    """A command still running when the daemon stops is killed and runs again at the next start."""
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import os, pathlib, sys, time\n"
+        f"runs = pathlib.Path({str(tmp_path / 'runs')!r})\n"
+        "first = not runs.exists()\n"
+        "runs.open('a').write(str(os.getpid()) + '\\n')\n"
+        "if first:\n"
+        "    time.sleep(60)\n")
+    settings = settings_with(
+        tmp_path, {"cmd": {"type": "command", "timeout": 120,
+                           "command": [sys.executable, str(script)]}},
+        BOUNCED_SMTP_SHUTDOWN_GRACE="0.5")
+    async with running_daemon(settings) as d:
+        await send_unrecognised(d, "a")
+        await until((tmp_path / "runs").exists, "the command started")
+    [first] = (tmp_path / "runs").read_text().split()
+    await until(lambda: not pid_alive(int(first)), "the command killed", within=5)
+    [(_, state, error, claimed)] = db_outbox(tmp_path / "bounced.db")[1]
+    assert (state, claimed) == ("pending", None) and "interrupted" in (error or "")
+    started = time.monotonic()
+    async with running_daemon(settings) as d:
+
+        async def delivered() -> bool:
+            return [s for _, s in await d.store.events()] == [{"cmd": "delivered"}]
+
+        await until(delivered, "the delivery after the restart", within=10)
+    assert time.monotonic() - started < 5  # not after the claim's lease (120 s)
+    assert len((tmp_path / "runs").read_text().split()) == 2
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
