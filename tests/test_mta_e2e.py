@@ -33,6 +33,7 @@ from .mta.fixtures import (  # noqa: F401 - registers the fixtures
     mta_factory_fixture,
     mta_remote_fixture,
 )
+from .mta.net import wait_until
 from .mta.pipe import PipeSetup, PipeUnavailable
 from .mta.remote import RemoteServer
 from .mta.webhook import WebhookCall, WebhookReceiver
@@ -281,7 +282,8 @@ async def test_mta_keeps_a_piped_bounce_while_bounced_cannot_store_it(
                         rf"returned 75")
             await asyncio.to_thread(mta.wait_for_log, deferred, 30, mark)
             assert (await d.store.queue_counts())["pending"] == 0
-            assert await asyncio.to_thread(mta.queue_count) == 1
+            await asyncio.to_thread(wait_until, lambda: mta.queue_count() == 1, 10,
+                                    "only the deferred DSN in the queue")
         finally:
             pipe_setup.db_path.chmod(0o600)
         await asyncio.to_thread(mta.flush)
