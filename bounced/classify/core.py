@@ -94,12 +94,18 @@ def _fallback(mail: Mail, original: Original) -> Detection | None:
     return Detection("original-to", "delay" if delayed else "bounce", [found])
 
 
+def _wants_text(found: Found, recipients: list[Found]) -> bool:
+    """Whether a DSN recipient's missing diagnostic should come from its line in the text:
+    with several recipients (the text around the first address is not every one's), or
+    when it expired in the queue (the transcript says what kept failing: "Deferred: ...")."""
+    return not found.diagnostic and (len(recipients) > 1 or found.status[1:] == ".4.7")
+
+
 def _diagnostics_from_text(mail: Mail, recipients: list[Found]) -> None:
-    """Fill in the diagnostic a DSN leaves out from the recipient's own line in the text
-    (with several recipients, the text around the first address is not every one's)."""
+    """Fill in the diagnostic a DSN leaves out from the recipient's own line in the text."""
     said = {f.address: f.diagnostic for f in scan(mail) if f.diagnostic}
     for found in recipients:
-        if not found.diagnostic and said.get(found.address):
+        if _wants_text(found, recipients) and said.get(found.address):
             found.diagnostic = said[found.address]
             found.reply_code = found.reply_code or reply_code_of(found.diagnostic)
 
@@ -122,8 +128,8 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         detection = _fallback(mail, original) or detection
     if detection is None:
         return Report(kind="unknown", original=original)
-    if len(detection.recipients) > 1 and detection.detector != "text" and any(
-            not f.diagnostic for f in detection.recipients):
+    if detection.detector != "text" and any(
+            _wants_text(f, detection.recipients) for f in detection.recipients):
         _diagnostics_from_text(mail, detection.recipients)
     seen: set[str] = set()
     recipients = []

@@ -286,11 +286,12 @@ RECIPIENT_REFUSED = (r"\b(?:recipient address|recipient|address) (?:rejected|ref
                      r"not accepted)\s*(?:$|[.(\[])")
 
 # Failures to reach the receiving host at all: when the retries ran out (or are still
-# running) the message expired in the queue; the network is just why.
+# running) the message expired in the queue; the network is just why. (A routing failure,
+# "no route to host", "network is unreachable", stays a network error: nothing was
+# tried at the host.)
 CONNECT_FAILURES: tuple[str, ...] = (
     "timed out", "timeout", "connection refused", "did not accept our requests to connect",
-    "could not connect", "unable to connect", "connect to", "socket error", "no route to host",
-    "network is unreachable",
+    "could not connect", "unable to connect", "socket error",
 )
 
 # A reason from a "user unknown" phrase, without an address status code, depends on the

@@ -143,6 +143,11 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
             return phrase
         if by_code == "hostunknown" and transient:
             return "networkerror"
+        if by_code == "expired" and phrase == "hostunknown":
+            return "networkerror"  # the name never resolved: DNS, not a slow host
+        if (transient and action == "failed" and by_code in ("systemerror", "networkerror")
+                and "expired" in phrase_reasons(said)):
+            return "expired"  # given up after retries ("been in the queue too long")
         return by_code
     if (phrase == "rejected" and not transient and vague_only(said)
             and (status[2:4] == "1." or command == "RCPT")

@@ -62,5 +62,8 @@ FINAL_TEXT = re.compile(
     r"retry (time|timeout) (exceeded|expired)|delivery time expired"
 )
 
+# A line that starts with an SMTP reply ("550 5.2.2 <addr>... Mailbox Full").
+REPLY_LINE = re.compile(r"^[245]\d\d[ -]")
+
 # A line that starts another recipient's story in a transcript ("550 host (smtp)... text").
 DIAG_STOP = re.compile(r"^\s*\d{3} \S+ \(\w+\)\.\.\.")

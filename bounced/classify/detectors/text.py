@@ -32,6 +32,7 @@ from bounced.classify.textforms import (
     FINAL_TEXT,
     NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
+    REPLY_LINE,
 )
 
 MAX_LINES = 400  # lines of report text scanned
@@ -72,6 +73,13 @@ def _says_something(parts: list[str]) -> bool:
     return sum(len(p.split()) for p in parts) >= 3
 
 
+def _reply_follows(lines: list[str], j: int) -> bool:
+    """Whether the paragraph after the blank line ``j`` introduces the remote server's
+    reply ("The error that the other server returned was:" and a line with the code)."""
+    rest = [line.strip() for line in lines[j + 1: j + 4] if line.strip()]
+    return len(rest) >= 2 and rest[0].endswith(":") and bool(REPLY_LINE.match(rest[1]))
+
+
 def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str]) -> str:
     parts = [rest.strip()] if rest.strip(" :<>.,;") else []
     address = starts.get(index, "")
@@ -80,7 +88,7 @@ def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str])
             break
         line = lines[j].strip()
         if not line:
-            if _says_something(parts):
+            if _says_something(parts) and not _reply_follows(lines, j):
                 break
             continue
         parts.append(line)
