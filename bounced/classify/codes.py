@@ -95,5 +95,5 @@ STATUS_REASONS: dict[str, str] = {
 # different refusals (5.7.1 is spam, policy, relaying, blocklists, unknown users...).
 GENERIC: frozenset[str] = frozenset(
     {"0.0", "1.0", "2.0", "2.1", "3.0", "4.0", "5.0", "6.0", "7.0", "7.1", "4.1", "4.2", "4.4",
-     "3.3", "3.5", "4.3", "5.1", "5.2", "5.4", "7.7", "7.9", "7.2", "7.8"}
+     "3.3", "3.5", "4.3", "5.1", "5.2", "5.4", "7.7", "7.2", "7.8"}
 )

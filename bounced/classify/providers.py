@@ -53,10 +53,13 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs
     # Gmail (support.google.com/a/answer/3726730)
     ("gmail", r"content presents a potential", "policyviolation"),
+    ("gmail", r"rejected due to spam classification", "spamdetected"),  # Google Groups
     ("gmail", r"likely unsolicited mail\. to reduce the amount of spam", "spamdetected"),
     ("gmail", r"does not have authentication information or fails to pass authentication",
      "authfailure"),
     ("gmail", r"email account that you tried to reach is over quota", "mailboxfull"),
+    # Spectrum / Charter named codes (the numbered ones are in SPECTRUM_CODES)
+    ("spectrum", r"\baup#cxcnct\b", "ratelimited"),  # too many connections from the IP
     # Cloudmark Sender Intelligence: the connecting IP's reputation
     ("cloudmark", r"csi\.cloudmark\.com", "blocked"),
     # Proofpoint: the IP's reputation at its cloud service
