@@ -51,9 +51,12 @@ def webhook_secret(text: str) -> bytes:
     text = text.strip()
     if text.startswith("whsec_"):
         try:
-            return base64.b64decode(text.removeprefix("whsec_"), validate=True)
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
         except ValueError:
             raise ConfigError("webhook secret: whsec_ prefix but not valid base64") from None
+        if len(key) < 16:
+            raise ConfigError("webhook secret: at least 16 bytes after whsec_")
+        return key
     if len(text) < 16:
         raise ConfigError("webhook secret: at least 16 characters")
     return text.encode()

@@ -277,6 +277,10 @@ def _validate(settings: Settings) -> None:
     need(settings.breaker.min_addresses >= 2, "[breaker] min_addresses", "must be at least 2")
     need(settings.breaker.window_minutes > 0, "[breaker] window_minutes", "must be positive")
     need(settings.outbox.max_age_hours > 0, "[outbox] max_age_hours", "must be positive")
+    for action in settings.actions:
+        # A delivery still running when its claim expires would be taken by another dispatcher.
+        need(action.timeout < settings.outbox.lease_seconds, f"[actions.{action.name}] timeout",
+             f"must be shorter than [outbox] lease_seconds ({settings.outbox.lease_seconds:g})")
     need(settings.log.level.lower() in ("debug", "info", "warning", "error"),
          "[log] level", "one of debug, info, warning, error")
     need(settings.log.format in ("auto", "console", "json"),

@@ -72,7 +72,8 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Fan out new events, then deliver what is due; return how much was done."""
         now = self.now()
-        fanned = await self.store.fan_out(list(self.actions), now, self.settings.dry_run)
+        fanned = await self.store.fan_out(
+            {name: a.events for name, a in self.actions.items()}, now, self.settings.dry_run)
         deliveries = await self.store.claim_deliveries(
             self.name, now, dt.timedelta(seconds=self.settings.lease_seconds), 20)
         if deliveries:

@@ -421,7 +421,7 @@ async def test_command_interrupted_by_shutdown_runs_again_at_next_start(tmp_path
         "if first:\n"
         "    time.sleep(60)\n")
     settings = settings_with(
-        tmp_path, {"cmd": {"type": "command", "timeout": 120,
+        tmp_path, {"cmd": {"type": "command", "timeout": 100,
                            "command": [sys.executable, str(script)]}},
         BOUNCED_SMTP_SHUTDOWN_GRACE="0.5")
     async with running_daemon(settings) as d:

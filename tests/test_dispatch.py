@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bounced.actions import Action, CommandAction
 from bounced.app_support import make_verifier, utcnow
-from bounced.config import ActionSettings, Settings
+from bounced.config import EVENT_TYPES, ActionSettings, Settings
 from bounced.dispatch import Dispatcher
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
@@ -165,7 +165,7 @@ async def test_delivery_for_an_action_no_longer_configured_is_dead_lettered(
     settings = make_settings(tmp_path)
     clock = Clock()
     async with store_with_events(settings, clock, 1) as store:
-        await store.fan_out(["gone", "app"], clock(), False)
+        await store.fan_out(dict.fromkeys(["gone", "app"], EVENT_TYPES), clock(), False)
         metrics = Metrics()
         dispatcher = Dispatcher(store, settings.outbox, [logging_to(tmp_path / "log")], clock,
                                 metrics=metrics)
@@ -184,7 +184,7 @@ async def test_claim_of_a_crashed_dispatcher_is_taken_over_after_its_lease(
     settings = make_settings(tmp_path, BOUNCED_OUTBOX_LEASE_SECONDS="120")
     clock = Clock()
     async with store_with_events(settings, clock, 1) as store:
-        await store.fan_out(["app"], clock(), False)
+        await store.fan_out(dict.fromkeys(["app"], EVENT_TYPES), clock(), False)
         [claimed] = await store.claim_deliveries("crashed", clock(), dt.timedelta(seconds=120), 5)
         dispatcher = Dispatcher(store, settings.outbox, [logging_to(tmp_path / "log")], clock)
         clock.advance(seconds=100)

@@ -21,7 +21,7 @@ def test_signing_example_runs_and_verifies(tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "verp-keys")
     [block] = [b for b in python_blocks() if "Signer" in b]
     namespace: dict[str, object] = {}
-    exec(block.replace("/etc/bounced/verp-keys", str(keys)), namespace)  # noqa: S102
+    exec(block.replace("/etc/bounced/verp-keys", str(keys)), namespace)
     envelope_from = namespace["envelope_from"]
     assert isinstance(envelope_from, str)
     token = Verifier(Keyring.from_text(KEY_LINE), domain="bounces.example.org").verify(

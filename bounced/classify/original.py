@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import email
 import re
 from email.message import Message
-from email.policy import compat32
 
+from bounced.classify.mime import parse_headers
 from bounced.classify.model import Original
 from bounced.classify.parse import Mail, decode_part, header
 from bounced.classify.phrases import ORIGINAL_MARKERS
@@ -23,7 +22,7 @@ def _headers_message(part: Message) -> Message | None:
     text = decode_part(part) if isinstance(payload, str) else ""
     if not text.strip():
         return None
-    return email.message_from_string(text[:MAX_HEADERS_TEXT].lstrip(), policy=compat32)
+    return parse_headers(text[:MAX_HEADERS_TEXT].lstrip())
 
 
 def quoted_original_start(text: str) -> int:
@@ -49,7 +48,7 @@ def original_of(mail: Mail) -> Original:
         if start < len(mail.text):
             rest = mail.text[start:start + MAX_HEADERS_TEXT].split("\n", 1)[-1].lstrip()
             rest = _BLANK_LINE.split(rest, 1)[0]  # the header block is all that is needed
-            headers = email.message_from_string(rest, policy=compat32)
+            headers = parse_headers(rest)
     if headers is None:
         return Original()
     return Original(

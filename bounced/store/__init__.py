@@ -7,7 +7,7 @@ No SQL leaves this package.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -147,8 +147,12 @@ class Store(Protocol):
     ) -> dict[str, int]:
         """Drop raw bodies of processed messages and old incidents; return the counts."""
 
-    async def fan_out(self, actions: Sequence[str], now: dt.datetime, dry_run: bool) -> int:
-        """Create one delivery per configured action for new events ('skipped' in dry run)."""
+    async def fan_out(
+        self, actions: Mapping[str, Sequence[str]], now: dt.datetime, dry_run: bool
+    ) -> int:
+        """Create one delivery per action that takes the event's type ('skipped' in dry run).
+
+        ``actions`` maps each configured action's name to the event types it takes."""
 
     async def claim_deliveries(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bounced import events
@@ -39,22 +39,25 @@ class PostgresOutbox:
     """Mixed into PostgresStore, which provides ``_conn`` and ``_tx``."""
 
     async def fan_out(
-        self: Connections, actions: Sequence[str], now: dt.datetime, dry_run: bool
+        self: Connections, actions: Mapping[str, Sequence[str]], now: dt.datetime,
+        dry_run: bool,
     ) -> int:
         state = "skipped" if dry_run else "pending"
         async with self._tx() as conn:
             rows = await conn.fetch(
-                "SELECT id FROM events WHERE NOT fanned_out ORDER BY occurred_at LIMIT $1 "
+                "SELECT id, type FROM events WHERE NOT fanned_out ORDER BY occurred_at LIMIT $1 "
                 "FOR UPDATE SKIP LOCKED",
                 FAN_OUT_BATCH,
             )
             ids = [r[0] for r in rows]
-            if ids and actions:
+            pairs = [(r[0], name) for r in rows for name, types in actions.items()
+                     if r[1] in types]
+            if pairs:
                 await conn.execute(
                     "INSERT INTO deliveries (event_id, action, state, next_attempt_at, "
-                    "created_at) SELECT e, a, $3, $4, $4 FROM unnest($1::text[]) AS e "
-                    "CROSS JOIN unnest($2::text[]) AS a ON CONFLICT DO NOTHING",
-                    ids, list(actions), state, now,
+                    "created_at) SELECT e, a, $3, $4, $4 FROM unnest($1::text[], $2::text[]) "
+                    "AS p(e, a) ON CONFLICT DO NOTHING",
+                    [p[0] for p in pairs], [p[1] for p in pairs], state, now,
                 )
             if ids:
                 await conn.execute(

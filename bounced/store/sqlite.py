@@ -71,14 +71,19 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-        await self._enable_wal()
-        for pragma in (
-            "PRAGMA busy_timeout=10000",
-            "PRAGMA synchronous=FULL",
-            "PRAGMA foreign_keys=ON",
-        ):
-            await self._execute(pragma)
-        await self._migrate()
+        try:
+            await self._enable_wal()
+            for pragma in (
+                "PRAGMA busy_timeout=10000",
+                "PRAGMA synchronous=FULL",
+                "PRAGMA foreign_keys=ON",
+            ):
+                await self._execute(pragma)
+            await self._migrate()
+        except BaseException:
+            # aiosqlite's thread is not a daemon thread: an unclosed connection hangs exit.
+            await self.close()
+            raise
 
     async def _enable_wal(self) -> None:
         """Switch to WAL before the long busy timeout is set: processes switching one new file
@@ -89,7 +94,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             try:
                 await self._execute("PRAGMA journal_mode=WAL")
                 return
-            except sqlite3.OperationalError as exc:
+            except (sqlite3.OperationalError, StoreError) as exc:
                 if attempt == 99:
                     raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") \
                         from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bounced import events
@@ -33,13 +33,15 @@ class SQLiteOutbox:
     _tx: Any
     _read: Any
 
-    async def fan_out(self, actions: Sequence[str], now: dt.datetime, dry_run: bool) -> int:
+    async def fan_out(
+        self, actions: Mapping[str, Sequence[str]], now: dt.datetime, dry_run: bool
+    ) -> int:
         state = "skipped" if dry_run else "pending"
         async with self._tx():
             rows = await self._execute(
-                "SELECT id FROM events WHERE fanned_out = 0 ORDER BY occurred_at LIMIT 500")
-            for (event_id,) in rows:
-                for action in actions:
+                "SELECT id, type FROM events WHERE fanned_out = 0 ORDER BY occurred_at LIMIT 500")
+            for event_id, event_type in rows:
+                for action in (name for name, types in actions.items() if event_type in types):
                     await self._execute(
                         "INSERT INTO deliveries (event_id, action, state, next_attempt_at, "
                         "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
