@@ -58,10 +58,10 @@ def received(receiver: Receiver) -> list[dict[str, Any]]:
     return sorted(events.values(), key=lambda e: e["occurred_at"])
 
 
-async def test_burst_from_one_domain_trips_breaker_and_holds_unconfirms(tmp_path: Path) -> None:
+async def test_burst_from_one_domain_trips_breaker_and_holds_unconfirms(tmp_path: Path, store_url: str) -> None:
     """A burst from one domain trips its breaker: later unconfirms are held and an alert is sent."""
     async with receiving() as receiver, running_daemon(
-        breaker_settings(tmp_path, receiver)) as d:
+        breaker_settings(tmp_path, receiver, BOUNCED_STORE_URL=store_url)) as d:
         subjects = [f"s{n}" for n in range(5)]
         for n, subject in enumerate(subjects):
             await bounce(d, subject, f"user{n}@Burst.Example")
@@ -92,11 +92,11 @@ async def test_burst_from_one_domain_trips_breaker_and_holds_unconfirms(tmp_path
 
 
 async def test_same_bounces_spread_over_domains_or_not_counting_trip_nothing(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str,
 ) -> None:
     """The same bounces spread over domains, from one address, or not counting, trip nothing."""
     async with receiving() as receiver, running_daemon(
-        breaker_settings(tmp_path, receiver)) as d:
+        breaker_settings(tmp_path, receiver, BOUNCED_STORE_URL=store_url)) as d:
         spread = [f"s{n}" for n in range(5)]
         for n, subject in enumerate(spread):
             await bounce(d, subject, f"user@domain{n}.example")
@@ -111,10 +111,10 @@ async def test_same_bounces_spread_over_domains_or_not_counting_trip_nothing(
     assert {e["type"] for e in received(receiver)} == {"address.unconfirmed"}
 
 
-async def test_release_needs_token_sends_event_and_resumes_unconfirms(tmp_path: Path) -> None:
+async def test_release_needs_token_sends_event_and_resumes_unconfirms(tmp_path: Path, store_url: str) -> None:
     """Releasing a breaker needs the token, sends breaker.released, and unconfirms resume."""
     async with receiving() as receiver, running_daemon(
-        breaker_settings(tmp_path, receiver)) as d:
+        breaker_settings(tmp_path, receiver, BOUNCED_STORE_URL=store_url)) as d:
         for n in range(3):
             await bounce(d, f"s{n}", f"user{n}@burst.example")
         assert await states(d, ["s2"]) == ["confirmed"]
