@@ -124,7 +124,7 @@ class BounceHandler:
             if self.in_flight == 0:
                 self.idle.set()
         self._count("accepted")
-        log.info("smtp.stored", peer=_peer(session), ids=ids, size=len(raw),
+        log.debug("smtp.stored", peer=_peer(session), ids=ids, size=len(raw),
                  subjects=[m.token.subject for m in messages])
         return OK_DATA
 

@@ -172,25 +172,29 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
-        ids: list[int] = []
+        """One multi-row INSERT, its own (implicit) transaction: one trip to aiosqlite's thread
+        per batch, committed (synchronous=FULL) before it returns."""
+        if not messages:
+            return []
+        rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(messages))
+        params: list[Any] = []
+        for m in messages:
+            params += (
+                m.received_at.timestamp(), m.peer, m.mail_from, m.rcpt_to, m.token.subject,
+                m.token.stream, m.token.key_id, m.token.day.isoformat(), m.token.fingerprint,
+                m.token.token_id, len(m.raw), m.raw, PENDING, m.received_at.timestamp(),
+            )
         try:
-            async with self._tx():
-                for m in messages:
-                    rows = await self._execute(
-                        "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, "
-                        "stream, key_id, send_day, fingerprint, token_id, size, raw, state, "
-                        "next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-                        (
-                            m.received_at.timestamp(), m.peer, m.mail_from, m.rcpt_to,
-                            m.token.subject, m.token.stream, m.token.key_id,
-                            m.token.day.isoformat(), m.token.fingerprint, m.token.token_id,
-                            len(m.raw), m.raw, PENDING, m.received_at.timestamp(),
-                        ),
-                    )
-                    ids.append(rows[0][0])
+            inserted = await self._read(
+                "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
+                "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
+                f"VALUES {rows} RETURNING id",
+                params,
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite insert failed: {exc}") from exc
-        return ids
+        # Row ids are assigned in VALUES order; RETURNING's own order is unspecified.
+        return sorted(r[0] for r in inserted)
 
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
