@@ -17,9 +17,10 @@ CONTEXT = 1_500  # characters of human-readable text around an address used as e
 MAX_DIAGNOSTIC = 1_000
 
 
-def _context(text: str, address: str) -> str:
-    """The human-readable text near ``address`` (or the start of the text)."""
-    pos = text.lower().find(address) if address else -1
+def _context(text: str, lowered: str, address: str) -> str:
+    """The human-readable text near ``address`` (or the start of the text); ``lowered``
+    is ``text.lower()``, made once per message."""
+    pos = lowered.find(address) if address else -1
     if pos < 0:
         return text[:CONTEXT]
     return text[max(0, pos - 200): pos + CONTEXT]
@@ -38,12 +39,17 @@ def _status(found: Found) -> str:
     return found.status
 
 
-def _recipient(found: Found, text: str) -> RecipientReport:
+def _recipient(found: Found, text: str, lowered: list[str]) -> RecipientReport:
+    """``lowered``: ``[text.lower()]`` once a recipient has needed it, else empty."""
     status = _status(found)
-    reason = found.reason or reason_for(
-        status, found.reply_code, found.action, found.diagnostic,
-        _context(text, found.address), found.command,
-    )
+    reason = found.reason
+    if not reason:
+        if found.address and not lowered:
+            lowered.append(text.lower())
+        reason = reason_for(
+            status, found.reply_code, found.action, found.diagnostic,
+            _context(text, lowered[0] if lowered else "", found.address), found.command,
+        )
     return RecipientReport(
         address=found.address,
         action=found.action,
@@ -133,12 +139,13 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         _diagnostics_from_text(mail, detection.recipients)
     seen: set[str] = set()
     recipients = []
+    lowered: list[str] = []  # mail.text.lower(), made when first needed
     for found in detection.recipients:
         key = found.address + "\0" + found.action
         if key in seen:
             continue
         seen.add(key)
-        recipients.append(_recipient(found, mail.text))
+        recipients.append(_recipient(found, mail.text, lowered))
     return Report(
         kind=detection.kind,
         feedback_type=detection.feedback_type,

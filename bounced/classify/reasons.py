@@ -55,40 +55,109 @@ _REFUSED = re.compile(RECIPIENT_REFUSED)
 # the systems that copy them (a content filter's refusal after DATA names no recipient).
 _ADDRESS_THEN = re.compile(r"^(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?)?<[^\s<>@]+@[\w.-]+>"
                            r"(?:\.\.\.|:) ?(.{0,60})")
-_TABLE = tuple((reason, re.compile("|".join(re.escape(p) for p in phrases)))
-               for reason, phrases in PHRASES)
 
 
-def phrase_reasons(text: str) -> list[str]:
+KEY = 4  # characters of a phrase's start that index it
+
+
+Gram = tuple[str, ...]  # KEY characters
+
+
+class Scanned:
+    """A text cut to ``MAX_SCAN`` and, once a phrase index asks, the set of its runs of
+    ``KEY`` characters (as tuples: zip builds them faster than slicing would)."""
+
+    __slots__ = ("_grams", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text[:MAX_SCAN]
+        self._grams: set[Gram] | None = None
+
+    @property
+    def grams(self) -> set[Gram]:
+        """The text's runs of KEY characters."""
+        if self._grams is None:
+            text = self.text
+            self._grams = set(zip(*(text[k:] for k in range(KEY)), strict=False))
+        return self._grams
+
+
+class PhraseIndex:
+    """A table of (name, phrases), searched by substring through an index of the phrases.
+
+    Each method answers as testing every phrase of every entry would (a phrase matches
+    wherever it is a substring of the text), but tests only the phrases whose first
+    ``KEY`` characters occur in the text: the text's substrings of that length are
+    intersected with the phrases' starts in one set operation, so the cost is one pass
+    over the text and a few ``in`` tests, not one search per entry."""
+
+    def __init__(self, table: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        self.names = tuple(name for name, _ in table)
+        self.short: list[tuple[int, str]] = []  # phrases shorter than KEY: always tested
+        self.index: dict[Gram, list[tuple[int, str]]] = {}
+        for i, (_, phrases) in enumerate(table):
+            for phrase in phrases:
+                if len(phrase) < KEY:
+                    self.short.append((i, phrase))
+                else:
+                    self.index.setdefault(tuple(phrase[:KEY]), []).append((i, phrase))
+        self.keys = frozenset(self.index)
+
+    def _candidates(self, scanned: Scanned) -> list[tuple[int, str]]:
+        out = list(self.short)
+        for gram in self.keys.intersection(scanned.grams):
+            out.extend(self.index[gram])
+        return out
+
+    def first(self, scanned: Scanned) -> int:
+        """The index of the first entry with a phrase in the text (-1 if none)."""
+        text, best = scanned.text, len(self.names)
+        for i, phrase in self._candidates(scanned):
+            if i < best and phrase in text:
+                best = i
+        return best if best < len(self.names) else -1
+
+    def all(self, scanned: Scanned) -> list[str]:
+        """The name of every entry with a phrase in the text, in table order."""
+        text = scanned.text
+        hits = {i for i, phrase in self._candidates(scanned) if phrase in text}
+        return [self.names[i] for i in sorted(hits)]
+
+
+_PHRASES = PhraseIndex(PHRASES)
+
+
+def _text(text: str | Scanned) -> Scanned:
+    return text if isinstance(text, Scanned) else Scanned(text)
+
+
+def phrase_reasons(text: str | Scanned) -> list[str]:
     """Every reason in the phrase table with a phrase in ``text``, in table order.
 
     ``text`` must already be lowercase with whitespace normalised."""
-    text = text[:MAX_SCAN]
-    return [reason for reason, pattern in _TABLE if pattern.search(text)]
+    return _PHRASES.all(_text(text))
 
 
-def vague_only(text: str) -> bool:
+def vague_only(text: str | Scanned) -> bool:
     """Whether the only reason words in ``text`` are the vaguest ones (rejected, denied)."""
-    text = text[:MAX_SCAN]
-    return next((i for i, (_, p) in enumerate(_TABLE) if p.search(text)), -1) == len(_TABLE) - 1
+    return _PHRASES.first(_text(text)) == len(_PHRASES.names) - 1
 
 
-def phrase_reason(text: str) -> str:
+def phrase_reason(text: str | Scanned) -> str:
     """The first reason in the phrase table with a phrase in ``text`` ('' if none)."""
-    text = text[:MAX_SCAN]
-    for reason, pattern in _TABLE:
-        if pattern.search(text):
-            return reason
-    return ""
+    i = _PHRASES.first(_text(text))
+    return _PHRASES.names[i] if i >= 0 else ""
 
 
-def smtp_command(text: str) -> str:
+def smtp_command(text: str | Scanned) -> str:
     """The SMTP command a failure report names (RCPT, DATA, MAIL, HELO, CONN) or ''."""
-    text = text[:MAX_SCAN]
+    # A plain search of each phrase: the table is small, and the text around a recipient
+    # is long enough that indexing it would cost more.
+    text = text.text if isinstance(text, Scanned) else text[:MAX_SCAN]
     best, where = "", len(text) + 1
     for command, phrases in SMTP_COMMANDS:
         for phrase in phrases:
-            pos = text.find(phrase)
+            pos = text.find(phrase, 0, where + len(phrase))
             if 0 <= pos < where:
                 best, where = command, pos
     return best
@@ -124,19 +193,21 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         return provider  # a provider's documented code says more than the status
     said = _lower(diagnostic)
     near = _lower(context[:CONTEXT_SCAN])
-    command = command or smtp_command(said) or smtp_command(near)
+    said_scan = Scanned(said)
+    near_scan = Scanned(near)
+    command = command or smtp_command(said_scan) or smtp_command(near_scan)
     by_code, specific = code_reason(status)
-    phrase = phrase_reason(said)
+    phrase = phrase_reason(said_scan)
     reporter_says = False  # the words are the reporting system's own prose
     if not phrase and not specific:
-        phrase = phrase_reason(near)
+        phrase = phrase_reason(near_scan)
         reporter_says = bool(phrase) and not said.strip(" .:;<>")
     transient = status.startswith("4") or (not status and reply_code.startswith("4"))
     if specific:
         if by_code in ADDRESS_REASONS:  # unless the words blame the sender or the mailer
             overriding = SENDER_SIDE | ({"mailererror"} | MAILBOX_STATES
                                         if by_code == "userunknown" else set())
-            other = next((r for r in phrase_reasons(said) if r in overriding), "")
+            other = next((r for r in phrase_reasons(said_scan) if r in overriding), "")
             if other:
                 return other
         if by_code not in ADDRESS_REASONS and phrase in SENDER_SIDE:
@@ -146,10 +217,10 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         if by_code == "expired" and phrase == "hostunknown":
             return "networkerror"  # the name never resolved: DNS, not a slow host
         if (transient and action == "failed" and by_code in ("systemerror", "networkerror")
-                and "expired" in phrase_reasons(said)):
+                and "expired" in phrase_reasons(said_scan)):
             return "expired"  # given up after retries ("been in the queue too long")
         return by_code
-    if (phrase == "rejected" and not transient and vague_only(said)
+    if (phrase == "rejected" and not transient and vague_only(said_scan)
             and (status[2:4] == "1." or command == "RCPT")
             and _REFUSED.search(said)):
         return "userunknown"  # the recipient refused, no reason given: not known there
