@@ -27,7 +27,8 @@ def test_json_lines_one_per_file() -> None:
     assert main(["--json", *files], out) == 0
     objs = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [o["file"] for o in objs] == files
-    assert list(objs[0]) == ["file", "kind", "feedback_type", "recipients", "original"]
+    assert list(objs[0]) == ["file", "kind", "feedback_type", "recipients", "original",
+                            "reporting_mta"]
     assert objs[1]["kind"] == "complaint"
 
 

@@ -179,3 +179,20 @@ def test_detector_conformance(detector: Detector) -> None:
         detect(walk(junk))
     except Exception as exc:  # pragma: no cover - the assertion reports it
         pytest.fail(f"{name} raised {exc!r}")
+
+
+def test_reporting_mta_from_dsn() -> None:
+    """The DSN's Reporting-MTA host is reported (type prefix and comment removed) and
+    carried in the JSON report; a plain-text bounce names none."""
+    report = classify(dsn([rcpt(b"a@x.example", b"failed", b"5.1.1")]))
+    assert report.reporting_mta == "mx.example.net"
+    assert report.to_json()["reporting_mta"] == "mx.example.net"
+    commented = dsn([rcpt(b"a@x.example", b"failed", b"5.1.1")]).replace(
+        b"Reporting-MTA: dns; mx.example.net", b"Reporting-MTA: dns; mta1.example.net (daemon)")
+    assert classify(commented).reporting_mta == "mta1.example.net"
+    plain = (HEAD + b"Content-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your "
+             b"message could not be delivered to one or more recipients.\r\n\r\n"
+             b"<a@x.example>: host mx.x.example said: 550 5.1.1 user unknown\r\n")
+    text_report = classify(plain)
+    assert text_report.recipients and text_report.reporting_mta == ""
+    assert text_report.to_json()["reporting_mta"] == ""

@@ -152,6 +152,7 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         recipients=tuple(recipients),
         original=original,
         detector=detection.detector,
+        reporting_mta=detection.reporting_mta,
     )
 
 

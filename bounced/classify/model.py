@@ -63,6 +63,7 @@ class Report:
     recipients: tuple[RecipientReport, ...] = ()
     original: Original = field(default_factory=Original)
     detector: str = ""
+    reporting_mta: str = ""  # the DSN's Reporting-MTA host; empty for other formats
 
     def to_json(self) -> dict[str, object]:
         """The report as a JSON object (the CLI adds ``file``)."""
@@ -71,6 +72,7 @@ class Report:
             "feedback_type": self.feedback_type,
             "recipients": [r.to_json() for r in self.recipients],
             "original": self.original.to_json(),
+            "reporting_mta": self.reporting_mta,
         }
 
 

@@ -39,6 +39,7 @@ class Detection:
     kind: str
     recipients: list[Found] = field(default_factory=list)
     feedback_type: str | None = None
+    reporting_mta: str = ""  # the host that wrote the report, when the format names it
 
 
 class Detector(Protocol):

@@ -126,6 +126,19 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
     return found
 
 
+def reporting_mta_of(blocks: list[Block]) -> str:
+    """The host of the first Reporting-MTA field: "dns; mx.example.net (comment)" gives
+    "mx.example.net"."""
+    for block in blocks:
+        value = block.get("reporting-mta", "")
+        if value:
+            if ";" in value:
+                value = value.split(";", 1)[1]
+            words = value.split()  # a host name has no space; a comment may follow it
+            return words[0].strip("<>[]\"'").rstrip(".")[:255] if words else ""
+    return ""
+
+
 class DSNDetector:
     """A message/delivery-status part (RFC 3464) or its global form (RFC 6533)."""
 
@@ -135,12 +148,16 @@ class DSNDetector:
         """Recipients from the first delivery-status part, or DSN fields in the text."""
         for part in mail.parts:
             if part.get_content_type() in DSN_TYPES:
-                found = recipients_from_blocks(_blocks(part))
+                blocks = _blocks(part)
+                found = recipients_from_blocks(blocks)
                 if found:
-                    return Detection(self.name, kind_of(found), found)
+                    return Detection(self.name, kind_of(found), found,
+                                     reporting_mta=reporting_mta_of(blocks))
         if _TEXT_DSN.search(mail.text):
-            found = recipients_from_blocks(blocks_from_text(mail.text))
+            blocks = blocks_from_text(mail.text)
+            found = recipients_from_blocks(blocks)
             found = [f for f in found if f.status or f.diagnostic]
             if found:
-                return Detection(self.name + "-text", kind_of(found), found)
+                return Detection(self.name + "-text", kind_of(found), found,
+                                 reporting_mta=reporting_mta_of(blocks))
         return None
