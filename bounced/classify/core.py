@@ -11,7 +11,7 @@ from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
 from bounced.classify.reasons import is_hard, reason_for
-from bounced.classify.textforms import BOUNCE_FROM, DELAY_TEXT
+from bounced.classify.textforms import BOUNCE_FROM, DELAY_TEXT_FOLDED, fold
 
 CONTEXT = 1_500  # characters of human-readable text around an address used as evidence
 MAX_DIAGNOSTIC = 1_000
@@ -95,7 +95,7 @@ def _fallback(mail: Mail, original: Original) -> Detection | None:
     addresses = {m.group(0).lower() for m in ADDRESS.finditer(original.to)}
     if len(addresses) != 1 or original.cc:
         return None
-    delayed = bool(DELAY_TEXT.search(mail.text[:6000]))
+    delayed = bool(DELAY_TEXT_FOLDED.search(fold(mail.text[:6000])))
     found = Found(address=addresses.pop(), action="delayed" if delayed else "failed")
     return Detection("original-to", "delay" if delayed else "bounce", [found])
 

@@ -93,21 +93,107 @@ PROVIDER_NUMBERS: tuple[tuple[str, str, tuple[tuple[int, int, str], ...]], ...] 
     ("spectrum", r"\baup#[a-z]{0,4}-?(\d{4})\b", SPECTRUM_CODES),
 )
 
+
+
+def _branches(pattern: str) -> list[str]:
+    """``pattern`` cut at its top-level ``|`` (not inside a group or a class)."""
+    out, start, depth, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1: i + 2] == "^":
+                i += 1
+            if pattern[i + 1: i + 2] == "]":
+                i += 1  # a "]" first in a class is a literal
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    out.append(pattern[start:])
+    return out
+
+
+def required_literal(branch: str) -> str:
+    """The longest run of plain characters outside groups and classes, not made optional
+    by a quantifier, in a regex without a top-level ``|``: every match contains it ('' when
+    the branch has none)."""
+    best, run, depth, i, in_class = "", "", 0, 0, False
+    while i < len(branch):
+        c = branch[i]
+        literal = ""
+        if c == "\\":
+            nxt = branch[i + 1: i + 2]
+            literal = "" if nxt.isalnum() or in_class or depth else nxt  # \b \d \w...: none
+            i += 2
+        else:
+            i += 1
+            if in_class:
+                in_class = c != "]"
+            elif c == "[":
+                in_class = True
+                if branch[i: i + 1] == "^":
+                    i += 1
+                if branch[i: i + 1] == "]":
+                    i += 1
+            elif c == "{":  # a counted repeat: its bounds are no literal
+                i = branch.find("}", i) + 1 or len(branch)
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif depth == 0 and c not in ".^$?*+}|":
+                literal = c
+        if literal and branch[i: i + 1] not in ("?", "*", "+", "{"):
+            run += literal
+            continue
+        best = max(best, run, key=len)  # the run ends: a quantified character, a group...
+        run = ""
+    return max(best, run, key=len)
+
+
+def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """One string per top-level branch of ``pattern`` that every match of that branch
+    contains, or None when a branch has none (or case is ignored): a text holding none of
+    them cannot match, so the regex need not run."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    literals = tuple(required_literal(b) for b in _branches(pattern.pattern))
+    return None if not all(literals) else literals
+
+
 _TEXTS = tuple((p, re.compile(rx), r) for p, rx, r in PROVIDER_TEXTS)
 _NUMBERS = tuple((p, re.compile(rx), ranges) for p, rx, ranges in PROVIDER_NUMBERS)
+# Each pattern with the strings one of which a text must hold for it to match: a few
+# ``in`` tests instead of a regex search per entry.
+_TEXTS_CHECKED = tuple((p, rx, required_literals(rx), r) for p, rx, r in _TEXTS)
+_NUMBERS_CHECKED = tuple((p, rx, required_literals(rx), ranges) for p, rx, ranges in _NUMBERS)
 
 
 def provider_match(text: str) -> tuple[str, str]:
     """(provider, reason) for a provider's reply code in ``text`` (lowercase, whitespace
     normalised), or ("", "") when it carries none."""
-    for provider, pattern, ranges in _NUMBERS:
+    for provider, pattern, needed, ranges in _NUMBERS_CHECKED:
+        if needed is not None and not any(s in text for s in needed):
+            continue
         m = pattern.search(text)
         if m:
             number = int(m.group(1))
             for low, high, reason in ranges:
                 if low <= number <= high:
                     return provider, reason
-    for provider, pattern, reason in _TEXTS:
+    for provider, pattern, needed, reason in _TEXTS_CHECKED:
+        if needed is not None and not any(s in text for s in needed):
+            continue
         if pattern.search(text):
             return provider, reason
     return "", ""

@@ -26,13 +26,14 @@ from bounced.classify.parse import Mail, header
 from bounced.classify.textforms import (
     BOUNCE_FROM,
     BOUNCE_SUBJECT,
-    BOUNCE_TEXT,
-    DELAY_TEXT,
+    BOUNCE_TEXT_FOLDED,
+    DELAY_TEXT_FOLDED,
     DIAG_STOP,
-    FINAL_TEXT,
+    FINAL_TEXT_FOLDED,
     NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
     REPLY_LINE,
+    fold,
 )
 
 MAX_LINES = 400  # lines of report text scanned
@@ -63,7 +64,7 @@ def is_bounce(mail: Mail) -> bool:
         return True
     if BOUNCE_FROM.search(header(mail.msg, "from")) or BOUNCE_SUBJECT.search(mail.subject):
         return True
-    return bool(BOUNCE_TEXT.search(mail.text[:4000]))
+    return bool(BOUNCE_TEXT_FOLDED.search(fold(mail.text[:4000])))
 
 
 def _says_something(parts: list[str]) -> bool:
@@ -122,8 +123,9 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             hits.append((i, address, lead.strip() or line[m.end():]))
             break
     starts = {i: address for i, address, _ in hits}
-    final = bool(FINAL_TEXT.search(mail.text[:6000]))
-    delayed = not final and bool(DELAY_TEXT.search(mail.text[:6000]))
+    start = fold(mail.text[:6000])
+    final = bool(FINAL_TEXT_FOLDED.search(start))
+    delayed = not final and bool(DELAY_TEXT_FOLDED.search(start))
     found: list[Found] = []
     seen: set[str] = set()
     for i, address, rest in hits:

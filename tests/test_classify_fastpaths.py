@@ -1,0 +1,134 @@
+"""The shortcuts taken for speed answer exactly as the searches they replace."""
+
+from __future__ import annotations
+
+import re
+import string
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bounced.classify.parse import parse, walk
+from bounced.classify.providers import (
+    PROVIDER_NUMBERS,
+    PROVIDER_TEXTS,
+    provider_match,
+    required_literal,
+    required_literals,
+)
+from bounced.classify.textforms import (
+    BOUNCE_TEXT,
+    BOUNCE_TEXT_FOLDED,
+    DELAY_TEXT,
+    DELAY_TEXT_FOLDED,
+    FINAL_TEXT,
+    FINAL_TEXT_FOLDED,
+    fold,
+)
+
+CORPUS = Path(__file__).parent / "corpus" / "emails"
+FOLDED = ((BOUNCE_TEXT, BOUNCE_TEXT_FOLDED), (DELAY_TEXT, DELAY_TEXT_FOLDED),
+          (FINAL_TEXT, FINAL_TEXT_FOLDED))
+_LETTERS = re.compile("(?i)" + "|".join(string.ascii_lowercase))
+
+
+def _corpus_texts() -> list[str]:
+    return [walk(parse(f.read_bytes())).text for f in sorted(CORPUS.glob("*.eml"))]
+
+
+def test_fold_is_how_ignorecase_sees_ascii_letters() -> None:
+    """Every character keeps one character, and re.IGNORECASE matches a character with a
+    lowercase ASCII letter exactly when fold() turns it into that letter."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    for char in chars:
+        folded = fold(char)
+        assert len(folded) == 1, hex(ord(char))
+        letter = _LETTERS.fullmatch(char)
+        if letter or folded in string.ascii_lowercase:
+            assert letter is not None and re.fullmatch("(?i)" + folded, char), hex(ord(char))
+            assert folded in string.ascii_lowercase, hex(ord(char))
+    assert fold("\u0130\u017f\u0131 ABC \u00fcn") == "isi abc \u00fcn"
+
+
+@pytest.mark.parametrize(("caseless", "folded"), FOLDED)
+def test_folded_patterns_match_the_corpus_alike(caseless: re.Pattern[str],
+                                               folded: re.Pattern[str]) -> None:
+    for text in _corpus_texts():
+        a, b = caseless.search(text), folded.search(fold(text))
+        assert (a and a.span()) == (b and b.span())
+
+
+_words = st.sampled_from(["Could NOT be delivered", "g\u0130ven up", "I'VE GIVEN UP", "retrying",
+                          "\u017ftill trying", "ST\u0130LL \u0130N THE QUEUE", "Permanent Error",
+                          "\u00fcn\u0131",
+                          "will be retried", "Delivery has FAILED", "ßtill"])
+_mixed = st.lists(st.one_of(_words, st.text(max_size=8)), max_size=8).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mixed)
+def test_folded_patterns_match_any_text_alike(text: str) -> None:
+    for caseless, folded in FOLDED:
+        a, b = caseless.search(text), folded.search(fold(text))
+        assert (a and a.span()) == (b and b.span())
+
+
+_PROVIDER_PATTERNS = [re.compile(rx) for _, rx, _ in PROVIDER_TEXTS + PROVIDER_NUMBERS]
+
+
+def _reference_provider(text: str) -> tuple[str, str]:
+    """provider_match as it was: every regex searched, in table order."""
+    for provider, rx, ranges in PROVIDER_NUMBERS:
+        m = re.search(rx, text)
+        if m:
+            for low, high, reason in ranges:
+                if low <= int(m.group(1)) <= high:
+                    return provider, reason
+    for provider, rx, reason in PROVIDER_TEXTS:
+        if re.search(rx, text):
+            return provider, reason
+    return "", ""
+
+
+@pytest.mark.parametrize(("branch", "literal"), [
+    (r"\baup#[a-z]{0,4}-?(\d{4})\b", "aup#"), (r"ab\d{3}cd", "ab"), (r"x{2,3}yz", "yz"),
+    (r"[]ab]cd", "cd"), (r"a+bc", "bc"), (r"\.\[x\]", ".[x]"), (r"ab(cd)*ef", "ab"),
+    (r"\b550 ?: ?user unknown", "user unknown"), (r"(a|b)", ""), (r"\d+", ""),
+])
+def test_required_literal(branch: str, literal: str) -> None:
+    assert required_literal(branch) == literal
+
+
+def test_every_provider_pattern_has_a_precheck() -> None:
+    """Each entry is pre-checked (a new entry without a required literal would still be
+    right, only slower: this keeps the table fast)."""
+    assert all(required_literals(p) is not None for p in _PROVIDER_PATTERNS)
+    assert required_literals(re.compile("(?i)abc")) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_every_match_holds_a_required_literal(data: st.DataObject) -> None:
+    for pattern in _PROVIDER_PATTERNS:
+        needed = required_literals(pattern)
+        assert needed is not None
+        match = data.draw(st.from_regex(pattern, fullmatch=True))
+        assert any(s in match for s in needed), (pattern.pattern, match)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(_PROVIDER_PATTERNS).flatmap(lambda p: st.from_regex(p, fullmatch=True)),
+    st.text(alphabet="abc_#0123456789 .:[]()-", max_size=10)), max_size=5).map("".join))
+def test_provider_match_equals_searching_every_pattern(text: str) -> None:
+    assert provider_match(text) == _reference_provider(text)
+
+
+def test_provider_match_on_the_corpus_text() -> None:
+    for text in _corpus_texts():
+        for raw in text.lower().splitlines()[:200]:
+            line = " ".join(raw.split())
+            assert provider_match(line) == _reference_provider(line)
