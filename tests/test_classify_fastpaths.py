@@ -19,6 +19,7 @@ from bounced.classify.providers import (
     required_literal,
     required_literals,
 )
+from bounced.classify.reasons import _joined, _normalised, smtp_command
 from bounced.classify.textforms import (
     BOUNCE_TEXT,
     BOUNCE_TEXT_FOLDED,
@@ -28,6 +29,7 @@ from bounced.classify.textforms import (
     FINAL_TEXT_FOLDED,
     fold,
 )
+from tests.test_classify_phrase_index import _reference_command
 
 CORPUS = Path(__file__).parent / "corpus" / "emails"
 FOLDED = ((BOUNCE_TEXT, BOUNCE_TEXT_FOLDED), (DELAY_TEXT, DELAY_TEXT_FOLDED),
@@ -132,3 +134,25 @@ def test_provider_match_on_the_corpus_text() -> None:
         for raw in text.lower().splitlines()[:200]:
             line = " ".join(raw.split())
             assert provider_match(line) == _reference_provider(line)
+
+
+_OLD_CONTINUATION = re.compile(r"(?<=\S) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["550", "550-5.7.1", "450 4.2.0", "5.1.1", " ", "-",
+                                           "\t", "\n", "x", "250 "]),
+                          st.text(alphabet="245 .-x\t\n", max_size=6)), max_size=10).map("".join))
+def test_continuation_codes_removed_as_before(text: str) -> None:
+    """In normalised text the lookbehind-free pattern removes what the old one did."""
+    normalised = _normalised(text)
+    assert _joined(normalised) == _OLD_CONTINUATION.sub(" ", normalised)
+
+
+def test_smtp_command_on_the_corpus_text() -> None:
+    """The filing words leave smtp_command's answers as searching every phrase gives."""
+    for text in _corpus_texts():
+        lowered = _normalised(text[:20_000])
+        for start in range(0, len(lowered), 1_000):
+            window = lowered[start:start + 1_200]
+            assert smtp_command(window) == _reference_command(window)

@@ -149,17 +149,47 @@ def phrase_reason(text: str | Scanned) -> str:
     return _PHRASES.names[i] if i >= 0 else ""
 
 
-def smtp_command(text: str | Scanned) -> str:
-    """The SMTP command a failure report names (RCPT, DATA, MAIL, HELO, CONN) or ''."""
-    # A plain search of each phrase: the table is small, and the text around a recipient
-    # is long enough that indexing it would cost more.
-    text = text.text if isinstance(text, Scanned) else text[:MAX_SCAN]
-    best, where = "", len(text) + 1
+# Each SMTP command phrase filed under the first of these words it contains: a text
+# without the word holds none of its phrases, so a few ``in`` tests leave only the phrases
+# worth looking for (every phrase must contain one; checked at import).
+_COMMAND_WORDS = ("data", "rcpt", "mail", "helo", "ehlo", "connect", "the message",
+                  "error: dd", "user doesn't", "like recipient", "was rejected", "greeting",
+                  "refused to talk")
+
+
+def _command_index() -> tuple[tuple[str, tuple[tuple[int, str, str], ...]], ...]:
+    filed: dict[str, list[tuple[int, str, str]]] = {word: [] for word in _COMMAND_WORDS}
+    order = 0
     for command, phrases in SMTP_COMMANDS:
         for phrase in phrases:
-            pos = text.find(phrase, 0, where + len(phrase))
-            if 0 <= pos < where:
-                best, where = command, pos
+            word = next((w for w in _COMMAND_WORDS if w in phrase), None)
+            if word is None:
+                raise ValueError(f"SMTP command phrase without a filing word: {phrase!r}")
+            filed[word].append((order, command, phrase))
+            order += 1
+    return tuple((word, tuple(entries)) for word, entries in filed.items() if entries)
+
+
+_COMMANDS_BY_WORD = _command_index()
+
+
+def smtp_command(text: str | Scanned) -> str:
+    """The SMTP command a failure report names (RCPT, DATA, MAIL, HELO, CONN) or ''."""
+    # The earliest phrase in the text wins, the first in table order at the same place;
+    # only the phrases whose filing word is in the text are looked for.
+    text = text.text if isinstance(text, Scanned) else text[:MAX_SCAN]
+    candidates: list[tuple[int, str, str]] = []
+    for word, entries in _COMMANDS_BY_WORD:
+        if word in text:
+            candidates.extend(entries)
+    if not candidates:
+        return ""
+    candidates.sort()
+    best, where = "", len(text) + 1
+    for _, command, phrase in candidates:
+        pos = text.find(phrase, 0, where + len(phrase))
+        if 0 <= pos < where:
+            best, where = command, pos
     return best
 
 
@@ -174,12 +204,24 @@ def code_reason(status: str) -> tuple[str, bool]:
 
 
 # The code that starts each line of a multiline SMTP reply ("550-5.7.1 ... 550 5.7.1 ...")
-# once the lines are joined: it would cut phrases in two.
-_CONTINUATION = re.compile(r"(?<=\S) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?")
+# once the lines are joined: it would cut phrases in two. It follows a non-space: in text
+# whose whitespace is normalised (single spaces, none at the start) every space does, so
+# the pattern starts with its literal space (a fast search) instead of a lookbehind.
+_CONTINUATION = re.compile(r" [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?")
+
+
+def _normalised(text: str) -> str:
+    """``text`` cut to MAX_SCAN, lowercased, whitespace collapsed to single spaces."""
+    return " ".join(text[:MAX_SCAN].lower().split())
 
 
 def _lower(text: str) -> str:
-    return _CONTINUATION.sub(" ", " ".join(text[:MAX_SCAN].lower().split()))
+    return _joined(_normalised(text))
+
+
+def _joined(normalised: str) -> str:
+    """A normalised text with the codes of continued reply lines removed."""
+    return _CONTINUATION.sub(" ", normalised)
 
 
 def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
@@ -188,10 +230,11 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
     (``command``: the failing SMTP command when the report's format names it)."""
     if reply_code.startswith("2"):
         reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
-    provider = provider_reason(" ".join(diagnostic[:MAX_SCAN].lower().split()))
+    normalised = _normalised(diagnostic)
+    provider = provider_reason(normalised)
     if provider:
         return provider  # a provider's documented code says more than the status
-    said = _lower(diagnostic)
+    said = _joined(normalised)
     near = _lower(context[:CONTEXT_SCAN])
     said_scan = Scanned(said)
     near_scan = Scanned(near)
