@@ -36,7 +36,11 @@ _BLANK_AFTER = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n])")
 # fold, "From ", a line starting with ":") sends the block to the line-by-line reader.
 _FIELD = re.compile(
     r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)")
-_FIELD_BYTES = re.compile(_FIELD.pattern.encode())
+# A run of header fields from a given position: one match instead of one per field (the
+# fields cannot overlap or be cut shorter, so the run ends where matching field after
+# field would stop).
+_FIELDS_RUN = re.compile(
+    rb"(?:[\041-\071\073-\176]+:[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)*")
 _HEADER_START = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _CR, _LF = 13, 10
@@ -275,14 +279,13 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     if default != "text/plain":
         part.set_default_type(default)
     # The usual case in one pass: fields (with their folds) up to a line that is no header.
-    fields = []
-    hend = start
-    while (field := _FIELD_BYTES.match(raw, hend, end)) is not None:
-        fields.append(field)
-        hend = field.end()
+    run = _FIELDS_RUN.match(raw, start, end)
+    hend = run.end() if run else start
     if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
-        part._headers.extend((f.group(1).decode("ascii"), _text(f.group(2)).lstrip(" \t")
-                              .rstrip("\r\n")) for f in fields)
+        # the run decoded once (ascii/surrogateescape keeps one character per byte) and
+        # cut into its fields, which are the ones matched one by one from ``start``
+        part._headers.extend((name, value.lstrip(" \t").rstrip("\r\n"))
+                             for name, value in _FIELD.findall(_text(raw[start:hend])))
         body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers: dropped
     else:  # "From " lines, a fold or ':' starting a line: the general reader
         match = _HEADER_BLOCK.match(raw, start, end)

@@ -173,29 +173,32 @@ def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
 
 _TEXTS = tuple((p, re.compile(rx), r) for p, rx, r in PROVIDER_TEXTS)
 _NUMBERS = tuple((p, re.compile(rx), ranges) for p, rx, ranges in PROVIDER_NUMBERS)
-# Each pattern with the strings one of which a text must hold for it to match: a few
-# ``in`` tests instead of a regex search per entry.
-_TEXTS_CHECKED = tuple((p, rx, required_literals(rx), r) for p, rx, r in _TEXTS)
-_NUMBERS_CHECKED = tuple((p, rx, required_literals(rx), ranges) for p, rx, ranges in _NUMBERS)
+_PATTERNS = [rx for _, rx, _ in _NUMBERS] + [rx for _, rx, _ in _TEXTS]  # the search order
+# Each entry's required strings (a text holding none of them cannot match it), flattened
+# to (string, entry): one pass of ``in`` tests finds the entries worth a regex search.
+_REQUIRED = tuple((s, i) for i, rx in enumerate(_PATTERNS) for s in required_literals(rx) or ())
+_ALWAYS = frozenset(i for i, rx in enumerate(_PATTERNS) if required_literals(rx) is None)
 
 
 def provider_match(text: str) -> tuple[str, str]:
     """(provider, reason) for a provider's reply code in ``text`` (lowercase, whitespace
     normalised), or ("", "") when it carries none."""
-    for provider, pattern, needed, ranges in _NUMBERS_CHECKED:
-        if needed is not None and not any(s in text for s in needed):
-            continue
-        m = pattern.search(text)
-        if m:
-            number = int(m.group(1))
-            for low, high, reason in ranges:
-                if low <= number <= high:
-                    return provider, reason
-    for provider, pattern, needed, reason in _TEXTS_CHECKED:
-        if needed is not None and not any(s in text for s in needed):
-            continue
-        if pattern.search(text):
-            return provider, reason
+    worth = {i for s, i in _REQUIRED if s in text}
+    if _ALWAYS:
+        worth |= _ALWAYS
+    for i in sorted(worth):  # the first entry in table order that matches, numbers first
+        if i < len(_NUMBERS):
+            provider, pattern, ranges = _NUMBERS[i]
+            m = pattern.search(text)
+            if m:
+                number = int(m.group(1))
+                for low, high, reason in ranges:
+                    if low <= number <= high:
+                        return provider, reason
+        else:
+            provider, pattern, reason = _TEXTS[i - len(_NUMBERS)]
+            if pattern.search(text):
+                return provider, reason
     return "", ""
 
 
