@@ -24,7 +24,7 @@ def new_id() -> str:
 
 def _evidence(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = ("send_day", "received_at", "address", "status", "reply_code", "reason", "hard",
-            "diagnostic", "remote_mta", "message_id", "token_id")
+            "diagnostic", "remote_mta", "reporting_mta", "message_id", "token_id")
     return [{k: item.get(k) for k in keys} for item in items]
 
 

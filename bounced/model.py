@@ -91,6 +91,7 @@ class Incident:
     counts: bool
     diagnostic: str
     remote_mta: str
+    reporting_mta: str = ""
 
     @property
     def domain(self) -> str:
@@ -113,6 +114,7 @@ class Incident:
             "counts": self.counts,
             "diagnostic": self.diagnostic,
             "remote_mta": self.remote_mta,
+            "reporting_mta": self.reporting_mta,
         }
 
 
