@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import time
+from email.header import Header
 from email.message import Message
 from email.policy import compat32
 from pathlib import Path
@@ -239,3 +240,18 @@ def test_parse_headers_equals_message_from_string(text: str) -> None:
     """parse_headers reads the headers message_from_string does, from text."""
     ours, theirs = parse_headers(text), email.message_from_string(text, policy=compat32)
     assert ours.items() == theirs.items() and ours.get_unixfrom() == theirs.get_unixfrom()
+
+
+def test_get_returns_what_compat32_returns() -> None:
+    """Part.get's shortcut for ASCII values gives what Message.get gives, including a
+    Header object for a value with undecodable bytes and one stored as a Header."""
+    raw = b"Subject: plain\nX-Bytes: caf\xe9\n\nbody"
+    msg = parse_bytes(raw)
+    ref = email.message_from_bytes(raw, policy=compat32)
+    assert msg.get("subject") == ref.get("subject") == "plain"
+    got: object = msg.get("x-bytes")
+    assert isinstance(got, Header) and isinstance(ref.get("x-bytes"), Header)
+    assert str(msg.get("x-bytes")) == str(ref.get("x-bytes"))
+    msg["X-Header"] = Header("h\u00e9")
+    assert isinstance(msg.get("x-header"), Header)
+    assert Message.get(msg, "x-header") is msg.get("x-header")

@@ -188,7 +188,11 @@ class Part(Message):
         at = index.get(name.lower())
         if at is None:
             return failobj
-        return self.policy.header_fetch_parse(*self._headers[at])
+        key, value = self._headers[at]
+        if self.policy is compat32 and isinstance(value, str) and value.isascii():
+            return value  # what compat32's header_fetch_parse returns for a value without
+            # surrogates (only those become Header objects)
+        return self.policy.header_fetch_parse(key, value)
 
     def get_content_type(self) -> str:
         """As Message.get_content_type, remembered."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from email.message import Message
 
@@ -25,6 +26,7 @@ def _headers_message(part: Message) -> Message | None:
     return parse_headers(text[:MAX_HEADERS_TEXT].lstrip())
 
 
+@functools.lru_cache(maxsize=2)  # asked twice of the same text per message
 def quoted_original_start(text: str) -> int:
     """Where a plain-text bounce starts quoting the original (len(text) if it does not)."""
     lowered = text.lower()
