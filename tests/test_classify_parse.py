@@ -255,3 +255,21 @@ def test_get_returns_what_compat32_returns() -> None:
     msg["X-Header"] = Header("h\u00e9")  # type: ignore[assignment]  # compat32 allows it
     assert isinstance(msg.get("x-header"), Header)
     assert Message.get(msg, "x-header") is msg.get("x-header")
+
+
+def test_remembered_params_follow_changes() -> None:
+    """Content-Type parameters are read once and follow every header change."""
+    msg = parse_bytes(b'Content-Type: text/plain; charset="ISO-8859-1"; format=flowed\n\nbody')
+    assert msg.get_content_charset() == "iso-8859-1" and msg.get_param("format") == "flowed"
+    params = msg.get_params()
+    assert params is not None
+    params.append(("x", "y"))  # the caller's copy: the remembered list is not changed
+    assert msg.get_param("x") is None
+    msg.set_param("charset", "utf-8")
+    assert msg.get_content_charset() == "utf-8"
+    del msg["content-type"]
+    assert msg.get_params() is None and msg.get_content_charset() is None
+    msg["Content-Type"] = 'multipart/mixed; boundary="b1"'
+    assert msg.get_boundary() == "b1"
+    msg.set_boundary("b2")
+    assert msg.get_boundary() == "b2"

@@ -115,6 +115,7 @@ class Part(Message):
         self._epi: str | None = None
         self._ctype: str | None = None
         self._index: dict[str, int] | None = None
+        self._params: dict[str, list[tuple[str, Any]]] = {}
         super().__init__(policy=compat32)
 
     def _load(self) -> None:
@@ -176,6 +177,18 @@ class Part(Message):
     def _changed(self) -> None:
         self._ctype = None
         self._index = None
+        self._params = {}
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        """As Message._get_params_preserve (the parameters get_param, get_boundary and
+        get_content_charset read), remembered per header; a copy of the list is returned."""
+        params = self._params.get(header)
+        if params is None:
+            found = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+            if found is failobj:
+                return failobj
+            params = self._params[header] = found
+        return list(params)
 
     def get(self, name: str, failobj: Any = None) -> Any:
         """As Message.get (the first header of that name), through an index."""
@@ -231,7 +244,8 @@ class Part(Message):
     def set_boundary(self, boundary: str) -> None:
         """As Message.set_boundary."""
         self._changed()
-        super().set_boundary(boundary)
+        super().set_boundary(boundary)  # reads the parameters, then rewrites the headers
+        self._changed()
 
     def is_multipart(self) -> bool:
         """As Message.is_multipart, without decoding a leaf's body to answer."""
