@@ -27,6 +27,8 @@ from bounced.classify.textforms import (
     DELAY_TEXT_FOLDED,
     FINAL_TEXT,
     FINAL_TEXT_FOLDED,
+    RECIPIENT_LINES,
+    RECIPIENT_LINES_LOWER,
     fold,
 )
 from tests.test_classify_phrase_index import _reference_command
@@ -156,3 +158,31 @@ def test_smtp_command_on_the_corpus_text() -> None:
         for start in range(0, len(lowered), 1_000):
             window = lowered[start:start + 1_200]
             assert smtp_command(window) == _reference_command(window)
+
+
+def _spans(m: re.Match[str] | None) -> object:
+    return m and [m.span(g) for g in range(len(m.groups()) + 1)]
+
+
+def _same_line_matches(line: str) -> None:
+    if line.isascii():
+        for caseless, lower in zip(RECIPIENT_LINES, RECIPIENT_LINES_LOWER, strict=True):
+            assert _spans(caseless.search(line)) == _spans(lower.search(line.lower()))
+
+
+def test_recipient_lines_lowered_match_the_corpus_alike() -> None:
+    """An ASCII line lowercased gives the case-sensitive patterns the same matches."""
+    for text in _corpus_texts():
+        for line in text.splitlines()[:400]:
+            if "@" in line:
+                _same_line_matches(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["Recipient:", "TO", "Final-Recipient: RFC822;", " ", "<",
+                                 ">", "A.B@Example.COM", "user@x.example", ":", "...",
+                                 "550 5.1.1", ">>>", "RCPT TO:", "Addresses", "\t", "x",
+                                 "The following RECIPIENTS failed", "(", "-", "\"", "'"]),
+                max_size=10).map("".join))
+def test_recipient_lines_lowered_match_any_line_alike(line: str) -> None:
+    _same_line_matches(line)

@@ -7,7 +7,7 @@ import re
 _A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]{1,255})"
 
 # A line naming a failed recipient; the first pattern that matches a line is used.
-RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
+_RECIPIENT_SOURCES = (
     rf"^\s*[*\-]{{0,3}}\s*[<\"']?{_A}[>\"']?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim)
     rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
     rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
@@ -22,7 +22,14 @@ RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE
     # the reason, then the address ("User mailbox exceeds allowed size: addr")
     rf"^(?P<lead>[^:@<>]{{4,80}}):\s*<?{_A}>?\s*$",
     rf"^\s*\d{{3}}[ -]+(?:\d\.\d{{1,3}}\.\d{{1,3}}\s+)?<{_A}>",  # 550 <addr>... (Sendmail)
-))
+)
+RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE) for p in _RECIPIENT_SOURCES)
+# The same, case-sensitive, for an ASCII line lowercased (the same matches, at the same
+# places; the sources have no uppercase letter).
+RECIPIENT_LINES_LOWER: tuple[re.Pattern[str], ...] = tuple(map(re.compile, _RECIPIENT_SOURCES))
+if any(re.search(r"[A-Z]", re.sub(r"\\[A-Za-z]|\(\?P<", "", p)) for p in _RECIPIENT_SOURCES):
+    raise ValueError("a recipient line pattern has an uppercase letter")
 
 # A recipient-shaped line right after one of these names the sender instead.
 NOT_RECIPIENT_BEFORE = re.compile(

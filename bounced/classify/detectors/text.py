@@ -32,6 +32,7 @@ from bounced.classify.textforms import (
     FINAL_TEXT_FOLDED,
     NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
+    RECIPIENT_LINES_LOWER,
     REPLY_LINE,
     fold,
 )
@@ -107,11 +108,14 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     for i, line in enumerate(lines):
         if "@" not in line:
             continue
-        for pattern in RECIPIENT_LINES:
-            m = pattern.search(line)
+        # an ASCII line is searched lowercased (faster); groups are cut from ``line``
+        ascii_line = line.isascii()
+        target = line.lower() if ascii_line else line
+        for pattern in RECIPIENT_LINES_LOWER if ascii_line else RECIPIENT_LINES:
+            m = pattern.search(target)
             if not m:
                 continue
-            address = clean_address(m.group("addr"))
+            address = clean_address(line[m.start("addr"): m.end("addr")])
             if not address or address in excluded or address.split("@")[0] in reporters:
                 break
             before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
@@ -119,7 +123,7 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
                     line[: m.start("addr")]):
                 break
-            lead = m.groupdict().get("lead") or ""
+            lead = line[m.start("lead"): m.end("lead")] if "lead" in pattern.groupindex else ""
             hits.append((i, address, lead.strip() or line[m.end():]))
             break
     starts = {i: address for i, address, _ in hits}
