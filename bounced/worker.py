@@ -14,7 +14,9 @@ import functools
 import os
 import random
 import socket
+import time
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -25,13 +27,22 @@ from bounced.exceptions import StoreUnavailable
 from bounced.metrics import Metrics
 from bounced.model import AddressState, DomainStats, Event, Incident, Job, Plan
 from bounced.policy import plan as policy_plan
-from bounced.store import Outcome, Store
+from bounced.store import Outcome, Planner, Store
 from bounced.verp import fingerprint
 
 log = structlog.get_logger("bounced.worker")
 
 INLINE_CLASSIFY_LIMIT = 256 * 1024  # larger messages are classified in a thread
 MAX_INCIDENTS_PER_MESSAGE = 20
+
+
+@runtime_checkable
+class BatchFinisher(Protocol):
+    """A store that can finish several jobs in one transaction (SQLite: one fsync for all)."""
+
+    async def finish_batch(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
+    ) -> list[Plan | Exception | None]: ...
 
 
 def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
@@ -74,7 +85,10 @@ class Worker:
         now: Callable[[], dt.datetime],
         name: str | None = None,
         metrics: Metrics | None = None,
+        batch_commit: bool = True,
     ) -> None:
+        # batch_commit: with a store that can, finish a claimed batch in one transaction.
+        self.batch_commit = batch_commit
         self.metrics = metrics or Metrics()
         self.store = store
         self.settings = settings
@@ -124,6 +138,13 @@ class Worker:
                 self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
             )
         # A claimed batch is finished even when stopping, for the same reason.
+        if isinstance(self.store, BatchFinisher) and self.batch_commit:
+            try:
+                await self._process_batch(self.store, jobs)
+            except StoreUnavailable:
+                self._leftover = list(jobs)
+                raise
+            return len(jobs)
         for n, job in enumerate(jobs):
             try:
                 await self.process(job)
@@ -140,6 +161,44 @@ class Worker:
         return total
 
     async def process(self, job: Job) -> Plan | None:
+        prepared = await self._prepare(job)
+        if prepared is None:
+            return None
+        report, outcome, planner, now = prepared
+        try:
+            with self.metrics.processing.time():
+                result = await self.store.finish(job, self.name, outcome, planner, now)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            await self._retry(job, exc)
+            return None
+        return self._recorded(job, report, result)
+
+    async def _process_batch(self, store: BatchFinisher, jobs: Sequence[Job]) -> None:
+        """Classify the claimed jobs, then finish them all in one transaction: one trip to the
+        store and one commit (one fsync on SQLite) for the batch. At-least-once holds: no job
+        is done before that commit, and a batch not committed is claimed again."""
+        ready: list[tuple[Job, Report, Outcome, Planner]] = []
+        for job in jobs:
+            prepared = await self._prepare(job)
+            if prepared is not None:
+                ready.append((job, *prepared[:3]))
+        if not ready:
+            return
+        started = time.perf_counter()
+        results = await store.finish_batch([(j, o, p) for j, _, o, p in ready], self.name,
+                                           self.now())
+        elapsed = (time.perf_counter() - started) / len(ready)
+        for (job, report, _, _), result in zip(ready, results, strict=True):
+            self.metrics.processing.observe(elapsed)
+            if isinstance(result, Exception):
+                await self._retry(job, result)
+            else:
+                self._recorded(job, report, result)
+
+    async def _prepare(self, job: Job) -> tuple[Report, Outcome, Planner, dt.datetime] | None:
+        """Classify one job and say what to record; None when it failed (and was recorded so)."""
         if job.raw is None:
             await self.store.fail(job, self.name, "raw message was purged", self.now(), None)
             return None
@@ -161,15 +220,10 @@ class Worker:
             breaker_window=(dt.timedelta(minutes=self.settings.breaker.window_minutes)
                             if self.settings.breaker.enabled else None),
         )
-        planner = functools.partial(self._plan, now=now)
-        try:
-            with self.metrics.processing.time():
-                result = await self.store.finish(job, self.name, outcome, planner, now)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            await self._retry(job, exc)
-            return None
+        return report, outcome, functools.partial(self._plan, now=now), now
+
+    def _recorded(self, job: Job, report: Report, result: Plan | None) -> Plan | None:
+        """Metrics and log lines for one finished job."""
         if result is None:
             log.warning("bounce.claim_lost", job=job.id)
             return None

@@ -11,10 +11,10 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -226,134 +226,36 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     async def finish(
         self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
     ) -> Plan | None:
-        token = job.token
-        async with self._tx():
-            owner = await self._execute(
-                "SELECT 1 FROM messages WHERE id = ? AND state = ? AND claimed_by = ?",
-                (job.id, PROCESSING, worker),
-            )
-            if not owner:
-                return None
-            plan = Plan(incidents=(), decision=None)
-            if outcome.incidents:
-                await self._execute(
-                    "INSERT INTO addresses (subject, fingerprint, address, state) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED),
-                )
-                state_rows = await self._execute(
-                    "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
-                    "FROM addresses WHERE subject = ? AND fingerprint = ?",
-                    (token.subject, token.fingerprint),
-                )
-                state = address_from_row(state_rows[0])
-                await self._execute("DELETE FROM incidents WHERE message_id = ?", (job.id,))
-                # Bounded, and only what can matter: counting incidents since reconfirmation.
-                history = [
-                    incident_from_row(r)
-                    for r in reversed(await self._execute(
-                        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
-                        "fingerprint = ? AND received_at > ? AND counts "
-                        "ORDER BY received_at DESC, id DESC LIMIT ?",
-                        (token.subject, token.fingerprint,
-                         ts_or_none(state.reconfirmed_at) or 0.0, HISTORY_LIMIT),
-                    ))
-                ]
-                stats = await self._domain_stats(outcome, token.fingerprint, now)
-                plan = planner(state, history, outcome.incidents, stats)
-                for i in plan.incidents:
-                    await self._execute(
-                        "INSERT INTO incidents (message_id, subject, fingerprint, address, "
-                        "token_id, send_day, received_at, kind, action, status, reply_code, "
-                        "reason, hard, counts, diagnostic, remote_mta, domain) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                        (
-                            job.id, i.subject, i.fingerprint, i.address, i.token_id,
-                            i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
-                            i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
-                            i.diagnostic, i.remote_mta, i.domain,
-                        ),
-                    )
-                await self._apply_plan(plan, state, stats, outcome, now)
-            for event in outcome.events:
-                await self._add_event(event)
-            await self._execute(
-                "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
-                "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = ?",
-                (DONE, outcome.kind, json.dumps(outcome.classification), now.timestamp(), job.id),
-            )
-        return plan
+        """The whole transaction in one trip to aiosqlite's thread (one hop per statement cost
+        about 12 hops, 150-250 us each); the planner is a pure function and runs there too."""
+        return await self._transact(_finish_tx, job, worker, outcome, planner, now)
 
-    async def _domain_stats(
-        self, outcome: Outcome, fingerprint: str, now: dt.datetime
-    ) -> DomainStats | None:
-        if outcome.breaker_window is None or not outcome.incidents:
-            return None
-        domain = outcome.incidents[0].domain
-        if not domain:
-            return None
-        breaker = await self._execute(
-            "SELECT state, released_at FROM breakers WHERE domain = ?", (domain,)
-        )
-        since = (now - outcome.breaker_window).timestamp()
-        if breaker and breaker[0][1] is not None:
-            since = max(since, breaker[0][1])
-        row = (await self._execute(
-            "SELECT COUNT(DISTINCT fingerprint), COALESCE(MAX(fingerprint = ?), 0) "
-            "FROM incidents WHERE domain = ? AND counts = 1 AND received_at > ?",
-            (fingerprint, domain, since),
-        ))[0]
-        return DomainStats(domain=domain, recent_addresses=row[0], includes_this=bool(row[1]),
-                           tripped=bool(breaker) and breaker[0][0] == "tripped")
+    async def finish_batch(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
+    ) -> list[Plan | Exception | None]:
+        """``finish`` for several jobs in one transaction (one hop, one COMMIT and so one fsync
+        for the batch). Each job runs under a savepoint: a job whose statements fail is rolled
+        back alone and its exception returned in its place; the others commit."""
+        return await self._transact(_finish_batch_tx, items, worker, now)
 
-    async def _apply_plan(
-        self, plan: Plan, state: AddressState, stats: DomainStats | None, outcome: Outcome,
-        now: dt.datetime,
-    ) -> None:
-        decision = plan.decision
-        if decision is not None and plan.held:
-            held = dataclasses.replace(
-                decision, action="held",
-                rule=f"{decision.rule}; held: the breaker for {stats.domain if stats else '?'}"
-                     " is tripped",
-            )
-            await self._insert_decision(held)
-        elif decision is not None:
-            await self._record_decision(decision, UNCONFIRMED)
-            await self._add_event(events.unconfirmed(decision, state.address))
-        if plan.trip and stats is not None:
-            await self._execute(
-                "INSERT INTO breakers (domain, state, addresses, tripped_at) VALUES (?,?,?,?) "
-                "ON CONFLICT (domain) DO UPDATE SET state = excluded.state, "
-                "addresses = excluded.addresses, tripped_at = excluded.tripped_at",
-                (stats.domain, "tripped", plan.domain_addresses, now.timestamp()),
-            )
-            window = outcome.breaker_window or dt.timedelta()
-            await self._add_event(events.breaker_tripped(
-                stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
-
-    async def _add_event(self, event: Event) -> None:
-        await self._execute(
-            "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (event.id, event.type, event.subject, event.fingerprint, json.dumps(event.payload),
-             event.occurred_at.timestamp()),
-        )
-
-    async def _insert_decision(self, decision: Decision) -> None:
-        await self._execute(
-            "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (decision.subject, decision.fingerprint, decision.action, decision.rule,
-             json.dumps(list(decision.evidence)), decision.decided_at.timestamp()),
-        )
-
-    async def _record_decision(self, decision: Decision, new_state: str) -> None:
-        await self._execute(
-            "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
-            (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint),
-        )
-        await self._insert_decision(decision)
+    async def _transact(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(db, *args)`` as one IMMEDIATE transaction in aiosqlite's thread, under the
+        connection lock: committed, or rolled back on any error."""
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        conn = self._conn
+        async with self._lock:
+            try:
+                # aiosqlite runs a callable in its thread with Connection._execute.
+                result: _T = await conn._execute(  # type: ignore[no-untyped-call]
+                    _in_transaction, conn, fn, args)
+                return result
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+                raise StoreError(f"SQLite: {exc}") from exc
 
     async def fail(
         self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
@@ -369,21 +271,183 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             )
 
     async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
-        decisions: list[Decision] = []
-        async with self._tx():
-            rows = await self._execute(
-                "SELECT subject, fingerprint, address FROM addresses WHERE subject = ?", (subject,)
-            )
-            for row in rows:
-                decision = Decision(
-                    subject=row[0], fingerprint=row[1], action="reconfirm",
-                    rule="the application confirmed the address again", decided_at=now,
-                )
-                await self._record_decision(decision, CONFIRMED)
-                await self._add_event(events.reconfirmed(decision, row[2]))
-                await self._execute(
-                    "UPDATE addresses SET reconfirmed_at = ? WHERE subject = ? AND fingerprint = ?",
-                    (now.timestamp(), row[0], row[1]),
-                )
-                decisions.append(decision)
-        return decisions
+        return await self._transact(_reconfirm_tx, subject, now)
+
+
+_T = TypeVar("_T")
+
+
+def _in_transaction(
+    conn: aiosqlite.Connection, fn: Callable[..., _T], args: tuple[Any, ...]
+) -> _T:
+    """In aiosqlite's thread: BEGIN IMMEDIATE, ``fn``, COMMIT; ROLLBACK on any error."""
+    db = conn._conn  # the sqlite3 connection, used only in its own thread
+    db.execute("BEGIN IMMEDIATE").close()
+    try:
+        result = fn(db, *args)
+        db.execute("COMMIT").close()
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(Exception):
+                db.execute("ROLLBACK").close()
+        raise
+    return result
+
+
+def _q(db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """One statement, its rows fetched and its cursor closed."""
+    cur = db.execute(sql, params)
+    try:
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _finish_tx(
+    db: sqlite3.Connection, job: Job, worker: str, outcome: Outcome, planner: Planner,
+    now: dt.datetime,
+) -> Plan | None:
+    token = job.token
+    if not _q(db, "SELECT 1 FROM messages WHERE id = ? AND state = ? AND claimed_by = ?",
+              (job.id, PROCESSING, worker)):
+        return None
+    plan = Plan(incidents=(), decision=None)
+    if outcome.incidents:
+        _q(db, "INSERT INTO addresses (subject, fingerprint, address, state) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+           (token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED))
+        state = address_from_row(_q(
+            db, "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
+                "FROM addresses WHERE subject = ? AND fingerprint = ?",
+            (token.subject, token.fingerprint))[0])
+        _q(db, "DELETE FROM incidents WHERE message_id = ?", (job.id,))
+        # Bounded, and only what can matter: counting incidents since reconfirmation.
+        history = [
+            incident_from_row(r)
+            for r in reversed(_q(
+                db, f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
+                    "fingerprint = ? AND received_at > ? AND counts "
+                    "ORDER BY received_at DESC, id DESC LIMIT ?",
+                (token.subject, token.fingerprint, ts_or_none(state.reconfirmed_at) or 0.0,
+                 HISTORY_LIMIT),
+            ))
+        ]
+        stats = _domain_stats(db, outcome, token.fingerprint, now)
+        plan = planner(state, history, outcome.incidents, stats)
+        for i in plan.incidents:
+            _q(db, "INSERT INTO incidents (message_id, subject, fingerprint, address, "
+                   "token_id, send_day, received_at, kind, action, status, reply_code, "
+                   "reason, hard, counts, diagnostic, remote_mta, domain) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+               (job.id, i.subject, i.fingerprint, i.address, i.token_id,
+                i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
+                i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
+                i.diagnostic, i.remote_mta, i.domain))
+        _apply_plan(db, plan, state, stats, outcome, now)
+    for event in outcome.events:
+        _add_event(db, event)
+    _q(db, "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
+           "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = ?",
+       (DONE, outcome.kind, json.dumps(outcome.classification), now.timestamp(), job.id))
+    return plan
+
+
+def _finish_batch_tx(
+    db: sqlite3.Connection, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
+    now: dt.datetime,
+) -> list[Plan | Exception | None]:
+    results: list[Plan | Exception | None] = []
+    for job, outcome, planner in items:
+        db.execute("SAVEPOINT job").close()
+        try:
+            results.append(_finish_tx(db, job, worker, outcome, planner, now))
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise  # the whole batch waits for the store
+            db.execute("ROLLBACK TO job").close()
+            results.append(StoreError(f"SQLite: {exc}"))
+        except Exception as exc:
+            db.execute("ROLLBACK TO job").close()
+            results.append(exc)
+        db.execute("RELEASE job").close()
+    return results
+
+
+def _domain_stats(
+    db: sqlite3.Connection, outcome: Outcome, fingerprint: str, now: dt.datetime
+) -> DomainStats | None:
+    if outcome.breaker_window is None or not outcome.incidents:
+        return None
+    domain = outcome.incidents[0].domain
+    if not domain:
+        return None
+    breaker = _q(db, "SELECT state, released_at FROM breakers WHERE domain = ?", (domain,))
+    since = (now - outcome.breaker_window).timestamp()
+    if breaker and breaker[0][1] is not None:
+        since = max(since, breaker[0][1])
+    row = _q(db, "SELECT COUNT(DISTINCT fingerprint), COALESCE(MAX(fingerprint = ?), 0) "
+                 "FROM incidents WHERE domain = ? AND counts = 1 AND received_at > ?",
+             (fingerprint, domain, since))[0]
+    return DomainStats(domain=domain, recent_addresses=row[0], includes_this=bool(row[1]),
+                       tripped=bool(breaker) and breaker[0][0] == "tripped")
+
+
+def _apply_plan(
+    db: sqlite3.Connection, plan: Plan, state: AddressState, stats: DomainStats | None,
+    outcome: Outcome, now: dt.datetime,
+) -> None:
+    decision = plan.decision
+    if decision is not None and plan.held:
+        held = dataclasses.replace(
+            decision, action="held",
+            rule=f"{decision.rule}; held: the breaker for {stats.domain if stats else '?'}"
+                 " is tripped",
+        )
+        _insert_decision(db, held)
+    elif decision is not None:
+        _record_decision(db, decision, UNCONFIRMED)
+        _add_event(db, events.unconfirmed(decision, state.address))
+    if plan.trip and stats is not None:
+        _q(db, "INSERT INTO breakers (domain, state, addresses, tripped_at) VALUES (?,?,?,?) "
+               "ON CONFLICT (domain) DO UPDATE SET state = excluded.state, "
+               "addresses = excluded.addresses, tripped_at = excluded.tripped_at",
+           (stats.domain, "tripped", plan.domain_addresses, now.timestamp()))
+        window = outcome.breaker_window or dt.timedelta()
+        _add_event(db, events.breaker_tripped(
+            stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
+
+
+def _add_event(db: sqlite3.Connection, event: Event) -> None:
+    _q(db, "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+       (event.id, event.type, event.subject, event.fingerprint, json.dumps(event.payload),
+        event.occurred_at.timestamp()))
+
+
+def _insert_decision(db: sqlite3.Connection, decision: Decision) -> None:
+    _q(db, "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
+           "VALUES (?, ?, ?, ?, ?, ?)",
+       (decision.subject, decision.fingerprint, decision.action, decision.rule,
+        json.dumps(list(decision.evidence)), decision.decided_at.timestamp()))
+
+
+def _record_decision(db: sqlite3.Connection, decision: Decision, new_state: str) -> None:
+    _q(db, "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
+       (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint))
+    _insert_decision(db, decision)
+
+
+def _reconfirm_tx(db: sqlite3.Connection, subject: str, now: dt.datetime) -> list[Decision]:
+    decisions: list[Decision] = []
+    for row in _q(db, "SELECT subject, fingerprint, address FROM addresses WHERE subject = ?",
+                  (subject,)):
+        decision = Decision(
+            subject=row[0], fingerprint=row[1], action="reconfirm",
+            rule="the application confirmed the address again", decided_at=now,
+        )
+        _record_decision(db, decision, CONFIRMED)
+        _add_event(db, events.reconfirmed(decision, row[2]))
+        _q(db, "UPDATE addresses SET reconfirmed_at = ? WHERE subject = ? AND fingerprint = ?",
+           (now.timestamp(), row[0], row[1]))
+        decisions.append(decision)
+    return decisions
