@@ -273,3 +273,23 @@ def test_remembered_params_follow_changes() -> None:
     assert msg.get_boundary() == "b1"
     msg.set_boundary("b2")
     assert msg.get_boundary() == "b2"
+
+
+def test_part_starts_as_a_compat32_message() -> None:
+    """Part's written-out Message.__init__ sets what Message.__init__ sets."""
+    from bounced.classify.mime import Part
+
+    reference, part = Message(policy=compat32), Part()
+    for name, value in vars(reference).items():
+        assert getattr(part, name) == value, name
+    assert part.policy is compat32
+
+
+@pytest.mark.parametrize("block", [
+    b"X:   \r\n\tcont\r\n", b"X: \r\n \r\n", b"X:   \t  \r\n  \t ", b"X: a\r\n\t\r\n",
+    b"X: abc\r\r\nY: z\n", b"X:\r\n", b"X: v", b"X:\tv\r Y\n", b"A: 1\nB:  2 \n\n",
+])
+def test_header_values_as_compat32(block: bytes) -> None:
+    raw = block + b"\r\nbody"
+    ref = email.message_from_bytes(raw, policy=compat32)
+    assert list(parse_bytes(raw).raw_items()) == list(ref.raw_items())

@@ -39,6 +39,10 @@ _FIELD = re.compile(
 # A run of header fields from a given position: one match instead of one per field (the
 # fields cannot overlap or be cut shorter, so the run ends where matching field after
 # field would stop).
+# The same field with the value's leading blanks and final line ending left out of its
+# group (the value as the email package stores it).
+_FIELD_STRIPPED = re.compile(
+    r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)(?:\r\n|\r|\n|\Z)")
 _FIELDS_RUN = re.compile(
     rb"(?:[\041-\071\073-\176]+:[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)*")
 _HEADER_START = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
@@ -116,7 +120,14 @@ class Part(Message):
         self._ctype: str | None = None
         self._index: dict[str, int] | None = None
         self._params: dict[str, list[tuple[str, Any]]] = {}
-        super().__init__(policy=compat32)
+        # Message.__init__(policy=compat32) written out (it sets the body attributes through
+        # the properties below; tests/test_classify_parse.py checks the two agree)
+        self.policy = compat32
+        self._headers = []
+        self._unixfrom = None
+        self._charset = None
+        self.defects = []
+        self._default_type = "text/plain"
 
     def _load(self) -> None:
         body, self._lazy = self._lazy, None
@@ -302,8 +313,7 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
         # the run decoded once (ascii/surrogateescape keeps one character per byte) and
         # cut into its fields, which are the ones matched one by one from ``start``
-        part._headers.extend((name, value.lstrip(" \t").rstrip("\r\n"))
-                             for name, value in _FIELD.findall(_text(raw[start:hend])))
+        part._headers.extend(_FIELD_STRIPPED.findall(_text(raw[start:hend])))
         body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers: dropped
     else:  # "From " lines, a fold or ':' starting a line: the general reader
         match = _HEADER_BLOCK.match(raw, start, end)
