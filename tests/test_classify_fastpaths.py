@@ -186,3 +186,25 @@ def test_recipient_lines_lowered_match_the_corpus_alike() -> None:
                 max_size=10).map("".join))
 def test_recipient_lines_lowered_match_any_line_alike(line: str) -> None:
     _same_line_matches(line)
+
+
+def test_dsn_items_equal_message_items() -> None:
+    """The DSN reader's shortcut for field values gives what Message.items() gives."""
+    from email.message import Message
+
+    from bounced.classify.detectors.dsn import DSN_TYPES, _items
+
+    raws = [f.read_bytes() for f in sorted(CORPUS.glob("*.eml"))]
+    raws.append(b"Content-Type: message/delivery-status\n\nReporting-MTA: dns; h\xe9\n\n"
+                b"Final-Recipient: rfc822; a@b.example\nStatus: 5.1.1\n")
+    seen = 0
+    for raw in raws:
+        for part in walk(parse(raw)).parts:
+            payload = part.get_payload() if part.get_content_type() in DSN_TYPES else None
+            for sub in payload if isinstance(payload, list) else []:
+                if isinstance(sub, Message):
+                    got, want = _items(sub), sub.items()
+                    assert [(k, type(v), str(v)) for k, v in got] == [
+                        (k, type(v), str(v)) for k, v in want]
+                    seen += 1
+    assert seen > 100

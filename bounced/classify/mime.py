@@ -205,9 +205,8 @@ class Part(Message):
         """As Message.get (the first header of that name), through an index."""
         index = self._index
         if index is None:
-            index = {}
-            for i, (key, _) in enumerate(self._headers):
-                index.setdefault(key.lower(), i)
+            headers = self._headers  # walked from the end: a name's first field wins
+            index = {headers[i][0].lower(): i for i in range(len(headers) - 1, -1, -1)}
             self._index = index
         at = index.get(name.lower())
         if at is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.policy import compat32
 
 from bounced.classify.detectors.base import (
     MAX_RECIPIENTS,
@@ -67,6 +68,16 @@ def blocks_from_text(text: str, limit: int = MAX_RECIPIENTS + 1) -> list[Block]:
     return blocks
 
 
+def _items(msg: Message) -> list[tuple[str, object]]:
+    """As ``msg.items()``; a compat32 message's ASCII str values are taken as they are (what
+    compat32's header_fetch_parse returns for them), without a call per field."""
+    if msg.policy is not compat32:
+        return list(msg.items())
+    fetch = compat32.header_fetch_parse
+    return [(k, v if isinstance(v, str) and v.isascii() else fetch(k, v))
+            for k, v in msg.raw_items()]
+
+
 def _blocks(part: Message) -> list[Block]:
     payload = part.get_payload()
     if isinstance(payload, list):  # compat32 parses message/delivery-status into blocks
@@ -74,7 +85,7 @@ def _blocks(part: Message) -> list[Block]:
         for sub in payload[: MAX_RECIPIENTS + 1]:
             if isinstance(sub, Message):
                 block: Block = {}
-                for k, v in sub.items():
+                for k, v in _items(sub):
                     if _splits(block, k.lower()):
                         blocks.append(block)
                         block = {}
