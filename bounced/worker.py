@@ -70,6 +70,7 @@ def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
                 send_day=job.token.day, received_at=job.received_at, kind=kind, action=action,
                 status=r.status, reply_code=r.reply_code, reason=r.reason, hard=r.hard,
                 counts=False, diagnostic=r.diagnostic[:2000], remote_mta=r.remote_mta,
+                reporting_mta=report.reporting_mta,
             )
         )
     return tuple(result)

@@ -482,6 +482,7 @@ async def test_unconfirmed_payload_names_rule_and_evidence(tmp_path: Path) -> No
             "5.1.1", "userunknown", "550", True)
         assert f"(sent {age} days ago)" in item["diagnostic"]
         assert item["remote_mta"] == "mx.example.net"
+        assert item["reporting_mta"] == "mx.example.net"
         assert item["address"] == ALICE
         assert dt.datetime.fromisoformat(item["received_at"]) <= occurred
 

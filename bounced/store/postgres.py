@@ -71,7 +71,8 @@ UNAVAILABLE = (
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message_id, subject, fingerprint, address, token_id, send_day, "
     "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta, "
-    "domain) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) "
+    "domain, reporting_mta) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
     "ON CONFLICT (message_id, address) DO NOTHING"
 )
 # Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order.
@@ -233,7 +234,8 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                     await conn.executemany(INSERT_INCIDENT, [
                         (job.id, i.subject, i.fingerprint, i.address, i.token_id, i.send_day,
                          i.received_at, i.kind, i.action, i.status, i.reply_code, i.reason,
-                         i.hard, i.counts, i.diagnostic, i.remote_mta, i.domain)
+                         i.hard, i.counts, i.diagnostic, i.remote_mta, i.domain,
+                         i.reporting_mta)
                         for i in plan.incidents
                     ])
                 await self._apply_plan(conn, plan, state, stats, outcome, now)

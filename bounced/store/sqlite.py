@@ -337,12 +337,12 @@ def _finish_tx(
         for i in plan.incidents:
             _q(db, "INSERT INTO incidents (message_id, subject, fingerprint, address, "
                    "token_id, send_day, received_at, kind, action, status, reply_code, "
-                   "reason, hard, counts, diagnostic, remote_mta, domain) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                   "reason, hard, counts, diagnostic, remote_mta, domain, reporting_mta) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                (job.id, i.subject, i.fingerprint, i.address, i.token_id,
                 i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
                 i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
-                i.diagnostic, i.remote_mta, i.domain))
+                i.diagnostic, i.remote_mta, i.domain, i.reporting_mta))
         _apply_plan(db, plan, state, stats, outcome, now)
     for event in outcome.events:
         _add_event(db, event)
