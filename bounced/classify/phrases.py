@@ -113,6 +113,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "authentication check", "authentication requirements", "authentication level",
         "unauthenticated email", "unauthenticated mail",
         "not designated as permitted sender", "is not a permitted sender",
+        "is unauthenticated", "spf or dkim", "authenticate with spf", "authenticate with dkim",
     )),
     ("requireptr", (
         "reverse dns", "reverse-dns", "reverse lookup", "rdns", "ptr record", "no ptr",
@@ -179,6 +180,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "security policy", "local policy", "against policy", "policy restrictions",
         "prohibited", "potential security issue", "not allowed by policy",
         "policy", "not permitted", "restricted",
+        "administrative prohibition",  # Exim's reply when an ACL denies without a message
     )),
     ("notaccept", (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
@@ -212,6 +214,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "user invalid", "no valid recipients", "no such address", "unknown account",
         "doesn't have a", "does not have a", "recipient name is not recognized",
         "name is not recognized", "mailbox not available",
+        "mailbox unavailable",  # RFC 5321's own 550 text; a reason only at RCPT (reasons.py)
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
         "recipientnotfound", "not a registered", "invalid final delivery userid",
         "unknown userid", "invalid userid",

@@ -48,6 +48,9 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     # Microsoft (Outlook.com / Office 365)
     # rate limited for the sending IP's reputation
     ("microsoft", r"\(s311[34]\)|4\.7\.650 ", "badreputation"),
+    # directory-based edge blocking: the address is not in the organisation's directory
+    # (its AS(...) tag must not read as the anti-spam block of the next entry)
+    ("microsoft", r"5\.4\.1 recipient address rejected: access denied", "userunknown"),
     ("microsoft", r"\(s3140\)|\(s3150\)|part of their network is on our block list|"
                   r"\bas\(\d{4,}\)", "blocked"),
     ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs
