@@ -19,7 +19,7 @@ import structlog
 
 from bounced.actions import Action, DeliveryError, event_body
 from bounced.config import OutboxSettings
-from bounced.exceptions import StoreUnavailable
+from bounced.loop import poll_loop
 from bounced.metrics import Metrics
 from bounced.store import Delivery, Store
 
@@ -53,21 +53,8 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        delay = self.settings.poll_interval
-        while not self._stopping:
-            try:
-                busy = await self.run_once()
-                delay = self.settings.poll_interval
-            except StoreUnavailable as exc:
-                log.warning("dispatch.store_unavailable", error=str(exc))
-                busy, delay = 0, min(delay * 2, 30.0)
-            except Exception as exc:  # the loop must survive anything
-                log.exception("dispatch.loop_error", error=repr(exc))
-                busy, delay = 0, min(delay * 2, 30.0)
-            if not busy and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+        await poll_loop(self.run_once, name="dispatch", interval=self.settings.poll_interval,
+                        wake=self._wake, stopping=lambda: self._stopping)
 
     async def run_once(self) -> int:
         """Fan out new events, then deliver what is due; return how much was done."""

@@ -8,7 +8,6 @@ replaces its incidents, so nothing counts twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import os
@@ -24,6 +23,7 @@ from bounced import events
 from bounced.classify import Report, classify
 from bounced.config import Settings
 from bounced.exceptions import StoreUnavailable
+from bounced.loop import poll_loop
 from bounced.metrics import Metrics
 from bounced.model import AddressState, DomainStats, Event, Incident, Job, Plan
 from bounced.policy import plan as policy_plan
@@ -110,23 +110,11 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and process jobs until stopped; store outages are waited out."""
-        ws = self.settings.worker
-        delay = ws.poll_interval
-        while not self._stopping:
+        def tick() -> None:
             self.last_loop = self.now()
-            try:
-                done = await self.run_batch()
-                delay = ws.poll_interval
-            except StoreUnavailable as exc:
-                log.warning("worker.store_unavailable", error=str(exc))
-                done, delay = 0, min(delay * 2, 30.0)
-            except Exception as exc:  # the loop must survive anything
-                log.exception("worker.loop_error", error=repr(exc))
-                done, delay = 0, min(delay * 2, 30.0)
-            if done == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+
+        await poll_loop(self.run_batch, name="worker", interval=self.settings.worker.poll_interval,
+                        wake=self._wake, stopping=lambda: self._stopping, tick=tick)
 
     async def run_batch(self) -> int:
         """Claim one batch of runnable jobs and process them; return how many."""
