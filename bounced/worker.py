@@ -97,6 +97,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self._wake = asyncio.Event()
         self._leftover: list[Job] = []
+        # Checked once: isinstance against a runtime Protocol is slow on a hot path.
+        self._batch_store = store if isinstance(store, BatchFinisher) else None
         self._stopping = False
         self.last_loop: dt.datetime | None = None
         self.decisions = 0
@@ -127,9 +129,9 @@ class Worker:
                 self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
             )
         # A claimed batch is finished even when stopping, for the same reason.
-        if isinstance(self.store, BatchFinisher) and self.batch_commit:
+        if self._batch_store is not None and self.batch_commit:
             try:
-                await self._process_batch(self.store, jobs)
+                await self._process_batch(self._batch_store, jobs)
             except StoreUnavailable:
                 self._leftover = list(jobs)
                 raise
