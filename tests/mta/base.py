@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class MTAInstance:
         self.host = LOOPBACK
         self.port = 0
         self.root: Path | None = None
+        self.log_copy: Path | None = None
 
     # -- to be provided by the MTA ---------------------------------------------------------
 
@@ -112,8 +114,21 @@ class MTAInstance:
     def start(self) -> None:
         raise NotImplementedError
 
-    def stop(self) -> None:
+    def _stop_server(self) -> None:
+        """Stop the MTA's processes (bounded), escalating to SIGKILL."""
         raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server, keep a copy of the log if asked, remove the private directory."""
+        if self.root is None:
+            return
+        try:
+            self._stop_server()
+        finally:
+            if self.log_copy is not None and self.log_path.exists():
+                shutil.copyfile(self.log_path, self.log_copy)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
 
     def flush(self) -> None:
         """Attempt every queued message now, ignoring retry times."""

@@ -327,17 +327,8 @@ begin retry
             proc.wait(timeout)
         self.proc = None
 
-    def stop(self) -> None:
-        """Stop the daemon and its children, keep a copy of the log if asked, remove files."""
-        if self.root is None:
-            return
-        try:
-            self._stop_daemon()
-        finally:
-            if self.log_copy is not None and self.log_path.exists():
-                shutil.copyfile(self.log_path, self.log_copy)
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+    def _stop_server(self) -> None:
+        self._stop_daemon()
 
     def running(self) -> bool:
         """True while the daemon process is alive."""

@@ -412,17 +412,8 @@ class PostfixInstance(MTAInstance):
                 os.kill(child, signal.SIGKILL)
         self._master_pid = None
 
-    def stop(self) -> None:
-        """Stop the master (bounded), keep a copy of the log if asked, remove the directory."""
-        if self.root is None:
-            return
-        try:
-            self._stop_master()
-        finally:
-            if self.log_copy is not None and self.log_path.exists():
-                shutil.copyfile(self.log_path, self.log_copy)
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+    def _stop_server(self) -> None:
+        self._stop_master()
 
     # -- mail ------------------------------------------------------------------------------
 
