@@ -63,15 +63,6 @@ def missing_reason() -> str | None:
     return None
 
 
-def skip_unless_exim() -> None:
-    """pytest.skip with the reason when Exim cannot run here."""
-    import pytest
-
-    reason = missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-
-
 @dataclass(frozen=True)
 class EximTiming:
     """Queue times for the daemon; short for tests.
