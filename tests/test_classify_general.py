@@ -93,6 +93,16 @@ EXPECTED: dict[str, Want] = {
         ("flo@multi.example", frozenset({"mailboxfull"}), False),
     )),
     "nested_dsn.eml": one("bounce", "gina@forward.example", "userunknown", True),
+    # Added with the second round of phrase-table changes (each failed before them)
+    "cpanel_domain_may_not_exist.eml": one("bounce", "ivan@lapsed-domain.example",
+                                           "hostunknown", True),
+    "exchange_delivery_not_authorized.eml": one("bounce", "jules@corp.example",
+                                                "securityerror", False),
+    "sendmail_access_denied.eml": one("bounce", "kim@secure-corp.example", "securityerror",
+                                      False),
+    "postfix_too_many_recipients.eml": one("bounce", "lena@bulkhost.example", "ratelimited",
+                                           False),
+    "interscan_check_address.eml": one("bounce", "mika@partner.example", "userunknown", True),
 }
 
 

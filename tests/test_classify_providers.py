@@ -49,6 +49,8 @@ SAMPLES: list[tuple[str, str, str, str]] = [
     ("microsoft", "5.7.1", "550 5.7.1 Unfortunately, messages from [203.0.113.9] weren't "
      "sent. Please contact your Internet service provider since part of their network is "
      "on our block list (S3140).", "blocked"),
+    ("microsoft", "5.5.0", "550 Requested action not taken: mailbox unavailable "
+     "(-2097210:2097211:-2147467259)", "userunknown"),
     ("microsoft", "4.7.650", "451 4.7.650 The mail server [203.0.113.9] has been temporarily "
      "rate limited due to IP reputation. (S3114)", "badreputation"),
     ("gmail", "5.7.0", "552-5.7.0 This message was blocked because its content presents a "

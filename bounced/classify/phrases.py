@@ -65,7 +65,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "message exceeds the maximum size", "exceeds the size limit", "message is larger than",
     )),
     ("exceedlimit", (
-        "exceeds limit", "exceeded limit", "limit exceeded", "too many recipients",
+        "exceeds limit", "exceeded limit", "limit exceeded",
         "header size exceeds", "recipient limit",
     )),
     ("suspend", (
@@ -86,6 +86,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "has moved", "has been moved", "address has changed", "address has been changed",
         "no longer valid, please use", "user has moved", "mailbox has moved",
     )),
+    # cPanel's Exim answer when the recipient's domain cannot be routed (it goes on to
+    # guess at blocklists and DNS: the domain's absence is what it knows)
+    ("hostunknown", ("account or domain may not exist",)),
     ("norelaying", (
         "relay access denied", "relaying denied", "relay denied", "relay not permitted",
         "relaying not permitted", "unable to relay", "not permitted to relay", "we do not relay",
@@ -103,6 +106,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "authentication required", "authentication is required", "must authenticate",
         "unauthenticated senders", "sender not authenticated", "smtp auth required",
         "requires authentication", "authentication failed", "auth required",
+        "delivery not authorized",  # RFC 3463's own text for X.7.1
     )),
     ("authfailure", (
         "spf check", "spf fail", "spf=fail", "spf: fail", "failed spf", "spf validation",
@@ -158,6 +162,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sending rate", "too fast", "throttl", "unusual rate", "too many messages from",
         "rate that prevents", "receiving mail at a rate", "exceeded the rate",
     )),
+    ("ratelimited", (  # after speeding: "too many recipients this hour" is speeding
+        "too many recipients",
+    )),
     ("blocked", (
         "blocked using", "is listed", "are listed", "listed on", "listed at", "listed by",
         "blacklist", "blocklist", "block list", "black list", "denylist", "spamhaus",
@@ -179,7 +186,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "policy violation", "violates", "violation of", "policy reasons", "security policies",
         "security policy", "local policy", "against policy", "policy restrictions",
         "prohibited", "potential security issue", "not allowed by policy",
-        "policy", "not permitted", "restricted",
+        "policy", "not permitted", "restricted", "violation",
         "administrative prohibition",  # Exim's reply when an ACL denies without a message
     )),
     ("notaccept", (
@@ -220,17 +227,18 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "unknown userid", "invalid userid",
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
+        "check if address is correct", "check if the address is correct",
     )),
     ("filtered", (
         "filter", "refuses", "recipient refused", "blocked the sender",
-        "delivery not authorized", "message refused", "recipient does not accept",
+        "message refused", "recipient does not accept",
     )),
     ("rejected", (
         "sender rejected", "sender address rejected", "domain of sender", "sender verify",
         "sender verification", "envelope sender", "sender domain", "invalid sender",
         "sender unknown", "unknown sender", "bad sender", "sender address", "return path",
         "return-path", "sender is", "senders", "permission to post", "not verified",
-        "mail from",
+        "mail from", "valid from:", "from: domain",  # the From: header's address or domain
     )),
     ("contenterror", (
         "media error", "mime part", "mime type", "mime structure", "mime format",
@@ -324,6 +332,13 @@ SMTP_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "after initial connection", "initial connection", "greeting failed",
         "refused to talk to me", "after connect",
     )),
+)
+
+# Category labels a reporting system puts in front of the reply it quotes (Amazon SES:
+# "5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'"): its guess from the code,
+# not words of the reply, so they are removed before the phrase tables are searched.
+REPORTER_LABELS: tuple[str, ...] = (
+    "unknown address error",
 )
 
 # Words that show a diagnostic quotes a remote server's reply (even without its code).

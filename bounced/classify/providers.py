@@ -51,6 +51,9 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     # directory-based edge blocking: the address is not in the organisation's directory
     # (its AS(...) tag must not read as the anti-spam block of the next entry)
     ("microsoft", r"5\.4\.1 recipient address rejected: access denied", "userunknown"),
+    # Outlook.com (Hotmail)'s refusal of an address it does not have, with its error triple
+    ("microsoft", r"requested action not taken: mailbox unavailable \(-?\d+:-?\d+:-?\d+\)",
+     "userunknown"),
     ("microsoft", r"\(s3140\)|\(s3150\)|part of their network is on our block list|"
                   r"\bas\(\d{4,}\)", "blocked"),
     ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs

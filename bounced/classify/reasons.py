@@ -27,6 +27,7 @@ from bounced.classify.phrases import (
     PHRASES,
     RECIPIENT_REFUSED,
     REMOTE_REPLY,
+    REPORTER_LABELS,
     SMTP_COMMANDS,
 )
 from bounced.classify.providers import provider_reason
@@ -235,6 +236,9 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
     if provider:
         return provider  # a provider's documented code says more than the status
     said = _joined(normalised)
+    for label in REPORTER_LABELS:
+        if label in said:
+            said = said.replace(label, " ")
     near = _lower(context[:CONTEXT_SCAN])
     said_scan = Scanned(said)
     near_scan = Scanned(near)
@@ -267,6 +271,11 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
             and (status[2:4] == "1." or command == "RCPT")
             and _REFUSED.search(said)):
         return "userunknown"  # the recipient refused, no reason given: not known there
+    if (phrase == "rejected" and command != "MAIL" and not transient
+            and vague_only(said_scan) and (status.endswith(".0.0") or status[2:4] == "7.")):
+        # "550 5.0.0 <a@b> rejected", "5.7.1 ... access denied": the words say no more
+        # than the code, so the code decides (a bare X.0.0 leaves the reason on hold)
+        return "onhold" if status.endswith(".0.0") else by_code
     if phrase in ADDRESS_REASONS and command in ("MAIL", "HELO", "CONN"):
         return "rejected" if command == "MAIL" else "blocked"  # not about the recipient
     if phrase == "userunknown":
