@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def test_message_properties(row: dict[str, object]) -> None:
         got = by_address.get(exp["recipient"].lower())
         if got is not None and exp["reason"] in SENDER_SIDE:
             assert not got.hard, (exp["recipient"], got.reason, exp["reason"])
+
+
+def test_readme_figures_match_the_corpus() -> None:
+    """The accuracy figures the README quotes are what the classifier does on the corpus."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"bounces of 71 mail systems \(`bench/classify_bench.py`\), ([\d.]+) % of "
+                  r"the soft failures are called hard and ([\d.]+) % of the hard ones are "
+                  r"missed; the reason agrees with the labels for ([\d.]+) %", readme)
+    assert m, "README section 'How a bounce is read' lost its figures"
+    figures = score_mod.run(ROWS, CORPUS, _judge).figures()
+    quoted = dict(zip(("false_hard", "missed_hard", "reason_agreement"),
+                      map(float, m.groups()), strict=True))
+    for key, value in quoted.items():
+        assert abs(figures[key] - value) < 0.05, (key, value, figures[key])
