@@ -30,8 +30,9 @@ class Intake:
         self._pending.append((messages, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        # shield: a client hanging up must not cancel a commit other sessions wait for.
-        return await asyncio.shield(future)
+        # A client hanging up cancels only its own future: the commit runs in the flush task,
+        # which no session awaits, so it goes on for the others (no shield needed).
+        return await future
 
     async def _flush(self) -> None:
         while self._pending:

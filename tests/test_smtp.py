@@ -138,3 +138,24 @@ async def test_null_sender_and_smtputf8_accepted(tmp_path: Path, store_url: str)
         assert code == 250
         [info] = await d.store.messages(None)
         assert info.mail_from == "<>"
+
+
+def test_address_parsing_is_aiosmtpds() -> None:
+    """BouncedSMTP._getaddr answers as aiosmtpd's own for MAIL and RCPT arguments."""
+    from aiosmtpd.smtp import SMTP
+
+    from bounced.smtp import BouncedSMTP
+
+    samples = [
+        "", "<>", "<> SIZE=100", "<a@b.example>", "<a@b.example> BODY=8BITMIME", "a@b.example",
+        "a@b.example SMTPUTF8", "<bounce-x.k1aaaa@bounces.example.test>", "<a b@c>", "<@>",
+        "<a@>", "<@b>", '<"quoted local"@b.example>', "<a@[192.0.2.1]>", "  <a@b.example>",
+        "<a@b.example", "a@b.example>", "<<a@b.example>>", "<a@b@c>", "<" + "x" * 70 + "@b.c>",
+        "<üser@b.example>", "<a@b.example>   rest of line", "<a\t@b.example>", "<(c)a@b.example>",
+    ]
+    for limit in (0, 64):
+        ours = BouncedSMTP.__new__(BouncedSMTP)
+        theirs = SMTP.__new__(SMTP)
+        ours.local_part_limit = theirs.local_part_limit = limit
+        for arg in samples:
+            assert ours._getaddr(arg) == SMTP._getaddr(theirs, arg), (limit, arg)

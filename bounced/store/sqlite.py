@@ -51,6 +51,12 @@ from bounced.store.sqlite_outbox import SQLiteOutbox
 UTC = dt.UTC
 # The planner sees at most this many of an address's counting incidents (as in postgres.py).
 HISTORY_LIMIT = 1000
+CLAIM = (
+    "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM messages WHERE (state = ? AND next_attempt_at <= ?) OR "
+    "(state = ? AND claimed_until < ?) ORDER BY id LIMIT ?) RETURNING id, received_at, "
+    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, raw, attempts"
+)
 
 
 class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
@@ -106,11 +112,15 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             await conn.close()
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self._conn is None:
+        """One statement in aiosqlite's thread: executed, fetched and its cursor closed in one
+        trip (aiosqlite's own cursor API costs three: execute, fetchall, close)."""
+        conn = self._conn
+        if conn is None:
             raise StoreUnavailable("store is not open")
         try:
-            async with self._conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            rows: list[Any] = await conn._execute(  # type: ignore[no-untyped-call]
+                _q_conn, conn, sql, params)
+            return rows
         except sqlite3.IntegrityError:
             raise
         except sqlite3.OperationalError as exc:
@@ -173,7 +183,11 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
         """One multi-row INSERT, its own (implicit) transaction: one trip to aiosqlite's thread
-        per batch, committed (synchronous=FULL) before it returns."""
+        per batch, committed (synchronous=FULL) before it returns.
+
+        The ids come from the last one: the rows of one INSERT get consecutive ids, in VALUES
+        order (AUTOINCREMENT: each the largest so far plus one, under the write lock). RETURNING
+        would read them one step at a time, and each step waits for the GIL again."""
         if not messages:
             return []
         rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(messages))
@@ -184,17 +198,23 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
                 m.token.stream, m.token.key_id, m.token.day.isoformat(), m.token.fingerprint,
                 m.token.token_id, len(m.raw), m.raw, PENDING, m.received_at.timestamp(),
             )
+        sql = ("INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
+               "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
+               f"VALUES {rows}")
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        conn = self._conn
         try:
-            inserted = await self._read(
-                "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
-                "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
-                f"VALUES {rows} RETURNING id",
-                params,
-            )
+            async with self._lock:
+                last: int = await conn._execute(  # type: ignore[no-untyped-call]
+                    _insert_conn, conn, sql, params)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            raise StoreError(f"SQLite insert failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite insert failed: {exc}") from exc
-        # Row ids are assigned in VALUES order; RETURNING's own order is unspecified.
-        return sorted(r[0] for r in inserted)
+        return list(range(last - len(messages) + 1, last + 1))
 
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
@@ -202,15 +222,9 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
         from bounced.model import TokenFields
 
         t = now.timestamp()
-        async with self._tx():
-            rows = await self._execute(
-                "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, "
-                "attempts = attempts + 1 WHERE id IN (SELECT id FROM messages WHERE "
-                "(state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until < ?) "
-                "ORDER BY id LIMIT ?) RETURNING id, received_at, mail_from, rcpt_to, subject, "
-                "stream, key_id, send_day, fingerprint, token_id, raw, attempts",
-                (PROCESSING, worker, t + lease.total_seconds(), PENDING, t, PROCESSING, t, limit),
-            )
+        rows = await self._transact(
+            _q, CLAIM, (PROCESSING, worker, t + lease.total_seconds(), PENDING, t, PROCESSING, t,
+                        limit))
         return [
             Job(
                 id=r[0], received_at=utc_from_ts(r[1]), mail_from=r[2], rcpt_to=r[3],
@@ -261,14 +275,13 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
         self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
     ) -> None:
         state = PENDING if retry_at is not None else QUARANTINED
-        async with self._tx():
-            await self._execute(
-                "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ?, "
+        await self._transact(
+            _q, "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ?, "
                 "claimed_by = NULL, claimed_until = NULL, processed_at = ? "
                 "WHERE id = ? AND claimed_by = ?",
-                (state, error[:4000], (retry_at or now).timestamp(),
-                 None if retry_at else now.timestamp(), job.id, worker),
-            )
+            (state, error[:4000], (retry_at or now).timestamp(),
+             None if retry_at else now.timestamp(), job.id, worker),
+        )
 
     async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
         return await self._transact(_reconfirm_tx, subject, now)
@@ -292,6 +305,22 @@ def _in_transaction(
                 db.execute("ROLLBACK").close()
         raise
     return result
+
+
+def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return _q(conn._conn, sql, params)  # in aiosqlite's thread
+
+
+def _insert_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
+    """An INSERT in autocommit mode (its own transaction); the id of its last row."""
+    cur = conn._conn.execute(sql, params)  # in aiosqlite's thread
+    try:
+        last = cur.lastrowid
+    finally:
+        cur.close()
+    if last is None:
+        raise StoreError("SQLite insert reported no row id")
+    return last
 
 
 def _q(db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
