@@ -160,6 +160,36 @@ def proc_status(pid: int) -> dict[str, int]:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """The live child processes of ``pid``, and theirs (from /proc/*/stat)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tree_status(pid: int) -> dict[str, int]:
+    """proc_status of a process with its descendants (a daemon with a worker process): CPU
+    ticks summed; VmHWM and VmRSS summed over the processes (each one's own peak, so the sum
+    bounds the peak of the whole from above); ``processes`` counts them."""
+    out = proc_status(pid)
+    out["cpu_ticks_main"] = out.get("cpu_ticks", 0)
+    children = descendants(pid)
+    for child in children:
+        for key, value in proc_status(child).items():
+            out[key] = out.get(key, 0) + value
+    out["processes"] = 1 + len(children)
+    return out
+
+
 class Server:
     """A server under test as a subprocess: started, waited for (220 banner), measured, stopped."""
 
@@ -189,7 +219,8 @@ class Server:
         return self.proc.pid
 
     def status(self) -> dict[str, int]:
-        return proc_status(self.pid)
+        """Peak RSS and CPU time of the server, its child processes included."""
+        return tree_status(self.pid)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:

@@ -130,6 +130,8 @@ def summarize(load: LoadResult, status: dict[str, int], rate: float) -> dict[str
         "rate": rate, "smtp_rate": load.rate, "ok": load.ok, "p50": load.p50_ms,
         "p99": load.p99_ms, "rss_mb": status.get("VmHWM", 0) / 1024,
         "cpu_ms_per_msg": 1000 * status.get("cpu_ticks", 0) / CLK_TCK / max(load.ok, 1),
+        "processes": status.get("processes", 1),
+        "cpu_main_ms_per_msg": 1000 * status.get("cpu_ticks_main", 0) / CLK_TCK / max(load.ok, 1),
     }
 
 
@@ -293,7 +295,9 @@ def main() -> None:
             ratios.setdefault(name, []).append(m["rate"] / base)
             print(f"  round {r + 1} {name:20s} {m['rate']:7.0f} msg/s  x{m['rate'] / base:.2f}  "
                   f"p50 {m['p50']:.1f} ms  p99 {m['p99']:.1f} ms  peak RSS {m['rss_mb']:.0f} MB  "
-                  f"CPU {m['cpu_ms_per_msg']:.2f} ms/msg   (bare after: {after['rate']:.0f})",
+                  f"CPU {m['cpu_ms_per_msg']:.2f} ms/msg (main process "
+                  f"{m['cpu_main_ms_per_msg']:.2f}, {m['processes']:.0f} processes)  "
+                  f"(bare after: {after['rate']:.0f})",
                   flush=True)
             before = after
 

@@ -82,6 +82,9 @@ class PolicySettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     enabled: bool = True
+    # Run the worker in a process of its own, started and watched by `bounced serve` (still
+    # one daemon and one unit; it gives classification a CPU core of its own).
+    own_process: bool = True
     batch_size: int = 20
     poll_interval: float = 1.0
     lease_seconds: float = 300.0

@@ -14,8 +14,10 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -34,15 +36,57 @@ log = structlog.get_logger("bounced.worker")
 
 INLINE_CLASSIFY_LIMIT = 256 * 1024  # larger messages are classified in a thread
 MAX_INCIDENTS_PER_MESSAGE = 20
+BATCH_LINGER = 0.02  # seconds a claim waits for more jobs after one that did not fill a batch
 
 
-@runtime_checkable
-class BatchFinisher(Protocol):
-    """A store that can finish several jobs in one transaction (SQLite: one fsync for all)."""
+@dataclass
+class Tally:
+    """What the worker did since it last reported: the increments of its metrics.
 
-    async def finish_batch(
-        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
-    ) -> list[Plan | Exception | None]: ...
+    In the daemon's own process they are added to its metrics after every batch; a worker
+    running in a process of its own sends them to the daemon (bounced/worker_process.py)."""
+
+    classified: Counter[str] = field(default_factory=Counter)
+    incidents: Counter[tuple[str, str]] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+    breakers: int = 0
+    seconds: list[float] = field(default_factory=list)  # processing time of each job
+
+    def __bool__(self) -> bool:
+        return bool(self.classified or self.incidents or self.decisions or self.breakers
+                    or self.seconds)
+
+    def add(self, other: Tally) -> None:
+        self.classified.update(other.classified)
+        self.incidents.update(other.incidents)
+        self.decisions.update(other.decisions)
+        self.breakers += other.breakers
+        self.seconds += other.seconds
+
+    def apply(self, metrics: Metrics) -> None:
+        for kind, n in self.classified.items():
+            metrics.classified.labels(kind).inc(n)
+        for (reason, counts), n in self.incidents.items():
+            metrics.incidents.labels(reason, counts).inc(n)
+        for action, n in self.decisions.items():
+            metrics.decisions.labels(action).inc(n)
+        if self.breakers:
+            metrics.breakers.inc(self.breakers)
+        for seconds in self.seconds:
+            metrics.processing.observe(seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classified": dict(self.classified),
+                "incidents": [[r, c, n] for (r, c), n in self.incidents.items()],
+                "decisions": dict(self.decisions), "breakers": self.breakers,
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        return cls(classified=Counter(data["classified"]),
+                   incidents=Counter({(r, c): n for r, c, n in data["incidents"]}),
+                   decisions=Counter(data["decisions"]), breakers=data["breakers"],
+                   seconds=list(data["seconds"]))
 
 
 def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
@@ -87,8 +131,9 @@ class Worker:
         name: str | None = None,
         metrics: Metrics | None = None,
         batch_commit: bool = True,
+        report: Callable[[Worker, Tally], None] | None = None,
     ) -> None:
-        # batch_commit: with a store that can, finish a claimed batch in one transaction.
+        # batch_commit: finish a claimed batch in one transaction (else job by job).
         self.batch_commit = batch_commit
         self.metrics = metrics or Metrics()
         self.store = store
@@ -97,11 +142,17 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self._wake = asyncio.Event()
         self._leftover: list[Job] = []
-        # Checked once: isinstance against a runtime Protocol is slow on a hot path.
-        self._batch_store = store if isinstance(store, BatchFinisher) else None
         self._stopping = False
+        self._short = False
         self.last_loop: dt.datetime | None = None
         self.decisions = 0
+        # Called after every look at the queue (a batch, or none), with what was done since
+        # the last call; by default the tally goes to this process's metrics.
+        self._report = report or (lambda worker, tally: tally.apply(worker.metrics))
+        self._tally = Tally()
+        # One line per message: a logger bound once (structlog's module-level proxy binds
+        # anew on every call).
+        self._log = log.bind()
 
     def wake(self) -> None:
         self._wake.set()
@@ -118,20 +169,37 @@ class Worker:
         await poll_loop(self.run_batch, name="worker", interval=self.settings.worker.poll_interval,
                         wake=self._wake, stopping=lambda: self._stopping, tick=tick)
 
+    def flush_report(self) -> None:
+        """Hand what was done since the last report to the report callback."""
+        tally, self._tally = self._tally, Tally()
+        self._report(self, tally)
+
     async def run_batch(self) -> int:
         """Claim one batch of runnable jobs and process them; return how many."""
+        try:
+            return await self._run_batch()
+        finally:
+            self.flush_report()
+
+    async def _run_batch(self) -> int:
         ws = self.settings.worker
         # Jobs still claimed from a batch the store went away in the middle of come first:
         # left alone they would wait for their lease to expire.
         jobs, self._leftover = self._leftover, []
         if not jobs:
+            if self._short:
+                # The last claim did not fill a batch: let the jobs arriving now gather for a
+                # moment, so a worker that keeps up still claims and commits them in batches
+                # (one transaction, one fsync, for many) instead of one by one.
+                await asyncio.sleep(BATCH_LINGER)
             jobs = await self.store.claim(
                 self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
             )
+        self._short = len(jobs) < ws.batch_size
         # A claimed batch is finished even when stopping, for the same reason.
-        if self._batch_store is not None and self.batch_commit:
+        if self.batch_commit:
             try:
-                await self._process_batch(self._batch_store, jobs)
+                await self._process_batch(jobs)
             except StoreUnavailable:
                 self._leftover = list(jobs)
                 raise
@@ -156,20 +224,22 @@ class Worker:
         if prepared is None:
             return None
         report, outcome, planner, now = prepared
+        started = time.perf_counter()
         try:
-            with self.metrics.processing.time():
-                result = await self.store.finish(job, self.name, outcome, planner, now)
+            result = await self.store.finish(job, self.name, outcome, planner, now)
         except StoreUnavailable:
             raise
         except Exception as exc:
             await self._retry(job, exc)
             return None
+        finally:
+            self._tally.seconds.append(time.perf_counter() - started)
         return self._recorded(job, report, result)
 
-    async def _process_batch(self, store: BatchFinisher, jobs: Sequence[Job]) -> None:
+    async def _process_batch(self, jobs: Sequence[Job]) -> None:
         """Classify the claimed jobs, then finish them all in one transaction: one trip to the
-        store and one commit (one fsync on SQLite) for the batch. At-least-once holds: no job
-        is done before that commit, and a batch not committed is claimed again."""
+        store and one commit (one fsync) for the batch. At-least-once holds: no job is done
+        before that commit, and a batch not committed is claimed again."""
         ready: list[tuple[Job, Report, Outcome, Planner]] = []
         for job in jobs:
             prepared = await self._prepare(job)
@@ -178,11 +248,11 @@ class Worker:
         if not ready:
             return
         started = time.perf_counter()
-        results = await store.finish_batch([(j, o, p) for j, _, o, p in ready], self.name,
-                                           self.now())
+        results = await self.store.finish_batch([(j, o, p) for j, _, o, p in ready], self.name,
+                                                self.now())
         elapsed = (time.perf_counter() - started) / len(ready)
         for (job, report, _, _), result in zip(ready, results, strict=True):
-            self.metrics.processing.observe(elapsed)
+            self._tally.seconds.append(elapsed)
             if isinstance(result, Exception):
                 await self._retry(job, result)
             else:
@@ -219,13 +289,14 @@ class Worker:
             log.warning("bounce.claim_lost", job=job.id)
             return None
         decision = result.decision
-        self.metrics.classified.labels(report.kind).inc()
+        tally = self._tally
+        tally.classified[report.kind] += 1
         for i in result.incidents:
-            self.metrics.incidents.labels(i.reason, "yes" if i.counts else "no").inc()
+            tally.incidents[i.reason, "yes" if i.counts else "no"] += 1
         if decision is not None:
-            self.metrics.decisions.labels("held" if result.held else decision.action).inc()
+            tally.decisions["held" if result.held else decision.action] += 1
         if result.trip:
-            self.metrics.breakers.inc()
+            tally.breakers += 1
             log.error("breaker.tripped", domain=result.incidents[0].domain,
                       addresses=result.domain_addresses)
         if decision is not None and result.held:
@@ -235,7 +306,7 @@ class Worker:
             self.decisions += 1
             log.warning("address.unconfirmed", subject=decision.subject,
                         fingerprint=decision.fingerprint, rule=decision.rule)
-        log.info(
+        self._log.info(
             "bounce.processed", job=job.id, kind=report.kind, subject=job.token.subject,
             incidents=len(result.incidents), counting=sum(i.counts for i in result.incidents),
             reasons=sorted({i.reason for i in result.incidents}),

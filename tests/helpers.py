@@ -167,11 +167,13 @@ class Daemon:
 
 
 @asynccontextmanager
-async def running_daemon(settings: Settings, *, worker: bool = True) -> AsyncIterator[Daemon]:
-    """The whole daemon, in this event loop, on ephemeral 127.0.0.1 ports."""
-    if not worker:
-        settings = dataclasses.replace(
-            settings, worker=dataclasses.replace(settings.worker, enabled=False))
+async def running_daemon(
+    settings: Settings, *, worker: bool = True, own_process: bool = False
+) -> AsyncIterator[Daemon]:
+    """The whole daemon on ephemeral 127.0.0.1 ports, in this event loop (the worker too,
+    unless ``own_process``: then in a child process, as ``bounced serve`` runs it)."""
+    settings = dataclasses.replace(settings, worker=dataclasses.replace(
+        settings.worker, enabled=worker, own_process=own_process))
     daemon = BouncedDaemon(settings)
     await daemon.start()
     try:

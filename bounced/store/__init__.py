@@ -106,6 +106,15 @@ class Store(Protocol):
         Returns None (recording nothing) when the claim was lost to another worker.
         """
 
+    async def finish_batch(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
+    ) -> list[Plan | Exception | None]:
+        """``finish`` for several jobs in one transaction (one commit for all), in order: each
+        job sees what the jobs before it recorded. Returns one result per job: its plan, None
+        (claim lost), or the exception that kept that job alone from being recorded (the others
+        are committed). StoreUnavailable is raised: nothing is committed then.
+        """
+
     async def fail(
         self,
         job: Job,

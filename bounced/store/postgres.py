@@ -30,6 +30,7 @@ from bounced.model import (
     AddressState,
     Decision,
     DomainStats,
+    Event,
     Incident,
     Job,
     NewMessage,
@@ -74,6 +75,10 @@ INSERT_INCIDENT = (
     "domain, reporting_mta) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
     "ON CONFLICT (message_id, address) DO NOTHING"
+)
+INSERT_EVENT = (
+    "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
+    "VALUES ($1, $2, $3, $4, $5::json, $6) ON CONFLICT (id) DO NOTHING"
 )
 # Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order.
 CLAIM = f"""
@@ -202,33 +207,106 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
     async def finish(
         self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
     ) -> Plan | None:
-        token = job.token
         async with self._tx() as conn:
-            # Lock the job: a worker reclaiming an expired lease waits or skips it.
-            owner = await conn.fetchval(
-                "SELECT 1 FROM messages WHERE id = $1 AND state = $2 AND claimed_by = $3 "
-                "FOR UPDATE",
-                job.id, PROCESSING, worker,
+            result = (await self._finish_all(conn, [(job, outcome, planner)], worker, now))[0]
+        assert not isinstance(result, Exception)
+        return result
+
+    async def finish_batch(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
+    ) -> list[Plan | Exception | None]:
+        """One transaction for the batch, its statements shared where they can be (the claims
+        checked, the addresses created and locked, old incidents deleted, the breakers' domain
+        locks taken, the jobs marked done and the events written: one round trip each for the
+        whole batch); per job only its history (with the delete of what an earlier attempt
+        recorded), its domain's figures and its incidents.
+        PostgreSQL aborts a transaction at its first error, so when a job fails the batch is
+        rolled back and its jobs are finished one by one (the failing one's error returned)."""
+        if not items:
+            return []
+        try:
+            async with self._tx() as conn:
+                return list(await self._finish_all(conn, items, worker, now))
+        except StoreUnavailable:
+            raise
+        except Exception:
+            results: list[Plan | Exception | None] = []
+            for job, outcome, planner in items:
+                try:
+                    results.append(await self.finish(job, worker, outcome, planner, now))
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:
+                    results.append(exc)
+            return results
+
+    async def _finish_all(
+        self, conn: Any, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
+        now: dt.datetime,
+    ) -> list[Plan | None]:
+        """Record the jobs in order, in the caller's transaction; raise on any error.
+
+        Locks are taken in one order by every transaction: the jobs' rows (by id), then the
+        addresses (by subject and fingerprint, bytewise), then the breakers' domains (sorted),
+        so concurrent batches of several daemons wait for each other and never deadlock. The
+        address lock serialises every decision about an address; the statements after it see
+        what the previous holder committed (READ COMMITTED)."""
+        owned = {r[0] for r in await conn.fetch(
+            "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $2 "
+            "AND claimed_by = $3 ORDER BY id FOR UPDATE",
+            sorted(job.id for job, _, _ in items), PROCESSING, worker,
+        )}
+        recording = [(job, outcome) for job, outcome, _ in items
+                     if job.id in owned and outcome.incidents]
+        states: dict[tuple[str, str], AddressState] = {}
+        if recording:
+            first: dict[tuple[str, str], str | None] = {}
+            for job, outcome in recording:
+                first.setdefault((job.token.subject, job.token.fingerprint),
+                                 outcome.incidents[0].address)
+            keys = sorted(first)
+            subjects, fingerprints = [k[0] for k in keys], [k[1] for k in keys]
+            await conn.execute(
+                "INSERT INTO addresses (subject, fingerprint, address, state) "
+                "SELECT s, f, a, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, f, a) "
+                "ON CONFLICT DO NOTHING",
+                subjects, fingerprints, [first[k] for k in keys], CONFIRMED,
             )
-            if owner is None:
-                return None
+            for r in await conn.fetch(
+                f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE (subject, fingerprint) IN "
+                "(SELECT * FROM unnest($1::text[], $2::text[])) "
+                'ORDER BY subject COLLATE "C", fingerprint COLLATE "C" FOR UPDATE',
+                subjects, fingerprints,
+            ):
+                states[r[0], r[1]] = address_row(r)
+            domains = sorted({o.incidents[0].domain for _, o in recording
+                              if o.breaker_window is not None and o.incidents[0].domain})
+            if domains:
+                # Serialise breaker arithmetic per domain across daemons: one trip, never two,
+                # and none missed.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(d)) FROM unnest($2::text[]) AS u(d)",
+                    BREAKER_LOCK, domains,
+                )
+        results: list[Plan | None] = []
+        new_events: list[Event] = []
+        done: list[tuple[int, str, str]] = []
+        changed: set[tuple[str, str]] = set()  # addresses a decision of this batch changed
+        for job, outcome, planner in items:
+            if job.id not in owned:
+                results.append(None)
+                continue
             plan = Plan(incidents=(), decision=None)
             if outcome.incidents:
-                await conn.execute(
-                    "INSERT INTO addresses (subject, fingerprint, address, state) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED,
-                )
-                # The address lock serialises every decision about this address; statements
-                # after it see what the previous holder committed (READ COMMITTED).
-                state = address_row(await conn.fetchrow(
-                    f"SELECT {ADDRESS_COLUMNS} FROM addresses "
-                    "WHERE subject = $1 AND fingerprint = $2 FOR UPDATE",
-                    token.subject, token.fingerprint,
-                ))
-                await conn.execute("DELETE FROM incidents WHERE message_id = $1", job.id)
-                history = await self._history(conn, state)
-                stats = await self._domain_stats(conn, outcome, token.fingerprint, now)
+                key = (job.token.subject, job.token.fingerprint)
+                if key in changed:
+                    states[key] = address_row(await conn.fetchrow(
+                        f"SELECT {ADDRESS_COLUMNS} FROM addresses "
+                        "WHERE subject = $1 AND fingerprint = $2", *key))
+                    changed.discard(key)
+                state = states[key]
+                history = await self._history(conn, state, job.id)
+                stats = await self._domain_stats(conn, outcome, job.token.fingerprint, now)
                 plan = planner(state, history, outcome.incidents, stats)
                 if plan.incidents:
                     await conn.executemany(INSERT_INCIDENT, [
@@ -238,60 +316,72 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                          i.reporting_mta)
                         for i in plan.incidents
                     ])
-                await self._apply_plan(conn, plan, state, stats, outcome, now)
-            for event in outcome.events:
-                await add_event(conn, event)
+                new_events += await self._apply_plan(conn, plan, state, stats, outcome, now)
+                if plan.decision is not None:
+                    changed.add(key)
+            new_events += outcome.events
+            done.append((job.id, outcome.kind, json.dumps(outcome.classification)))
+            results.append(plan)
+        if new_events:
+            await conn.executemany(INSERT_EVENT, [
+                (e.id, e.type, e.subject, e.fingerprint, json.dumps(e.payload), e.occurred_at)
+                for e in new_events
+            ])
+        if done:
             await conn.execute(
-                "UPDATE messages SET state = $1, kind = $2, classification = $3::jsonb, "
-                "processed_at = $4, claimed_by = NULL, claimed_until = NULL, last_error = NULL "
-                "WHERE id = $5",
-                DONE, outcome.kind, json.dumps(outcome.classification), now, job.id,
+                "UPDATE messages SET state = $1, kind = u.kind, classification = u.c::jsonb, "
+                "processed_at = $2, claimed_by = NULL, claimed_until = NULL, last_error = NULL "
+                "FROM unnest($3::bigint[], $4::text[], $5::text[]) AS u(id, kind, c) "
+                "WHERE messages.id = u.id",
+                DONE, now, [d[0] for d in done], [d[1] for d in done], [d[2] for d in done],
             )
-        return plan
+        return results
 
-    async def _history(self, conn: Any, state: AddressState) -> list[Incident]:
-        """The address's counting incidents since its reconfirmation, oldest first, bounded.
+    async def _history(self, conn: Any, state: AddressState, job_id: int) -> list[Incident]:
+        """Delete the incidents an earlier attempt at the job recorded, and return the address's
+        counting incidents since its reconfirmation, oldest first, bounded (one statement).
 
         Only counting incidents can affect a decision or a later incident's counting; the
-        scan runs backwards on (subject, fingerprint, received_at) and stops at the limit.
+        scan runs backwards on (subject, fingerprint, received_at) and stops at the limit. The
+        query sees the rows as they were before its DELETE, so the job's own are left out.
         """
         rows = await conn.fetch(
+            "WITH gone AS (DELETE FROM incidents WHERE message_id = $5) "
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND fingerprint = $2 "
-            "AND received_at > $3 AND counts ORDER BY received_at DESC, id DESC LIMIT $4",
+            "AND received_at > $3 AND counts AND message_id <> $5 "
+            "ORDER BY received_at DESC, id DESC LIMIT $4",
             state.subject, state.fingerprint, state.reconfirmed_at or EPOCH, HISTORY_LIMIT,
+            job_id,
         )
         return [incident_row(r) for r in reversed(rows)]
 
     async def _domain_stats(
         self, conn: Any, outcome: Outcome, fingerprint: str, now: dt.datetime
     ) -> DomainStats | None:
-        """The receiving domain's recent counting bounces, under the domain's breaker lock."""
+        """The receiving domain's recent counting bounces and its breaker, in one statement
+        (the caller holds the domain's breaker lock)."""
         if outcome.breaker_window is None or not outcome.incidents:
             return None
         domain = outcome.incidents[0].domain
         if not domain:
             return None
-        # Serialise breaker arithmetic per domain across daemons (taken after the address
-        # lock, always in that order): one trip, never two, and none missed.
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BREAKER_LOCK, domain)
-        breaker = await conn.fetchrow(
-            "SELECT state, released_at FROM breakers WHERE domain = $1", domain
-        )
-        since = now - outcome.breaker_window
-        if breaker is not None and breaker[1] is not None:
-            since = max(since, breaker[1])
         row = await conn.fetchrow(
-            "SELECT COUNT(DISTINCT fingerprint), COALESCE(bool_or(fingerprint = $1), FALSE) "
-            "FROM incidents WHERE domain = $2 AND counts AND received_at > $3",
-            fingerprint, domain, since,
+            "WITH b AS (SELECT state, released_at FROM breakers WHERE domain = $2) "
+            "SELECT (SELECT state FROM b), COUNT(DISTINCT fingerprint), "
+            "COALESCE(bool_or(fingerprint = $1), FALSE) FROM incidents WHERE domain = $2 "
+            "AND counts AND received_at > GREATEST($3::timestamptz, (SELECT released_at FROM b))",
+            fingerprint, domain, now - outcome.breaker_window,
         )
-        return DomainStats(domain=domain, recent_addresses=int(row[0]), includes_this=row[1],
-                           tripped=breaker is not None and breaker[0] == "tripped")
+        return DomainStats(domain=domain, recent_addresses=int(row[1]), includes_this=row[2],
+                           tripped=row[0] == "tripped")
 
     async def _apply_plan(
         self, conn: Any, plan: Plan, state: AddressState, stats: DomainStats | None,
         outcome: Outcome, now: dt.datetime,
-    ) -> None:
+    ) -> list[Event]:
+        """Record the plan's decision and breaker trip; return the events they raise (the
+        caller writes them)."""
+        new_events: list[Event] = []
         decision = plan.decision
         if decision is not None and plan.held:
             domain = stats.domain if stats else "?"
@@ -301,7 +391,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
             ))
         elif decision is not None:
             await self._recorddecision_row(conn, decision, UNCONFIRMED)
-            await add_event(conn, events.unconfirmed(decision, state.address))
+            new_events.append(events.unconfirmed(decision, state.address))
         if plan.trip and stats is not None:
             await conn.execute(
                 "INSERT INTO breakers (domain, state, addresses, tripped_at) "
@@ -311,8 +401,9 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                 stats.domain, plan.domain_addresses, now,
             )
             window = outcome.breaker_window or dt.timedelta()
-            await add_event(conn, events.breaker_tripped(
+            new_events.append(events.breaker_tripped(
                 stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
+        return new_events
 
     async def _insertdecision_row(self, conn: Any, decision: Decision) -> None:
         await conn.execute(
