@@ -142,6 +142,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self._wake = asyncio.Event()
         self._leftover: list[Job] = []
+        # The batch being finished (its jobs, and the task finishing them).
+        self._finishing: tuple[list[Job], asyncio.Task[None]] | None = None
         self._stopping = False
         self._short = False
         self.last_loop: dt.datetime | None = None
@@ -168,6 +170,11 @@ class Worker:
 
         await poll_loop(self.run_batch, name="worker", interval=self.settings.worker.poll_interval,
                         wake=self._wake, stopping=lambda: self._stopping, tick=tick)
+        try:
+            await self._settle()
+        except Exception as exc:  # its jobs are taken again when their lease expires
+            log.error("worker.last_batch_failed", error=repr(exc))
+        self.flush_report()
 
     def flush_report(self) -> None:
         """Hand what was done since the last report to the report callback."""
@@ -196,14 +203,23 @@ class Worker:
                 self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
             )
         self._short = len(jobs) < ws.batch_size
+        if not jobs:
+            await self._settle()
+            return 0
         # A claimed batch is finished even when stopping, for the same reason.
         if self.batch_commit:
             try:
-                await self._process_batch(jobs)
+                ready = await self._prepare_batch(jobs)
+                await self._settle()
             except StoreUnavailable:
-                self._leftover = list(jobs)
+                self._leftover += jobs  # after the previous batch's, which _settle put first
                 raise
+            if ready:
+                self._finishing = (list(jobs), asyncio.create_task(self._finish_batch(ready)))
+                if not self.store.overlap_finish:
+                    await self._settle()
             return len(jobs)
+        await self._settle()
         for n, job in enumerate(jobs):
             try:
                 await self.process(job)
@@ -211,6 +227,19 @@ class Worker:
                 self._leftover = jobs[n:]
                 raise
         return len(jobs)
+
+    async def _settle(self) -> None:
+        """Wait until the batch in the store's hands is finished. If the store went away, its
+        jobs are the first to be processed again."""
+        if self._finishing is None:
+            return
+        jobs, task = self._finishing
+        self._finishing = None
+        try:
+            await task
+        except StoreUnavailable:
+            self._leftover = jobs + self._leftover
+            raise
 
     async def drain(self) -> int:
         """Process every runnable job now (for the CLI and tests); return how many."""
@@ -236,17 +265,23 @@ class Worker:
             self._tally.seconds.append(time.perf_counter() - started)
         return self._recorded(job, report, result)
 
-    async def _process_batch(self, jobs: Sequence[Job]) -> None:
-        """Classify the claimed jobs, then finish them all in one transaction: one trip to the
-        store and one commit (one fsync) for the batch. At-least-once holds: no job is done
-        before that commit, and a batch not committed is claimed again."""
+    async def _prepare_batch(
+        self, jobs: Sequence[Job]
+    ) -> list[tuple[Job, Report, Outcome, Planner]]:
+        """Classify the claimed jobs (letting the batch being finished progress in between)."""
         ready: list[tuple[Job, Report, Outcome, Planner]] = []
         for job in jobs:
             prepared = await self._prepare(job)
             if prepared is not None:
                 ready.append((job, *prepared[:3]))
-        if not ready:
-            return
+            if self._finishing is not None:
+                await asyncio.sleep(0)
+        return ready
+
+    async def _finish_batch(self, ready: Sequence[tuple[Job, Report, Outcome, Planner]]) -> None:
+        """Finish the classified jobs in one transaction: one trip to the store and one commit
+        (one fsync) for the batch. At-least-once holds: no job is done before that commit,
+        and a batch not committed is claimed again."""
         started = time.perf_counter()
         results = await self.store.finish_batch([(j, o, p) for j, _, o, p in ready], self.name,
                                                 self.now())

@@ -81,6 +81,12 @@ class MessageInfo:
 class Store(Protocol):
     """Durable storage of messages (as jobs), incidents, address states and decisions."""
 
+    # Whether the worker should finish a batch while it classifies the next one. Yes where the
+    # finish waits on the network (PostgreSQL's round trips); no where it holds the database's
+    # one write lock in a thread that would compete with classification for the GIL (SQLite:
+    # the daemon's intake commits would wait all that longer).
+    overlap_finish: bool
+
     async def open(self) -> None:
         """Connect and apply pending schema migrations."""
 

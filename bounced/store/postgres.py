@@ -111,6 +111,8 @@ def _job(r: Any) -> Job:
 class PostgresStore(PostgresAdmin, PostgresOutbox):
     """Store backed by one PostgreSQL database, shared by any number of daemons."""
 
+    overlap_finish = True  # see Store.overlap_finish
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._pool: Any = None

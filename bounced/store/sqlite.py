@@ -62,6 +62,8 @@ CLAIM = (
 class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     """Store backed by one SQLite file."""
 
+    overlap_finish = False  # see Store.overlap_finish
+
     def __init__(self, url: str) -> None:
         self.path: Path = sqlite_path(url)
         self._conn: aiosqlite.Connection | None = None

@@ -1,0 +1,105 @@
+"""The worker finishes a batch while it classifies the next (stores with overlap_finish): every
+job is still finished once, and a batch the store went away in the middle of comes first."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bounced.app_support import utcnow
+from bounced.exceptions import StoreUnavailable
+from bounced.model import Job, Plan
+from bounced.store import Outcome, Planner, Store, open_store
+from bounced.worker import Worker
+
+from .helpers import days_ago, dsn, make_settings, signer
+from .test_store import message
+
+ALICE = "alice@example.net"
+
+
+class Overlapping:
+    """A real SQLite store that asks for overlapped finishing, records the order of calls,
+    and can fail a number of finish_batch calls as a store outage would."""
+
+    overlap_finish = True
+
+    def __init__(self, store: Store, failures: int = 0) -> None:
+        self._store = store
+        self.failures = failures
+        self.calls: list[tuple[str, list[int]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta,
+                    limit: int) -> list[Job]:
+        self.calls.append(("claim", []))  # when asked, before the finish in flight ends
+        return await self._store.claim(worker, now, lease, limit)
+
+    async def finish_batch(self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
+                           now: dt.datetime) -> list[Plan | Exception | None]:
+        self.calls.append(("finish", [j.id for j, _, _ in items]))
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the store went away")
+        return await self._store.finish_batch(items, worker, now)
+
+
+async def stored(tmp_path: Path, count: int) -> tuple[Any, Store]:
+    settings = make_settings(tmp_path, BOUNCED_WORKER_BATCH_SIZE="3")
+    store = open_store(settings.store_url)
+    await store.open()
+    sign = signer(settings)
+    messages = []
+    for n in range(count):
+        rp = sign.return_path(f"s{n}", ALICE, day=days_ago(1))
+        m = message(f"t{n}", subject=f"s{n}")
+        messages.append(type(m)(received_at=m.received_at, peer=m.peer, mail_from="",
+                                rcpt_to=rp, token=m.token,
+                                raw=dsn(ALICE, return_path=rp)))
+    await store.add_messages(messages)
+    return settings, store
+
+
+async def test_overlapped_batches_are_each_finished_once(tmp_path: Path) -> None:
+    """Seven jobs in batches of three: the next batch is claimed before the last is finished,
+    and every job is done once."""
+    settings, inner = await stored(tmp_path, 7)
+    try:
+        store = Overlapping(inner)
+        worker = Worker(store, settings, utcnow)  # type: ignore[arg-type]
+        assert await worker.drain() == 7
+        assert (await inner.queue_counts())["done"] == 7
+        finished = [i for call, ids in store.calls if call == "finish" for i in ids]
+        assert sorted(finished) == sorted(set(finished)) and len(finished) == 7
+        order = [call for call, _ in store.calls]
+        assert order[:2] == ["claim", "claim"], order  # the next claimed before the finish
+    finally:
+        await inner.close()
+
+
+async def test_batch_lost_to_an_outage_comes_first_after_it(tmp_path: Path) -> None:
+    """A batch whose finish met a store outage is finished first once the store is back,
+    with the batch classified meanwhile; nothing is lost or done twice."""
+    settings, inner = await stored(tmp_path, 6)
+    try:
+        store = Overlapping(inner, failures=1)
+        worker = Worker(store, settings, utcnow)  # type: ignore[arg-type]
+        first = await worker.run_batch()
+        assert first == 3
+        try:
+            await worker.run_batch()
+        except StoreUnavailable:
+            pass
+        else:  # the outage surfaces at the latest when the next batch waits for it
+            await worker.run_batch()
+        assert await worker.drain() >= 3
+        assert (await inner.queue_counts())["done"] == 6
+        finishes = [ids for call, ids in store.calls if call == "finish"]
+        # The failed batch first, then the one classified meanwhile (together: both are ready).
+        assert finishes[1][:3] == finishes[0], "the failed batch was not the next one finished"
+    finally:
+        await inner.close()
