@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Callable
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
@@ -42,6 +43,13 @@ REJECT_TOKEN = {
     "expired": "550 5.7.1 Bounce token expired",
     "future": "550 5.7.1 Bounce token dated in the future",
 }
+
+
+# <local@domain>, both dot-atoms of ASCII atext, then optional blanks and no comment: what
+# get_angle_addr returns for it is the text between the brackets and the rest after the blanks.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>[ \t]*+(?!\()(.*)\Z", re.DOTALL)
 
 
 def token_fields(token: Token) -> TokenFields:
@@ -164,11 +172,21 @@ class BouncedSMTP(SMTP):
         super().connection_lost(error)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd 1.4's address parsing of MAIL and RCPT, unchanged, without the
-        ``typing.Protocol`` class it defines on every call (class creation was about a tenth
-        of the daemon's CPU for SMTP in a profile; tests/test_smtp.py compares the two)."""
+        """aiosmtpd 1.4's address parsing of MAIL and RCPT, with the same answers, faster:
+        without the ``typing.Protocol`` class it defines on every call, and with the common
+        forms (``<>``, ``<dot-atom@dot-atom>``) read directly rather than through the email
+        package's header parser (together about a fifth of the daemon's CPU for SMTP in a
+        profile). tests/test_smtp.py compares the two on fixed and generated arguments."""
         if not arg:
             return "", ""
+        if arg.startswith("<>"):  # the null sender, as get_angle_addr reads it
+            return "<>", arg[2:]
+        simple = _SIMPLE_PATH.match(arg)
+        if simple is not None:
+            path: str = simple[1]
+            if self.local_part_limit and len(path.rpartition("@")[0]) > self.local_part_limit:
+                return None, None
+            return path, simple[2]
         address: Any
         try:
             if arg.lstrip().startswith("<"):
