@@ -160,7 +160,10 @@ class WorkerProcess:
             if self._wake is not None:
                 self._wake.close()
                 self._wake = None
-            log.error("worker.process_exited", pid=self.pid, exitcode=code, restart_in=delay)
+            # Exit code 0: it was told to stop (SIGTERM to the whole unit, say, a moment before
+            # the daemon hears it too); anything else is a crash.
+            (log.info if code == 0 else log.error)(
+                "worker.process_exited", pid=self.pid, exitcode=code, restart_in=delay)
             await asyncio.sleep(delay)
             if self._stopping:
                 return

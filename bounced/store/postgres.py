@@ -183,21 +183,26 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
             await conn.fetchval("SELECT 1")
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
+        """One INSERT for the whole group (one round trip, atomic on its own). Its rows take
+        their ids from the sequence in array order, so the ids sorted are the messages'."""
         if not messages:
             return []
-        async with self._tx() as conn:
-            rows = await conn.fetchmany(
+        async with self._conn() as conn:
+            rows = await conn.fetch(
                 "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
                 "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
-                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$1) RETURNING id",
-                [
-                    (m.received_at, m.peer, m.mail_from, m.rcpt_to, m.token.subject,
-                     m.token.stream, m.token.key_id, m.token.day, m.token.fingerprint,
-                     m.token.token_id, len(m.raw), m.raw, PENDING)
-                    for m in messages
-                ],
+                "SELECT r, p, f, t, s, st, k, d, fp, ti, z, w, $13, r FROM unnest("
+                "$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+                "$7::text[], $8::date[], $9::text[], $10::text[], $11::int[], $12::bytea[]) "
+                "AS u(r, p, f, t, s, st, k, d, fp, ti, z, w) RETURNING id",
+                [m.received_at for m in messages], [m.peer for m in messages],
+                [m.mail_from for m in messages], [m.rcpt_to for m in messages],
+                [m.token.subject for m in messages], [m.token.stream for m in messages],
+                [m.token.key_id for m in messages], [m.token.day for m in messages],
+                [m.token.fingerprint for m in messages], [m.token.token_id for m in messages],
+                [len(m.raw) for m in messages], [m.raw for m in messages], PENDING,
             )
-        return [int(r[0]) for r in rows]
+        return sorted(int(r[0]) for r in rows)
 
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
