@@ -19,9 +19,11 @@ With --smtp-source, Postfix's smtp-source also drives bare and intake (one corpu
 return path) as a cross-check.
 
 Printed per configuration (median over rounds): messages/s, ratio to the bare server of the
-same round, p50/p99 latency from the end of DATA to the 250, peak RSS (VmHWM) of the server
-process and its CPU time per message (and the bare server's over it, a ratio less disturbed
-by other load on the machine). Targets (issue 4, SQLite): intake >= 0.8x, e2e >= 0.5x.
+same round, p50/p99 latency from the end of DATA to the 250, peak RSS (VmHWM) and CPU time per
+message of the server with its child processes (`bounced serve` runs its worker in a process of
+its own: peak RSS is the sum of each process's peak; the main process's CPU is shown too), and
+the bare server's CPU per message over the configuration's (a ratio less disturbed by other
+load on the machine). Targets (issue 4, SQLite): intake >= 0.8x, e2e >= 0.5x.
 --profile intake|e2e runs that configuration once more under py-spy (sampling the threads while
 they hold the GIL, i.e. Python CPU time; $PY_SPY or py-spy on PATH) and prints where the
 daemon's time goes, by stage and by function; without py-spy it falls back to cProfile.
@@ -318,7 +320,7 @@ def main() -> None:
     for name, runs in results.items():
         if name.startswith("e2e"):
             print(f"{name}: SMTP phase alone {median([m['smtp_rate'] for m in runs]):.0f} msg/s "
-                  "(the worker shares the event loop, so intake slows while it works)")
+                  "(intake and worker share the machine's cores with the load generator)")
 
     if args.smtp_source:
         if shutil.which("smtp-source") or Path("/usr/sbin/smtp-source").exists():
