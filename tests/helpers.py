@@ -4,6 +4,7 @@ DSN builders, a subprocess daemon."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -221,6 +222,26 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout)
+
+    def children(self) -> list[int]:
+        """PIDs of the daemon's child processes (its worker process, multiprocessing's
+        resource tracker), from /proc."""
+        assert self.proc is not None
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except OSError:
+            return []
+
+    def kill_all(self, timeout: float = 20.0) -> int:
+        """SIGKILL the daemon and its children at once, as systemd does to a failed unit's
+        control group."""
+        children = self.children()
+        code = self.kill(signal.SIGKILL, timeout)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return code
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -181,10 +181,16 @@ def run_chaos(tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
         ]
         for c in clients:
             c.start()
-        for _ in range(KILLS):
+        for k in range(KILLS):
             time.sleep(rng.uniform(*RUN_BETWEEN_KILLS))
             kill_times.append(round(time.monotonic() - started, 2))
-            daemon.kill()
+            # Alternately the daemon alone (its worker process finishes its batch and exits)
+            # and the daemon with its worker process, mid-batch (as systemd kills the unit):
+            # the claims that worker held are taken again when their lease expires.
+            if k % 2:
+                daemon.kill_all()
+            else:
+                daemon.kill()
             time.sleep(rng.uniform(0.0, 0.3))  # clients meet refused connections
             daemon.start()
         time.sleep(LOAD_AFTER_LAST_RESTART)
