@@ -126,9 +126,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
         except sqlite3.IntegrityError:
             raise
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreUnavailable(f"SQLite: {exc}") from exc
-            raise StoreError(f"SQLite: {exc}") from exc
+            raise _store_error(exc) from exc
 
     @asynccontextmanager
     async def _tx(self, immediate: bool = True) -> AsyncIterator[None]:
@@ -211,9 +209,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
                 last: int = await conn._execute(  # type: ignore[no-untyped-call]
                     _insert_conn, conn, sql, params)
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreUnavailable(f"SQLite: {exc}") from exc
-            raise StoreError(f"SQLite insert failed: {exc}") from exc
+            raise _store_error(exc, "SQLite insert failed") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite insert failed: {exc}") from exc
         return list(range(last - len(messages) + 1, last + 1))
@@ -269,9 +265,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise StoreUnavailable(f"SQLite: {exc}") from exc
-                raise StoreError(f"SQLite: {exc}") from exc
+                raise _store_error(exc) from exc
 
     async def fail(
         self, job: Job, worker: str, error: str, now: dt.datetime, retry_at: dt.datetime | None
@@ -290,6 +284,19 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
 
 
 _T = TypeVar("_T")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite failed because another connection holds the lock (worth retrying)."""
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _store_error(exc: sqlite3.OperationalError, what: str = "SQLite") -> StoreError:
+    """The store's exception for an SQLite error: unavailable (retry later) when locked."""
+    if _busy(exc):
+        return StoreUnavailable(f"SQLite: {exc}")
+    return StoreError(f"{what}: {exc}")
 
 
 def _in_transaction(
@@ -393,7 +400,7 @@ def _finish_batch_tx(
         try:
             results.append(_finish_tx(db, job, worker, outcome, planner, now))
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _busy(exc):
                 raise  # the whole batch waits for the store
             db.execute("ROLLBACK TO job").close()
             results.append(StoreError(f"SQLite: {exc}"))
