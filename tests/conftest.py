@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from bounced.store import Store, open_store
 
 PG_ADMIN_DSN = os.environ.get("BOUNCED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -82,3 +84,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'bounced.db'}"
     url: str = request.getfixturevalue("pg_database")
     return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store of each backend, closed after the test."""
+    s = open_store(store_url)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -82,16 +82,6 @@ class Planner:
                                 action="unconfirm", rule=f"{len(tokens)} tokens", decided_at=NOW,
                                 evidence=tuple(i.evidence() for i in marked))
         return Plan(incidents=tuple(marked), decision=decision)
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def process(store: Store, token_id: str, planner: Planner, reason: str = "userunknown",

@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-
-import pytest
+from collections.abc import Sequence
 
 from bounced.model import AddressState, DomainStats, Event, Incident, Plan
-from bounced.store import Store, open_store
+from bounced.store import Store
 
 from .test_store import LEASE, NOW, Planner, message, outcome
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 class Failing(Planner):
