@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 
 from bounced.classify.detectors import DETECTORS
@@ -17,13 +18,19 @@ CONTEXT = 1_500  # characters of human-readable text around an address used as e
 MAX_DIAGNOSTIC = 1_000
 
 
+# A header line of a copy of the original pasted into the report's text (no MIME part of
+# its own, no marker line before it): where the report's own words end.
+_PASTED_HEADER = re.compile(r"\n(?:return-path|received|message-id|dkim-signature): ",
+                            re.IGNORECASE)
+
+
 def _context(text: str, lowered: str, address: str) -> str:
-    """The human-readable text near ``address`` (or the start of the text); ``lowered``
-    is ``text.lower()``, made once per message."""
+    """The human-readable text near ``address`` (or the start of the text), up to a pasted
+    copy of the original's headers; ``lowered`` is ``text.lower()``, made once per message."""
     pos = lowered.find(address) if address else -1
-    if pos < 0:
-        return text[:CONTEXT]
-    return text[max(0, pos - 200): pos + CONTEXT]
+    start, end = (0, CONTEXT) if pos < 0 else (max(0, pos - 200), pos + CONTEXT)
+    pasted = _PASTED_HEADER.search(text, max(pos, 0), end)
+    return text[start: pasted.start() if pasted else end]
 
 
 def _status(found: Found) -> str:

@@ -63,6 +63,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "message size exceeds", "exceeds maximum message size", "message size limit",
         "mail size limit", "message length exceeds", "size of the message exceeds",
         "message exceeds the maximum size", "exceeds the size limit", "message is larger than",
+        "exceeds administrative limit",  # RFC 3463's X.2.3 text: the receiver's own limit
+        "line limit exceeded", "line too long", "line length exceeded",  # a line, not the mailbox
     )),
     ("exceedlimit", (
         "exceeds limit", "exceeded limit", "limit exceeded",
@@ -188,6 +190,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "prohibited", "potential security issue", "not allowed by policy",
         "policy", "not permitted", "restricted", "violation",
         "administrative prohibition",  # Exim's reply when an ACL denies without a message
+        "header error",  # a header the receiving system will not take
     )),
     ("notaccept", (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
@@ -245,7 +248,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "mime header", "invalid mime", "malformed mime", "mime-version", "binary content",
         "base64 encoding", "improperly-formatted", "invalid character",
         "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
-        "header error", "headers too", "header too",
+        "headers too", "header too",
     )),
     ("syntaxerror", (
         "syntax error", "command unrecognized", "bad command", "unrecognized command",

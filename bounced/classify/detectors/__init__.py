@@ -6,6 +6,7 @@ from bounced.classify.detectors.arf import ARFDetector
 from bounced.classify.detectors.autoreply import AutoReplyDetector
 from bounced.classify.detectors.base import Detection, Detector, Found
 from bounced.classify.detectors.dsn import DSNDetector
+from bounced.classify.detectors.fml import FMLDetector
 from bounced.classify.detectors.ses import SESDetector
 from bounced.classify.detectors.text import TextDetector
 
@@ -13,6 +14,7 @@ DETECTORS: tuple[Detector, ...] = (
     ARFDetector(),
     DSNDetector(),
     SESDetector(),
+    FMLDetector(),
     AutoReplyDetector(),
     TextDetector(),
 )
