@@ -111,6 +111,13 @@ EXPECTED: dict[str, Want] = {
     "postfix_line_too_long.eml": one("bounce", "petra@oldhost.example", "emailtoolarge", False),
     "sendmail_pasted_original.eml": one("bounce", "quentin@hub.example.edu", "systemerror",
                                         False),
+    # A fourth round from replies outside the corpus (each failed before it): a German
+    # "user unknown" at RCPT, qmail's rcpthosts refusal, RFC 5321's 551, an idle mailbox
+    "postfix_german_unknown.eml": one("bounce", "renate.alt@provider.example.de",
+                                      "userunknown", True),
+    "qmail_rcpthosts.eml": one("bounce", "sven@mx-only.example.net", "norelaying", False),
+    "sendmail_user_not_local.eml": one("bounce", "tom@oldjob.example", "hasmoved", True),
+    "exchange_inactivity.eml": one("bounce", "ulla@dormant.example", "suspend", False),
 }
 
 

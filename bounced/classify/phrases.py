@@ -82,11 +82,12 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "account frozen", "account is frozen", "disabled or discontinued",
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
         "extended inactivity", "account is not active", "mailbox is not active",
-        "tried to reach is inactive", "tried to reach is disabled",
+        "tried to reach is inactive", "tried to reach is disabled", "inactivity",
     )),
     ("hasmoved", (
         "has moved", "has been moved", "address has changed", "address has been changed",
         "no longer valid, please use", "user has moved", "mailbox has moved",
+        "user not local; please try", "not local, please try",  # RFC 5321's 551 reply
     )),
     # cPanel's Exim answer when the recipient's domain cannot be routed (it goes on to
     # guess at blocklists and DNS: the domain's absence is what it knows)
@@ -98,6 +99,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "does not relay", "cannot relay", "not configured to relay", "relay prohibited",
         "relaying is prohibited", "relaying disallowed", "not allowed to relay",
         "insecure mail relay", "relay not authorized", "open relay",
+        "allowed rcpthosts",  # qmail: "that domain isn't in my list of allowed rcpthosts"
     )),
     ("failedstarttls", (
         "does not support tls", "does not support starttls", "starttls failed",
@@ -191,6 +193,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "policy", "not permitted", "restricted", "violation",
         "administrative prohibition",  # Exim's reply when an ACL denies without a message
         "header error",  # a header the receiving system will not take
+        "content restriction",
     )),
     ("notaccept", (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
@@ -231,6 +234,16 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
+        # the same in the languages of European and Russian mail systems' own replies
+        "benutzer unbekannt", "unbekannter benutzer", "unbekannter empfänger",
+        "empfänger unbekannt", "empfaenger unbekannt", "empfänger existiert nicht",
+        "empfaenger existiert nicht", "postfach existiert nicht",  # de
+        "utilisateur inconnu", "destinataire inconnu", "adresse inexistante",  # fr
+        "usuario desconocido", "destinatario desconocido", "usuario no existe",  # es
+        "usuário desconhecido", "destinatário desconhecido",  # pt
+        "utente sconosciuto", "utente inesistente", "destinatario inesistente",  # it
+        "gebruiker onbekend", "onbekende gebruiker",  # nl
+        "nieznany użytkownik", "неизвестный пользователь", "нет такого пользователя",
     )),
     ("filtered", (
         "filter", "refuses", "recipient refused", "blocked the sender",
@@ -242,6 +255,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sender unknown", "unknown sender", "bad sender", "sender address", "return path",
         "return-path", "sender is", "senders", "permission to post", "not verified",
         "mail from", "valid from:", "from: domain",  # the From: header's address or domain
+        "expéditeur", "expediteur", "absender", "remitente", "mittente",  # "sender" (fr de es it)
     )),
     ("contenterror", (
         "media error", "mime part", "mime type", "mime structure", "mime format",
@@ -297,7 +311,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 # A regular expression over the normalised lowercase diagnostic; nothing may follow but
 # punctuation or a parenthesised comment.
 RECIPIENT_REFUSED = (r"\b(?:recipient address|recipient|address) (?:rejected|refused|"
-                     r"not accepted)\s*(?:$|[.(\[])")
+                     r"not accepted)\s*(?:$|[.(\[]|<?[^\s<>@]+@[^\s<>@]+>?\s*$)")
 
 # Failures to reach the receiving host at all: when the retries ran out (or are still
 # running) the message expired in the queue; the network is just why. (A routing failure,
