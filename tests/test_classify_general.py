@@ -118,6 +118,8 @@ EXPECTED: dict[str, Want] = {
     "qmail_rcpthosts.eml": one("bounce", "sven@mx-only.example.net", "norelaying", False),
     "sendmail_user_not_local.eml": one("bounce", "tom@oldjob.example", "hasmoved", True),
     "exchange_inactivity.eml": one("bounce", "ulla@dormant.example", "suspend", False),
+    # the remote refused our return path (at RCPT TO, with 5.1.0): never the recipient's fault
+    "postfix_sender_rejected.eml": one("bounce", "sam@corp.example", "rejected", False),
 }
 
 

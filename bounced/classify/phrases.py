@@ -113,8 +113,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "delivery not authorized",  # RFC 3463's own text for X.7.1
     )),
     ("authfailure", (
-        "spf check", "spf fail", "spf=fail", "spf: fail", "failed spf", "spf validation",
-        "spf verification", "spf permerror", "spf softfail", "spf record", "spf policy",
+        "spf check", "spf mail from check", "spf fail", "spf=fail", "spf: fail", "failed spf",
+        "spf validation", "spf verification", "spf permerror", "spf softfail", "spf record",
+        "spf policy",
         "sender policy framework", "not authorized to send on behalf",
         "domain owner has published", "dkim fail", "dkim check", "dkim verification",
         "dkim signature", "failed dkim", "dkim=fail", "invalid dkim", "dmarc",
@@ -183,6 +184,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "relay not allowed for this ip", "mail server is not authorized",
         "service unavailable; client host", "not authorized to send mail",
         "too many bad recipients from your ip", "smtp server of your isp", "your network",
+        "not accepted from this ip",
         "your host", "your server", "your mail server", "poor reputation",
         "access denied for ip", "ip address has been", "connection refused from",
     )),
@@ -304,6 +306,15 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "i/o error", "write error", "try later",
     )),
     ("rejected", VAGUE),
+)
+
+# A refusal that names the envelope sender as what was refused ("<a@b>: Sender address
+# rejected: Domain not found", Postfix's answer at RCPT TO): an unknown user or domain in
+# the words is the sender's, never the recipient's.
+SENDER_REFUSED: tuple[str, ...] = (
+    "sender address rejected", "sender rejected", "sender verify failed",
+    "sender verification failed", "domain of sender address", "sender domain not found",
+    "sender domain does not exist", "unverified sender",
 )
 
 # A refusal of the recipient with no reason given ("550 <addr>: Recipient address

@@ -11,8 +11,9 @@ The order of evidence:
 3. A "user unknown" in words only proves the address dead when the SMTP command that
    failed was RCPT TO, or when the reporting system answered for its own users (no
    remote SMTP reply); a remote "550 unknown user" at another or an unknown stage is
-   what content filters say, so it is reported as filtered. After MAIL FROM, an address
-   reason is about the sender (rejected).
+   what content filters say, so it is reported as filtered. After MAIL FROM, or when the
+   words say the sender was refused ("Sender address rejected: Domain not found"), an
+   address reason is about the sender (rejected), whatever the status code.
 4. Nothing said: the failing command (connection/HELO: blocked), the action (delayed:
    expired) or the generic code.
 """
@@ -28,6 +29,7 @@ from bounced.classify.phrases import (
     RECIPIENT_REFUSED,
     REMOTE_REPLY,
     REPORTER_LABELS,
+    SENDER_REFUSED,
     SMTP_COMMANDS,
 )
 from bounced.classify.providers import provider_reason
@@ -250,6 +252,9 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         phrase = phrase_reason(near_scan)
         reporter_says = bool(phrase) and not said.strip(" .:;<>")
     transient = status.startswith("4") or (not status and reply_code.startswith("4"))
+    if (by_code if specific else phrase) in ADDRESS_REASONS and any(
+            s in said for s in SENDER_REFUSED):
+        return "rejected"  # the unknown user or domain is the sender's
     if specific:
         if by_code in ADDRESS_REASONS:  # unless the words blame the sender or the mailer
             overriding = SENDER_SIDE | ({"mailererror"} | MAILBOX_STATES
