@@ -120,6 +120,15 @@ EXPECTED: dict[str, Want] = {
     "exchange_inactivity.eml": one("bounce", "ulla@dormant.example", "suspend", False),
     # the remote refused our return path (at RCPT TO, with 5.1.0): never the recipient's fault
     "postfix_sender_rejected.eml": one("bounce", "sam@corp.example", "rejected", False),
+    # Text-only reports of other systems: Exchange 2013 names the recipient twice (prose,
+    # then the code under "Diagnostic information for administrators"; failed before)
+    "exchange2013_text_ndr.eml": one("bounce", "john.doe@contoso.example", "userunknown", True),
+    "domino_not_listed.eml": one("bounce", "jane.roe@acme.example", "userunknown", True),
+    "gmail_address_not_found.eml": one("bounce", "old.friend@gmail.com", "userunknown", True),
+    "groupwise_undeliverable.eml": one("bounce", "max@gw.example", "userunknown", True),
+    "smartermail_mailbox_full.eml": one("bounce", "lucy@remote.example", "mailboxfull", False),
+    "m365_text_not_found.eml": one("bounce", "pat@fabrikam.example", "userunknown", True),
+    "mdaemon_transcript.eml": one("bounce", "nora@far.example", "userunknown", True),
 }
 
 

@@ -236,6 +236,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
+        "you entered couldn't be found", "you entered could not be found",  # Exchange's prose
         # the same in the languages of European and Russian mail systems' own replies
         "benutzer unbekannt", "unbekannter benutzer", "unbekannter empfänger",
         "empfänger unbekannt", "empfaenger unbekannt", "empfänger existiert nicht",

@@ -135,9 +135,15 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     for i, address, rest in hits:
         diagnostic = _diagnostic(lines, i, rest, starts)
         if address in seen:
-            prior = next(f for f in found if f.address == address)
-            if not prior.diagnostic and diagnostic:
+            # named again (Exchange's prose, then "Diagnostic information for
+            # administrators"): the later lines add the code the prose left out
+            k = next(k for k, f in enumerate(found) if f.address == address)
+            prior = found[k]
+            if diagnostic and not prior.diagnostic:
                 prior.diagnostic = diagnostic
+            elif diagnostic and not (prior.status or prior.reply_code) and (
+                    status_of(diagnostic) or reply_code_of(diagnostic)):
+                found[k] = _found(address, diagnostic + " " + prior.diagnostic, delayed, final)
             continue
         seen.add(address)
         found.append(_found(address, diagnostic, delayed, final))
