@@ -129,6 +129,13 @@ EXPECTED: dict[str, Want] = {
     "smartermail_mailbox_full.eml": one("bounce", "lucy@remote.example", "mailboxfull", False),
     "m365_text_not_found.eml": one("bounce", "pat@fabrikam.example", "userunknown", True),
     "mdaemon_transcript.eml": one("bounce", "nora@far.example", "userunknown", True),
+    # Not failures: a success notice (its reason was onhold before), an Exim delay warning,
+    # Microsoft's JMRP complaint, an out-of-office reply known only by its German subject
+    "postfix_success_notice.eml": one("delivered", "dave@fine.example", "delivered", False),
+    "exim_delay_warning.eml": one("delay", "slow@lagging.example", "mailboxfull", False),
+    "microsoft_jmrp_complaint.eml": one("complaint", "annoyed.user@hotmail.com", "feedback",
+                                        False),
+    "autoreply_german_subject.eml": one("autoreply", "klaus@firma.example", "vacation", False),
 }
 
 
