@@ -136,6 +136,10 @@ EXPECTED: dict[str, Want] = {
     "microsoft_jmrp_complaint.eml": one("complaint", "annoyed.user@hotmail.com", "feedback",
                                         False),
     "autoreply_german_subject.eml": one("autoreply", "klaus@firma.example", "vacation", False),
+    # vpopmail's closed address (the reporter's own user: dead) and a forwarding loop (the
+    # path, not the address); both were undefined before
+    "qmail_no_longer_accepts.eml": one("bounce", "gone@mail.example.net", "userunknown", True),
+    "postfix_forwarding_loop.eml": one("bounce", "loop@example.net", "networkerror", False),
 }
 
 

@@ -126,6 +126,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("requireptr", (
         "reverse dns", "reverse-dns", "reverse lookup", "rdns", "ptr record", "no ptr",
+        "ptr resource record", "dns ptr",
         "ptr lookup", "ptr-record", "no reverse", "cannot find your hostname",
         "cannot find your reverse", "cannot resolve your hostname", "hostname lookup failed",
         "ip name lookup failed", "not resolve your address", "reverse mapping",
@@ -237,6 +238,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
         "you entered couldn't be found", "you entered could not be found",  # Exchange's prose
+        "address no longer accepts mail",  # vpopmail / qmail: a closed address
         # the same in the languages of European and Russian mail systems' own replies
         "benutzer unbekannt", "unbekannter benutzer", "unbekannter empfänger",
         "empfänger unbekannt", "empfaenger unbekannt", "empfänger existiert nicht",
@@ -293,7 +295,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("networkerror", (
         "timed out", "timeout", "connection refused", "no route to host",
         "network is unreachable", "lost connection", "connection reset", "could not connect",
-        "unable to connect", "connect to", "mail loop", "loop detected", "loops back",
+        "unable to connect", "connect to", "mail loop", "forwarding loop", "loop detected",
+        "loops back",
         "routing loop", "too many hops", "connection closed", "network error", "dns error",
         "temporary lookup failure", "conversation with", "socket error", "did not accept our",
         "unable to contact", "protocol error", "connection dropped", "not reachable",
@@ -323,7 +326,7 @@ SENDER_REFUSED: tuple[str, ...] = (
 # A regular expression over the normalised lowercase diagnostic; nothing may follow but
 # punctuation or a parenthesised comment.
 RECIPIENT_REFUSED = (r"\b(?:recipient address|recipient|address) (?:rejected|refused|"
-                     r"not accepted)\s*(?:$|[.(\[]|<?[^\s<>@]+@[^\s<>@]+>?\s*$)")
+                     r"not accepted)\s*(?:<?[^\s<>@]+@[^\s<>@]+>?\s*)?(?:$|[.(\[])")
 
 # Failures to reach the receiving host at all: when the retries ran out (or are still
 # running) the message expired in the queue; the network is just why. (A routing failure,

@@ -1,0 +1,122 @@
+"""Generalisation: remote servers' replies, none taken from the corpus.
+
+Each row is a reply as a receiving system writes it (providers' postmaster pages, common
+MTA defaults), put into the report a Postfix relay writes around it ("<rcpt>: host ...
+said: REPLY (in reply to COMMAND command)"). The expectation is what the reply means under
+DESIGN.md: ``hard`` only when the address is proven dead; the sender's IP, reputation,
+content, authentication or return path never count against the recipient.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bounced.classify import classify
+
+REPORT = """\
+From: MAILER-DAEMON@relay.example.org (Mail Delivery System)
+To: bounce-k1.20251103.u5.00112233445566778899@bounces.example.org
+Subject: Undelivered Mail Returned to Sender
+Date: Mon, 3 Nov 2025 10:00:00 +0000
+
+This is the mail system at host relay.example.org.
+
+<{rcpt}>: host mx.{domain}[198.51.100.25] said: {reply} (in reply to
+    {command} command)
+"""
+
+# (reply, SMTP command, reasons accepted ("|"-separated), hard)
+REPLIES: tuple[tuple[str, str, str, bool], ...] = (
+    # the address does not exist
+    ("550 5.1.1 The email account that you tried to reach does not exist.", "RCPT",
+     "userunknown", True),
+    ("550 5.1.1 <rcpt@dest.example>: Recipient address rejected: User unknown in virtual "
+     "mailbox table", "RCPT", "userunknown", True),
+    ("550 5.1.1 <rcpt@dest.example>: user does not exist", "RCPT", "userunknown", True),
+    ("550 Requested action not taken: mailbox unavailable", "RCPT", "userunknown", True),
+    ("550 5.1.1 <rcpt@dest.example> Not our Customer", "RCPT", "userunknown", True),
+    ("550 Mailbox not found.", "RCPT", "userunknown", True),
+    ("550 sorry, no mailbox here by that name. (#5.1.1)", "RCPT", "userunknown", True),
+    ("550 Invalid recipient <rcpt@dest.example> (#5.1.1)", "RCPT", "userunknown", True),
+    ("550 #5.1.0 Address rejected rcpt@dest.example", "RCPT", "userunknown", True),
+    ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+     "RCPT", "userunknown", True),
+    ("550 Benutzer unbekannt", "RCPT", "userunknown", True),
+    ("550 5.1.1 utilisateur inconnu", "RCPT", "userunknown", True),
+    ("550 Usuario desconocido", "RCPT", "userunknown", True),
+    ("550 Der Empfaenger existiert nicht", "RCPT", "userunknown", True),
+    ("550 5.1.1 <rcpt@dest.example>: Recipient address rejected: Adresse d au moins un "
+     "destinataire invalide. Invalid recipient. OFR_416 [416]", "RCPT", "userunknown", True),
+    ("554 delivery error: dd This user doesn't have a yahoo.com account "
+     "(rcpt@yahoo.com) [0] - mta1000.mail.gq1.yahoo.com", "DATA", "userunknown", True),
+    ("551 User not local; please try <new@other.example>", "RCPT", "hasmoved", True),
+    ("550 5.1.2 Host unknown (Name server: dest.example: host not found)", "RCPT",
+     "hostunknown", True),
+    # the mailbox exists but cannot take mail now
+    ("552 5.2.2 Mailbox full", "RCPT", "mailboxfull", False),
+    ("452 4.2.2 The email account that you tried to reach is over quota", "RCPT",
+     "mailboxfull", False),
+    ("550 5.7.1 Email quota exceeded", "RCPT", "mailboxfull", False),
+    ("550 5.2.1 The email account that you tried to reach is disabled.", "RCPT", "suspend",
+     False),
+    ("554 30 Sorry, your message to rcpt@dest.example cannot be delivered. This account has "
+     "been disabled or discontinued [#102].", "DATA", "suspend", False),
+    ("550 Mailbox blocked due to inactivity", "RCPT", "suspend", False),
+    ("550 Message was not accepted -- invalid mailbox.  Local mailbox rcpt@mail.ru is "
+     "unavailable: account is disabled", "DATA", "suspend", False),
+    # the sender's IP, reputation or DNS
+    ("550 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using "
+     "zen.spamhaus.org", "RCPT", "blocked", False),
+    ("554 5.7.1 Rejected: IP in RBL", "RCPT", "blocked", False),
+    ("550 5.7.606 Access denied, banned sending IP [203.0.113.5]", "RCPT", "blocked", False),
+    ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.",
+     "RCPT", "blocked", False),
+    ("554 5.7.1 Client host rejected: cannot find your reverse hostname, [203.0.113.5]",
+     "RCPT", "requireptr", False),
+    ("550-Requested action not taken: mailbox unavailable 550 invalid DNS PTR resource "
+     "record, IP=203.0.113.5", "RCPT", "requireptr|blocked", False),
+    ("421 Too many concurrent SMTP connections from this IP address; please try again later.",
+     "RCPT", "ratelimited|speeding", False),
+    # the sender's authentication or return path
+    ("550 5.7.26 This message does not have authentication information or fails to pass "
+     "authentication checks (SPF or DKIM)", "DATA", "authfailure", False),
+    ("550 5.7.1 Unauthenticated email from example.org is not accepted due to domain's "
+     "DMARC policy", "DATA", "authfailure", False),
+    ("550 5.7.509 Access denied, sending domain example.org does not pass DMARC "
+     "verification", "DATA", "authfailure", False),
+    ("550 5.7.1 SPF MAIL FROM check failed", "RCPT", "authfailure", False),
+    ("553 5.7.1 <bounce@bounces.example.org>: Sender address rejected: Domain not found",
+     "RCPT", "rejected", False),
+    ("550 5.1.0 <bounce@bounces.example.org>: Sender address rejected: User unknown in "
+     "local recipient table", "RCPT", "rejected", False),
+    ("550 Adresse d'expediteur refusee", "MAIL FROM", "rejected", False),
+    # the content
+    ("554 5.7.1 Message rejected as spam by Content Filtering.", "DATA", "spamdetected",
+     False),
+    ("550 High probability of spam", "DATA", "spamdetected", False),
+    ("554 DT:SPM 163 mx14,QMCowECpq0V4qfplRQ==.37411S2 1710000000, please see "
+     "http://mail.163.com/help/help_spam_16.htm?ip=203.0.113.5", "DATA",
+     "spamdetected|blocked", False),
+    ("550 Message rejected because it contains a virus", "DATA", "virusdetected", False),
+    ("552 5.3.4 Message size exceeds fixed limit", "DATA", "emailtoolarge", False),
+    ("550 5.7.1 Message rejected due to content restrictions", "DATA",
+     "policyviolation|contenterror", False),
+    # relaying and the path
+    ("553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "RCPT",
+     "norelaying", False),
+    ("554 5.7.1 <rcpt@dest.example>: Relay access denied", "RCPT", "norelaying", False),
+    ("554 5.4.14 Hop count exceeded - possible mail loop", "DATA", "networkerror", False),
+)
+
+
+@pytest.mark.parametrize(("reply", "command", "reasons", "hard"), REPLIES,
+                         ids=[r[0][:48] for r in REPLIES])
+def test_reply(reply: str, command: str, reasons: str, hard: bool) -> None:
+    """The reply's reason is one of those accepted and it is hard only if the address is dead."""
+    rcpt = "rcpt@dest.example"
+    raw = REPORT.format(rcpt=rcpt, domain="dest.example", reply=reply, command=command)
+    report = classify(raw.encode())
+    got = [(r.address, r.reason, r.hard) for r in report.recipients]
+    assert len(got) == 1 and got[0][0] == rcpt, got
+    assert got[0][1] in reasons.split("|"), got
+    assert got[0][2] == hard, got
