@@ -160,3 +160,29 @@ def test_general_sample(name: str) -> None:
                                                                 strict=True):
         assert reason in reasons, (address, reason, sorted(reasons))
         assert hard == want_hard, (address, reason, hard)
+
+
+AUTOREPLY_SUBJECTS = (
+    "Automatische Antwort: Weekly digest", "Réponse automatique : Weekly digest",
+    "Respuesta automática: Weekly digest", "Risposta automatica: Weekly digest",
+    "Automatisch antwoord: Weekly digest", "Autosvar: Weekly digest",
+    "Resposta automática: Weekly digest", "Automaattinen vastaus: Weekly digest",
+    "Automatická odpověď: Weekly digest", "Odpowiedź automatyczna: Weekly digest",
+    "Автоматический ответ: Weekly digest", "自動応答: Weekly digest", "自动回复: Weekly digest",
+)
+
+
+@pytest.mark.parametrize("subject", AUTOREPLY_SUBJECTS)
+@pytest.mark.parametrize("encoded", [True, False], ids=["rfc2047", "raw-utf8"])
+def test_autoreply_subject_in_any_language(subject: str, encoded: bool) -> None:
+    """An out-of-office reply known only by its subject (as Exchange and Outlook localise
+    it), whether the subject is RFC 2047-encoded or raw UTF-8, is an auto-reply."""
+    from email.header import Header
+
+    value = Header(subject, "utf-8").encode() if encoded else subject
+    raw = (f"From: Someone <someone@corp.example>\nTo: bounce-x@bounces.example.org\n"
+           f"Subject: {value}\nDate: Mon, 3 Nov 2025 10:00:00 +0000\nMIME-Version: 1.0\n"
+           "Content-Type: text/plain; charset=utf-8\n\nI am away until Monday.\n").encode()
+    report = classify(raw)
+    assert report.kind == "autoreply"
+    assert [r.address for r in report.recipients] == ["someone@corp.example"]

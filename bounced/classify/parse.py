@@ -11,7 +11,7 @@ import contextlib
 import email
 import re
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 
@@ -53,12 +53,29 @@ def parse(raw: bytes) -> Message:
     return parse_bytes(bound(bytes(raw)))
 
 
+def _raw_8bit(text: str) -> str:
+    """A header with unencoded 8-bit bytes (which the parser keeps as surrogates) decoded
+    as UTF-8, or Latin-1 when it is not UTF-8 (RFC 6532 headers, careless mailers)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def header(msg: Message, name: str) -> str:
     """A header decoded to text (RFC 2047), whitespace normalised, capped; '' if absent."""
     value = msg.get(name)
     if value is None:
         return ""
-    text = str(value)[:MAX_HEADER]
+    if isinstance(value, Header):  # unencoded 8-bit bytes: the parser's raw text has them
+        value = next((v for k, v in msg.raw_items() if k.lower() == name), "")
+        text = _raw_8bit(str(value)[:MAX_HEADER])
+    else:
+        text = str(value)[:MAX_HEADER]
     if "=?" in text:
         with contextlib.suppress(Exception):  # a broken encoded word: keep the raw text
             text = str(make_header(decode_header(text)))

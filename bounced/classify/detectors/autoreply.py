@@ -10,7 +10,11 @@ from bounced.classify.parse import Mail, header
 _SUBJECT = re.compile(
     r"(?i)\b(auto[ -]?(reply|response|respons|antwort|matic reply)|out of (the )?office|"
     r"vacation|away from|absence|abwesen|r[ée]ponse automatique|automatisk svar|"
-    r"自動返信|不在)"
+    r"automatische antwort|automatisch antwoord|autosvar|respuesta autom[áa]tica|"
+    r"risposta automatica|resposta autom[áa]tica|automaattinen vastaus|"
+    r"automatick[áa] odpov[ěe]ď|odpowied[źz] automatyczna|automatikus v[áa]lasz|"
+    r"r[ăa]spuns automat|otomatik yan[ıi]t|автоматический ответ|автоматична відповідь|"  # noqa: RUF001
+    r"αυτόματη απάντηση|自動返信|自動応答|自动回复|자동 응답|不在)"
 )
 _DAEMON = re.compile(r"(?i)mailer-daemon|postmaster|mail delivery|mail administrator")
 _BOUNCE_SUBJECT = re.compile(
