@@ -147,11 +147,11 @@ def sqlite_prefill(path: Path, n: int, end: int) -> None:
         conn.execute("BEGIN")
         conn.execute(
             series + "INSERT INTO messages (id, received_at, peer, mail_from, rcpt_to, subject, "
-            "stream, key_id, send_day, fingerprint, token_id, size, raw, state, attempts, "
+            "stream, key_id, send_day, fingerprint, token_id, size, state, attempts, "
             "next_attempt_at, kind, classification, processed_at, raw_purged_at) "
             "SELECT x, recv, '192.0.2.25', '', 'bounce-' || token_id || '@bounces.example.org', "
             "subject, NULL, 'k1', date(sday * 86400, 'unixepoch'), fp, token_id, "
-            "2000 + x % 6000, NULL, 'done', 1, recv, 'bounce', ?, recv + 1, recv + 30 * 86400 "
+            "2000 + x % 6000, 'done', 1, recv, 'bounce', ?, recv + 1, recv + 30 * 86400 "
             f"FROM ({rows})", (lo, hi, CLASSIFICATION))
         conn.execute(
             series + "INSERT INTO incidents (id, message_id, subject, fingerprint, address, "
@@ -222,12 +222,12 @@ async def pg_prefill(url: str, n: int, end: int) -> None:
             rows = "SELECT * FROM generated"
             await conn.execute(
                 "INSERT INTO messages (id, received_at, peer, mail_from, rcpt_to, "
-                "subject, stream, key_id, send_day, fingerprint, token_id, size, raw, state, "
+                "subject, stream, key_id, send_day, fingerprint, token_id, size, state, "
                 "attempts, next_attempt_at, kind, classification, processed_at, raw_purged_at) "
                 "OVERRIDING SYSTEM VALUE "
                 "SELECT x, to_timestamp(recv), '192.0.2.25', '', "
                 "'bounce-' || token_id || '@bounces.example.org', subject, NULL, 'k1', "
-                "date '1970-01-01' + sday::int, fp, token_id, 2000 + x % 6000, NULL, 'done', 1, "
+                "date '1970-01-01' + sday::int, fp, token_id, 2000 + x % 6000, 'done', 1, "
                 "to_timestamp(recv), 'bounce', $1::jsonb, to_timestamp(recv + 1), "
                 f"to_timestamp(recv + 30 * 86400) FROM ({rows}) AS r", CLASSIFICATION)
             await conn.execute(

@@ -80,7 +80,8 @@ INSERT_EVENT = (
     "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
     "VALUES ($1, $2, $3, $4, $5::json, $6) ON CONFLICT (id) DO NOTHING"
 )
-# Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order.
+# Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order;
+# with each its raw body (its own table since migration 0005; NULL once purged).
 CLAIM = f"""
 WITH expired AS (
     SELECT id FROM messages WHERE state = '{PROCESSING}' AND claimed_until < $1
@@ -90,12 +91,16 @@ WITH expired AS (
     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED
 ), chosen AS (
     SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4
+), claimed AS (
+    UPDATE messages m SET state = '{PROCESSING}', claimed_by = $2, claimed_until = $3,
+        attempts = m.attempts + 1
+    FROM chosen WHERE m.id = chosen.id
+    RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.key_id,
+        m.send_day, m.fingerprint, m.token_id, m.attempts
 )
-UPDATE messages m SET state = '{PROCESSING}', claimed_by = $2, claimed_until = $3,
-    attempts = m.attempts + 1
-FROM chosen WHERE m.id = chosen.id
-RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.key_id,
-    m.send_day, m.fingerprint, m.token_id, m.raw, m.attempts
+SELECT c.id, c.received_at, c.mail_from, c.rcpt_to, c.subject, c.stream, c.key_id, c.send_day,
+    c.fingerprint, c.token_id, r.raw, c.attempts
+FROM claimed c LEFT JOIN message_raw r ON r.message_id = c.id
 """
 
 
@@ -183,18 +188,24 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
             await conn.fetchval("SELECT 1")
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
-        """One INSERT for the whole group (one round trip, atomic on its own). Its rows take
-        their ids from the sequence in array order, so the ids sorted are the messages'."""
+        """One statement for the whole group (one round trip, atomic on its own): each message
+        takes its id from the sequence first, so its row and its raw body's row get the same
+        one; the ids are returned in the messages' order."""
         if not messages:
             return []
         async with self._conn() as conn:
             rows = await conn.fetch(
-                "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
-                "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
-                "SELECT r, p, f, t, s, st, k, d, fp, ti, z, w, $13, r FROM unnest("
-                "$1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-                "$7::text[], $8::date[], $9::text[], $10::text[], $11::int[], $12::bytea[]) "
-                "AS u(r, p, f, t, s, st, k, d, fp, ti, z, w) RETURNING id",
+                "WITH u AS (SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, "
+                "u.* FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], "
+                "$5::text[], $6::text[], $7::text[], $8::date[], $9::text[], $10::text[], "
+                "$11::int[], $12::bytea[]) WITH ORDINALITY AS u(r, p, f, t, s, st, k, d, fp, ti, "
+                "z, w, n)), "
+                "m AS (INSERT INTO messages (id, received_at, peer, mail_from, rcpt_to, subject, "
+                "stream, key_id, send_day, fingerprint, token_id, size, state, next_attempt_at) "
+                "OVERRIDING SYSTEM VALUE SELECT id, r, p, f, t, s, st, k, d, fp, ti, z, $13, r "
+                "FROM u), "
+                "b AS (INSERT INTO message_raw (message_id, raw) SELECT id, w FROM u) "
+                "SELECT id FROM u ORDER BY n",
                 [m.received_at for m in messages], [m.peer for m in messages],
                 [m.mail_from for m in messages], [m.rcpt_to for m in messages],
                 [m.token.subject for m in messages], [m.token.stream for m in messages],
@@ -202,7 +213,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                 [m.token.fingerprint for m in messages], [m.token.token_id for m in messages],
                 [len(m.raw) for m in messages], [m.raw for m in messages], PENDING,
             )
-        return sorted(int(r[0]) for r in rows)
+        return [int(r[0]) for r in rows]
 
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int

@@ -32,8 +32,10 @@ INCIDENT_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
     "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "raw IS NOT NULL"
+    "EXISTS (SELECT 1 FROM message_raw WHERE message_id = messages.id)"
 )
+# Messages whose raw body is kept (done ones lose it to retention).
+HAS_RAW = "id IN (SELECT message_id FROM message_raw)"
 ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
 
 
@@ -135,7 +137,9 @@ class PostgresAdmin:
     ) -> tuple[MessageInfo, bytes | None, list[Incident]]:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = $1", message_id
+                f"SELECT {MESSAGE_COLUMNS}, "
+                "(SELECT raw FROM message_raw WHERE message_id = messages.id) FROM messages "
+                "WHERE id = $1", message_id
             )
             if row is None:
                 raise NotFound(f"no stored message with id {message_id}")
@@ -154,12 +158,12 @@ class PostgresAdmin:
             by_id = await conn.execute(
                 "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0, "
                 "claimed_by = NULL, claimed_until = NULL WHERE id = ANY($3::bigint[]) "
-                "AND state != $4 AND raw IS NOT NULL",
+                f"AND state != $4 AND {HAS_RAW}",
                 PENDING, now, list(ids), PROCESSING,
             )
             by_state = await conn.execute(
                 "UPDATE messages SET state = $1, next_attempt_at = $2, attempts = 0 "
-                "WHERE state = ANY($3::text[]) AND raw IS NOT NULL",
+                f"WHERE state = ANY($3::text[]) AND {HAS_RAW}",
                 PENDING, now, list(states),
             )
         return _rowcount(by_id) + _rowcount(by_state)
@@ -170,8 +174,8 @@ class PostgresAdmin:
         async with self._tx() as conn:
             if dry_run:
                 raw = await conn.fetchval(
-                    "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = $1 "
-                    "AND received_at < $2",
+                    "SELECT COUNT(*) FROM message_raw r JOIN messages m ON m.id = r.message_id "
+                    "WHERE m.state = $1 AND m.received_at < $2",
                     DONE, raw_before,
                 )
                 old = await conn.fetchval(
@@ -179,8 +183,10 @@ class PostgresAdmin:
                 )
                 return {"raw_messages": int(raw), "incidents": int(old)}
             raw = _rowcount(await conn.execute(
-                "UPDATE messages SET raw = NULL, raw_purged_at = now() WHERE raw IS NOT NULL "
-                "AND state = $1 AND received_at < $2",
+                "WITH gone AS (DELETE FROM message_raw r USING messages m "
+                "WHERE m.id = r.message_id AND m.state = $1 AND m.received_at < $2 "
+                "RETURNING r.message_id) "
+                "UPDATE messages SET raw_purged_at = now() FROM gone WHERE id = gone.message_id",
                 DONE, raw_before,
             ))
             old = _rowcount(await conn.execute(

@@ -51,11 +51,13 @@ from bounced.store.sqlite_outbox import SQLiteOutbox
 UTC = dt.UTC
 # The planner sees at most this many of an address's counting incidents (as in postgres.py).
 HISTORY_LIMIT = 1000
+# The raw body (its own table, migration 0005) is read by a subquery of RETURNING: one statement.
 CLAIM = (
     "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
     "WHERE id IN (SELECT id FROM messages WHERE (state = ? AND next_attempt_at <= ?) OR "
     "(state = ? AND claimed_until < ?) ORDER BY id LIMIT ?) RETURNING id, received_at, "
-    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, raw, attempts"
+    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, "
+    "(SELECT raw FROM message_raw WHERE message_id = messages.id), attempts"
 )
 
 
@@ -182,35 +184,25 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
             raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
-        """One multi-row INSERT, its own (implicit) transaction: one trip to aiosqlite's thread
-        per batch, committed (synchronous=FULL) before it returns.
+        """The messages and their raw bodies in one transaction, in one trip to aiosqlite's
+        thread: one multi-row INSERT into each table, committed (synchronous=FULL) before it
+        returns.
 
         The ids come from the last one: the rows of one INSERT get consecutive ids, in VALUES
         order (AUTOINCREMENT: each the largest so far plus one, under the write lock). RETURNING
         would read them one step at a time, and each step waits for the GIL again."""
         if not messages:
             return []
-        rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(messages))
         params: list[Any] = []
         for m in messages:
             params += (
                 m.received_at.timestamp(), m.peer, m.mail_from, m.rcpt_to, m.token.subject,
                 m.token.stream, m.token.key_id, m.token.day.isoformat(), m.token.fingerprint,
-                m.token.token_id, len(m.raw), m.raw, PENDING, m.received_at.timestamp(),
+                m.token.token_id, len(m.raw), PENDING, m.received_at.timestamp(),
             )
-        sql = ("INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
-               "key_id, send_day, fingerprint, token_id, size, raw, state, next_attempt_at) "
-               f"VALUES {rows}")
-        if self._conn is None:
-            raise StoreUnavailable("store is not open")
-        conn = self._conn
         try:
-            async with self._lock:
-                last: int = await conn._execute(  # type: ignore[no-untyped-call]
-                    _insert_conn, conn, sql, params)
-        except sqlite3.OperationalError as exc:
-            raise _store_error(exc, "SQLite insert failed") from exc
-        except sqlite3.Error as exc:
+            last = await self._transact(_insert_tx, params, [m.raw for m in messages])
+        except sqlite3.Error as exc:  # an OperationalError arrives as StoreError already
             raise StoreError(f"SQLite insert failed: {exc}") from exc
         return list(range(last - len(messages) + 1, last + 1))
 
@@ -320,15 +312,24 @@ def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list
     return _q(conn._conn, sql, params)  # in aiosqlite's thread
 
 
-def _insert_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
-    """An INSERT in autocommit mode (its own transaction); the id of its last row."""
-    cur = conn._conn.execute(sql, params)  # in aiosqlite's thread
+def _insert_tx(db: sqlite3.Connection, params: Sequence[Any], raws: Sequence[bytes]) -> int:
+    """The messages (13 parameters each) and then their raw bodies; the id of the last message."""
+    rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(raws))
+    cur = db.execute(
+        "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, key_id, "
+        f"send_day, fingerprint, token_id, size, state, next_attempt_at) VALUES {rows}", params)
     try:
         last = cur.lastrowid
     finally:
         cur.close()
     if last is None:
         raise StoreError("SQLite insert reported no row id")
+    first = last - len(raws) + 1
+    bodies: list[Any] = []
+    for n, raw in enumerate(raws):
+        bodies += (first + n, raw)
+    db.execute("INSERT INTO message_raw (message_id, raw) VALUES "
+               + ",".join(["(?,?)"] * len(raws)), bodies).close()
     return last
 
 

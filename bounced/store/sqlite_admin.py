@@ -43,8 +43,10 @@ INCIDENT_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
     "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "raw IS NOT NULL"
+    "EXISTS (SELECT 1 FROM message_raw WHERE message_id = messages.id)"
 )
+# Messages whose raw body is kept (done ones lose it to retention).
+HAS_RAW = "id IN (SELECT message_id FROM message_raw)"
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
@@ -132,7 +134,9 @@ class SQLiteAdmin:
 
     async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
         rows = await self._read(
-            f"SELECT {MESSAGE_COLUMNS}, raw FROM messages WHERE id = ?", (message_id,)
+            f"SELECT {MESSAGE_COLUMNS}, (SELECT raw FROM message_raw "
+            "WHERE message_id = messages.id) FROM messages WHERE id = ?",
+            (message_id,),
         )
         if not rows:
             raise NotFound(f"no stored message with id {message_id}")
@@ -150,14 +154,14 @@ class SQLiteAdmin:
                 rows = await self._execute(
                     "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0, "
                     "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state != ? "
-                    "AND raw IS NOT NULL RETURNING id",
+                    f"AND {HAS_RAW} RETURNING id",
                     (PENDING, now, message_id, PROCESSING),
                 )
                 total += len(rows)
             for state in states:
                 rows = await self._execute(
                     "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0 "
-                    "WHERE state = ? AND raw IS NOT NULL RETURNING id",
+                    f"WHERE state = ? AND {HAS_RAW} RETURNING id",
                     (PENDING, now, state),
                 )
                 total += len(rows)
@@ -166,21 +170,24 @@ class SQLiteAdmin:
     async def purge(
         self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
     ) -> dict[str, int]:
+        # Done messages received before the cutoff whose raw body is still kept.
+        expired = (f"state = ? AND received_at < ? AND {HAS_RAW}", (DONE, raw_before.timestamp()))
         async with self._tx():
-            raw = await self._execute(
-                "SELECT COUNT(*) FROM messages WHERE raw IS NOT NULL AND state = ? "
-                "AND received_at < ?",
-                (DONE, raw_before.timestamp()),
-            )
+            raw = await self._execute(f"SELECT COUNT(*) FROM messages WHERE {expired[0]}",
+                                      expired[1])
             old = await self._execute(
                 "SELECT COUNT(*) FROM incidents WHERE received_at < ?",
                 (incidents_before.timestamp(),),
             )
             if not dry_run:
                 await self._execute(
-                    "UPDATE messages SET raw = NULL, raw_purged_at = ? WHERE raw IS NOT NULL "
-                    "AND state = ? AND received_at < ?",
-                    (dt.datetime.now(UTC).timestamp(), DONE, raw_before.timestamp()),
+                    f"UPDATE messages SET raw_purged_at = ? WHERE {expired[0]}",
+                    (dt.datetime.now(UTC).timestamp(), *expired[1]),
+                )
+                await self._execute(
+                    "DELETE FROM message_raw WHERE message_id IN "
+                    f"(SELECT id FROM messages WHERE {expired[0]})",
+                    expired[1],
                 )
                 await self._execute(
                     "DELETE FROM incidents WHERE received_at < ?",
