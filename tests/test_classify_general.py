@@ -2,8 +2,9 @@
 
 Each sample in ``tests/classify/general`` was written from how the system phrases the
 failure (Postfix, Exim, Sendmail, qmail, Courier, Zimbra, Microsoft 365 / Exchange /
-Outlook.com, Gmail, Yahoo, Mimecast, Proofpoint, fml), plus an RFC 3834 auto-reply, an ARF
-complaint, an RFC 6533 global DSN, a two-recipient DSN and a DSN whose original is a DSN.
+Outlook.com, Gmail, Yahoo, Mimecast, Proofpoint, Domino, GroupWise, MDaemon, fml...), plus
+RFC 3834 auto-replies, ARF complaints, RFC 8098 read receipts, an RFC 6533 global DSN, a
+two-recipient DSN and a DSN whose original is a DSN.
 The expectations are what the message means under DESIGN.md (``hard`` only for an address
 proven dead; the sender's IP, reputation, content or authentication never count), not
 what the classifier happened to answer. Where two reasons are both faithful to the words
@@ -140,6 +141,10 @@ EXPECTED: dict[str, Want] = {
     # path, not the address); both were undefined before
     "qmail_no_longer_accepts.eml": one("bounce", "gone@mail.example.net", "userunknown", True),
     "postfix_forwarding_loop.eml": one("bounce", "loop@example.net", "networkerror", False),
+    # read receipts (RFC 8098): the message reached a mailbox, even one deleted unread
+    # (both were "unknown" before, which alerted the application as unrecognised bounces)
+    "mdn_read_receipt.eml": one("delivered", "reader@corp.example", "delivered", False),
+    "mdn_deleted_unread.eml": one("delivered", "reader@corp.example", "delivered", False),
 }
 
 

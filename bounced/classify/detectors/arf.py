@@ -19,7 +19,8 @@ FEEDBACK_TYPES = ("abuse", "fraud", "virus", "other", "not-spam", "auth-failure"
 RECIPIENT_HEADERS = ("x-hmxmroriginalrecipient", "x-original-to", "original-rcpt-to", "to")
 
 
-def _fields(part: Message) -> dict[str, str]:
+def report_fields(part: Message) -> dict[str, str]:
+    """The fields of a report part (feedback report, disposition notification), lowercased."""
     payload = part.get_payload()
     if isinstance(payload, list):
         fields: dict[str, str] = {}
@@ -65,7 +66,7 @@ class ARFDetector:
         """A complaint with its feedback type and complained-about recipient, or None."""
         for part in mail.parts:
             if part.get_content_type() == "message/feedback-report":
-                fields = _fields(part)
+                fields = report_fields(part)
                 ftype = fields.get("feedback-type", "abuse").strip().lower() or "abuse"
                 address = ""
                 for name in ("original-rcpt-to", "removal-recipient"):
