@@ -142,6 +142,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self._wake = asyncio.Event()
         self._leftover: list[Job] = []
+        # Jobs claimed in the transaction that finished the last batch (stores that finish a
+        # batch before claiming the next: one commit for both).
+        self._next: list[Job] = []
         # The batch being finished (its jobs, and the task finishing them).
         self._finishing: tuple[list[Job], asyncio.Task[None]] | None = None
         self._stopping = False
@@ -155,6 +158,10 @@ class Worker:
         # One line per message: a logger bound once (structlog's module-level proxy binds
         # anew on every call).
         self._log = log.bind()
+
+    @property
+    def _lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.settings.worker.lease_seconds)
 
     def wake(self) -> None:
         self._wake.set()
@@ -172,6 +179,11 @@ class Worker:
                         wake=self._wake, stopping=lambda: self._stopping, tick=tick)
         try:
             await self._settle()
+            # Claimed with the last finish: a claimed batch is finished even when stopping (no
+            # further claim then).
+            while self._next:
+                jobs, self._next = self._next, []
+                await self._process_batch(jobs)
         except Exception as exc:  # its jobs are taken again when their lease expires
             log.error("worker.last_batch_failed", error=repr(exc))
         self.flush_report()
@@ -189,24 +201,39 @@ class Worker:
             self.flush_report()
 
     async def _run_batch(self) -> int:
-        ws = self.settings.worker
-        # Jobs still claimed from a batch the store went away in the middle of come first:
-        # left alone they would wait for their lease to expire.
-        jobs, self._leftover = self._leftover, []
-        if not jobs:
-            if self._short:
-                # The last claim did not fill a batch: let the jobs arriving now gather for a
-                # moment, so a worker that keeps up still claims and commits them in batches
-                # (one transaction, one fsync, for many) instead of one by one.
-                await asyncio.sleep(BATCH_LINGER)
-            jobs = await self.store.claim(
-                self.name, self.now(), dt.timedelta(seconds=ws.lease_seconds), ws.batch_size
-            )
-        self._short = len(jobs) < ws.batch_size
+        jobs = await self._next_jobs()
         if not jobs:
             await self._settle()
             return 0
-        # A claimed batch is finished even when stopping, for the same reason.
+        return await self._process_batch(jobs)
+
+    async def _next_jobs(self) -> list[Job]:
+        """The jobs to process next: those still claimed from a batch the store went away in the
+        middle of (left alone they would wait for their lease to expire), else those claimed
+        with the last finish, topped up by a claim when they do not fill a batch."""
+        ws = self.settings.worker
+        jobs, self._leftover = self._leftover, []
+        if jobs:
+            return jobs
+        jobs, self._next = self._next, []
+        if len(jobs) < ws.batch_size:
+            if self._short:
+                # The last look at the queue did not fill a batch: let the jobs arriving now
+                # gather for a moment, so a worker that keeps up still claims and commits them
+                # in batches (one transaction, one fsync, for many) instead of one by one.
+                await asyncio.sleep(BATCH_LINGER)
+            try:
+                jobs += await self.store.claim(self.name, self.now(), self._lease,
+                                               ws.batch_size - len(jobs))
+            except StoreUnavailable:
+                self._leftover = jobs
+                raise
+        self._short = len(jobs) < ws.batch_size
+        return jobs
+
+    async def _process_batch(self, jobs: list[Job]) -> int:
+        """Classify and finish claimed jobs; return how many. A claimed batch is finished even
+        when stopping."""
         if self.batch_commit:
             try:
                 ready = await self._prepare_batch(jobs)
@@ -283,8 +310,14 @@ class Worker:
         (one fsync) for the batch. At-least-once holds: no job is done before that commit,
         and a batch not committed is claimed again."""
         started = time.perf_counter()
-        results = await self.store.finish_batch([(j, o, p) for j, _, o, p in ready], self.name,
-                                                self.now())
+        items = [(j, o, p) for j, _, o, p in ready]
+        if self.store.overlap_finish or self._stopping:
+            results = await self.store.finish_batch(items, self.name, self.now())
+        else:
+            # The next batch's claim rides in the same transaction (one commit less per batch).
+            results, self._next = await self.store.finish_and_claim(
+                items, self.name, self.now(), self._lease, self.settings.worker.batch_size)
+            self._short = len(self._next) < self.settings.worker.batch_size
         elapsed = (time.perf_counter() - started) / len(ready)
         for (job, report, _, _), result in zip(ready, results, strict=True):
             self._tally.seconds.append(elapsed)

@@ -235,7 +235,8 @@ async def test_history_is_counting_incidents_only_and_bounded(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The planner is shown the newest counting incidents, oldest first, at most HISTORY_LIMIT."""
-    monkeypatch.setattr(sys.modules[type(store).__module__], "HISTORY_LIMIT", 2)
+    module = type(store).__module__
+    monkeypatch.setattr(sys.modules[module.replace(".sqlite", ".sqlite_jobs")], "HISTORY_LIMIT", 2)
     planner = Planner(threshold=100)
     for n, reason in enumerate(["userunknown", "blocked", "userunknown", "userunknown",
                                 "blocked", "userunknown"]):

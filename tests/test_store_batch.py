@@ -126,3 +126,45 @@ async def test_batch_reprocessed_job_replaces_its_incidents(store: Store) -> Non
     [again] = await store.claim("w2", NOW + dt.timedelta(days=1), LEASE, 10)
     await store.finish_batch([(again, outcome(again), Planner())], "w2", NOW)
     assert len(await store.incidents("s1", "fp1")) == 1
+
+
+async def test_finish_and_claim_records_the_batch_and_claims_the_next(store: Store) -> None:
+    """finish_and_claim records and marks done the batch, and claims the next jobs (with their
+    raw bodies and the attempt counted), never one of the batch just finished."""
+    ids = await store.add_messages([message(f"t{n}", subject=f"s{n}") for n in range(5)])
+    jobs = await store.claim("w", NOW, LEASE, 2)
+    results, following = await store.finish_and_claim(
+        [(j, outcome(j), Planner()) for j in jobs], "w", NOW, LEASE, 2)
+    assert all(isinstance(r, Plan) for r in results)
+    assert [j.id for j in following] == ids[2:4]
+    assert following[0].raw == b"raw message t2\r\n" and following[0].attempts == 1
+    assert await store.queue_counts() == {"pending": 1, "processing": 2, "done": 2,
+                                          "failed": 0, "quarantined": 0}
+    results, following = await store.finish_and_claim(
+        [(j, outcome(j), Planner()) for j in following], "w", NOW, LEASE, 2)
+    assert len(results) == 2 and [j.id for j in following] == ids[4:]
+    assert (await store.queue_counts())["done"] == 4
+
+
+async def test_finish_and_claim_with_a_failing_job_still_claims(store: Store) -> None:
+    """A job whose recording fails is returned as its exception and stays claimed; the others
+    are done, and the next jobs are claimed all the same."""
+    ids = await store.add_messages([message(f"t{n}", subject=f"s{n}") for n in range(4)])
+    jobs = await store.claim("w", NOW, LEASE, 2)
+    results, following = await store.finish_and_claim(
+        [(jobs[0], outcome(jobs[0]), Failing()), (jobs[1], outcome(jobs[1]), Planner())],
+        "w", NOW, LEASE, 10)
+    assert isinstance(results[0], RuntimeError) and isinstance(results[1], Plan)
+    assert [j.id for j in following] == ids[2:]
+    counts = await store.queue_counts()
+    assert (counts["done"], counts["processing"]) == (1, 3)
+    assert await store.incidents("s0", "fp1") == []
+
+
+async def test_finish_and_claim_of_nothing_only_claims(store: Store) -> None:
+    """With no job to finish, finish_and_claim is a claim."""
+    ids = await store.add_messages([message("t1", received=NOW + dt.timedelta(minutes=1))])
+    assert await store.finish_and_claim([], "w", NOW, LEASE, 5) == ([], [])  # not yet due
+    results, following = await store.finish_and_claim(
+        [], "w", NOW + dt.timedelta(minutes=2), LEASE, 5)
+    assert results == [] and [j.id for j in following] == ids

@@ -1,5 +1,7 @@
-"""The worker finishes a batch while it classifies the next (stores with overlap_finish): every
-job is still finished once, and a batch the store went away in the middle of comes first."""
+"""The worker's batch pipeline. With stores that have overlap_finish it finishes a batch while
+it classifies the next: every job is still finished once, and a batch the store went away in
+the middle of comes first. With the others it claims the next batch in the transaction that
+finishes the last: every job is still finished once, and a stopped worker leaves none claimed."""
 
 from __future__ import annotations
 
@@ -101,5 +103,79 @@ async def test_batch_lost_to_an_outage_comes_first_after_it(tmp_path: Path) -> N
         finishes = [ids for call, ids in store.calls if call == "finish"]
         # The failed batch first, then the one classified meanwhile (together: both are ready).
         assert finishes[1][:3] == finishes[0], "the failed batch was not the next one finished"
+    finally:
+        await inner.close()
+
+
+class InOrder:
+    """A real SQLite store (which finishes a batch before claiming the next) that records the
+    calls the worker makes, and can stop the worker after a number of finish_and_claim calls."""
+
+    overlap_finish = False
+
+    def __init__(self, store: Store, stop_after: int = 0) -> None:
+        self._store = store
+        self.stop_after = stop_after
+        self.worker: Worker | None = None
+        self.calls: list[tuple[str, list[int]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta,
+                    limit: int) -> list[Job]:
+        jobs = await self._store.claim(worker, now, lease, limit)
+        self.calls.append(("claim", [j.id for j in jobs]))
+        return jobs
+
+    async def finish_batch(self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
+                           now: dt.datetime) -> list[Plan | Exception | None]:
+        self.calls.append(("finish", [j.id for j, _, _ in items]))
+        return await self._store.finish_batch(items, worker, now)
+
+    async def finish_and_claim(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
+        lease: dt.timedelta, limit: int,
+    ) -> tuple[list[Plan | Exception | None], list[Job]]:
+        results, jobs = await self._store.finish_and_claim(items, worker, now, lease, limit)
+        self.calls.append(("finish+claim", [j.id for j in jobs]))
+        if self.worker is not None and len(
+                [c for c, _ in self.calls if c == "finish+claim"]) == self.stop_after:
+            self.worker.stop()
+        return results, jobs
+
+
+async def test_in_order_store_claims_the_next_batch_with_the_finish(tmp_path: Path) -> None:
+    """Seven jobs in batches of three on a store that finishes in order: after the first claim,
+    each batch is claimed in the transaction that finishes the one before; a short one is topped
+    up by a claim; every job is done once."""
+    settings, inner = await stored(tmp_path, 7)
+    try:
+        store = InOrder(inner)
+        worker = Worker(store, settings, utcnow)  # type: ignore[arg-type]
+        assert await worker.drain() == 7
+        assert (await inner.queue_counts())["done"] == 7
+        assert [c for c, _ in store.calls[:3]] == ["claim", "finish+claim", "finish+claim"]
+        assert [len(ids) for _, ids in store.calls[:3]] == [3, 3, 1]
+        assert store.calls[3] == ("claim", [])  # the short batch topped up: nothing more came
+        assert "finish" not in [c for c, _ in store.calls]
+    finally:
+        await inner.close()
+
+
+async def test_stopped_worker_finishes_the_jobs_claimed_with_its_last_finish(
+    tmp_path: Path,
+) -> None:
+    """A worker stopped while a finish claimed the next batch processes that batch (finished
+    without a further claim) before it returns: no job is left claimed."""
+    settings, inner = await stored(tmp_path, 7)
+    try:
+        store = InOrder(inner, stop_after=1)
+        worker = Worker(store, settings, utcnow)  # type: ignore[arg-type]
+        store.worker = worker
+        await worker.run()
+        counts = await inner.queue_counts()
+        assert (counts["done"], counts["processing"], counts["pending"]) == (6, 0, 1)
+        assert [c for c, _ in store.calls] == ["claim", "finish+claim", "finish"]
     finally:
         await inner.close()

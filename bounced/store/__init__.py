@@ -121,6 +121,14 @@ class Store(Protocol):
         are committed). StoreUnavailable is raised: nothing is committed then.
         """
 
+    async def finish_and_claim(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
+        lease: dt.timedelta, limit: int,
+    ) -> tuple[list[Plan | Exception | None], list[Job]]:
+        """``finish_batch``, then ``claim`` (``limit`` jobs, ``lease``) in the same transaction:
+        one commit for both. For a worker that finishes a batch before it claims the next (a
+        store without ``overlap_finish``)."""
+
     async def fail(
         self,
         job: Job,

@@ -248,15 +248,42 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
         except StoreUnavailable:
             raise
         except Exception:
-            results: list[Plan | Exception | None] = []
-            for job, outcome, planner in items:
-                try:
-                    results.append(await self.finish(job, worker, outcome, planner, now))
-                except StoreUnavailable:
-                    raise
-                except Exception as exc:
-                    results.append(exc)
-            return results
+            return await self._one_by_one(items, worker, now)
+
+    async def finish_and_claim(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
+        lease: dt.timedelta, limit: int,
+    ) -> tuple[list[Plan | Exception | None], list[Job]]:
+        """One transaction, as the protocol says; should a job fail, the batch is finished as
+        ``finish_batch`` does (job by job) and the claim is a transaction of its own."""
+        if items:
+            try:
+                async with self._tx() as conn:
+                    results: list[Plan | Exception | None] = list(
+                        await self._finish_all(conn, items, worker, now))
+                    rows = await conn.fetch(CLAIM, now, worker, now + lease, limit)
+                return results, sorted((_job(r) for r in rows), key=lambda j: j.id)
+            except StoreUnavailable:
+                raise
+            except Exception:
+                results = await self._one_by_one(items, worker, now)
+        else:
+            results = []
+        return results, await self.claim(worker, now, lease, limit)
+
+    async def _one_by_one(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
+    ) -> list[Plan | Exception | None]:
+        """Each job in a transaction of its own; a job's error is returned in its place."""
+        results: list[Plan | Exception | None] = []
+        for job, outcome, planner in items:
+            try:
+                results.append(await self.finish(job, worker, outcome, planner, now))
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     async def _finish_all(
         self, conn: Any, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,

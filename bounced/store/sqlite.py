@@ -7,9 +7,7 @@ a cursor left to the garbage collector under concurrency is a lost bounce).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -18,47 +16,23 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bounced import events
 from bounced.config import sqlite_path
 from bounced.exceptions import StoreError, StoreUnavailable
-from bounced.model import (
-    CONFIRMED,
-    DONE,
-    PENDING,
-    PROCESSING,
-    QUARANTINED,
-    UNCONFIRMED,
-    AddressState,
-    Decision,
-    DomainStats,
-    Event,
-    Job,
-    NewMessage,
-    Plan,
-)
+from bounced.model import PENDING, QUARANTINED, Decision, Job, NewMessage, Plan
 from bounced.store import Outcome, Planner
 from bounced.store.migrations import migrations
-from bounced.store.sqlite_admin import (
-    INCIDENT_COLUMNS,
-    SQLiteAdmin,
-    address_from_row,
-    incident_from_row,
-    ts_or_none,
-    utc_from_ts,
+from bounced.store.sqlite_admin import SQLiteAdmin
+from bounced.store.sqlite_jobs import (
+    busy,
+    claim_tx,
+    finish_and_claim_tx,
+    finish_batch_tx,
+    q,
+    reconfirm_tx,
 )
 from bounced.store.sqlite_outbox import SQLiteOutbox
 
 UTC = dt.UTC
-# The planner sees at most this many of an address's counting incidents (as in postgres.py).
-HISTORY_LIMIT = 1000
-# The raw body (its own table, migration 0005) is read by a subquery of RETURNING: one statement.
-CLAIM = (
-    "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
-    "WHERE id IN (SELECT id FROM messages WHERE (state = ? AND next_attempt_at <= ?) OR "
-    "(state = ? AND claimed_until < ?) ORDER BY id LIMIT ?) RETURNING id, received_at, "
-    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, "
-    "(SELECT raw FROM message_raw WHERE message_id = messages.id), attempts"
-)
 
 
 class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
@@ -209,38 +183,35 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[Job]:
-        from bounced.model import TokenFields
-
-        t = now.timestamp()
-        rows = await self._transact(
-            _q, CLAIM, (PROCESSING, worker, t + lease.total_seconds(), PENDING, t, PROCESSING, t,
-                        limit))
-        return [
-            Job(
-                id=r[0], received_at=utc_from_ts(r[1]), mail_from=r[2], rcpt_to=r[3],
-                token=TokenFields(
-                    subject=r[4], stream=r[5], key_id=r[6], day=dt.date.fromisoformat(r[7]),
-                    fingerprint=r[8], token_id=r[9],
-                ),
-                raw=r[10], attempts=r[11],
-            )
-            for r in sorted(rows, key=lambda r: r[0])
-        ]
+        return await self._transact(claim_tx, worker, now, lease, limit)
 
     async def finish(
         self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
     ) -> Plan | None:
         """The whole transaction in one trip to aiosqlite's thread (one hop per statement cost
         about 12 hops, 150-250 us each); the planner is a pure function and runs there too."""
-        return await self._transact(_finish_tx, job, worker, outcome, planner, now)
+        [result] = await self._transact(finish_batch_tx, [(job, outcome, planner)], worker, now)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def finish_batch(
         self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
     ) -> list[Plan | Exception | None]:
-        """``finish`` for several jobs in one transaction (one hop, one COMMIT and so one fsync
-        for the batch). Each job runs under a savepoint: a job whose statements fail is rolled
-        back alone and its exception returned in its place; the others commit."""
-        return await self._transact(_finish_batch_tx, items, worker, now)
+        """``finish`` for several jobs in one transaction: one hop, one COMMIT and so one fsync
+        for the batch (see sqlite_jobs.finish_batch_tx)."""
+        if not items:
+            return []
+        return await self._transact(finish_batch_tx, items, worker, now)
+
+    async def finish_and_claim(
+        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
+        lease: dt.timedelta, limit: int,
+    ) -> tuple[list[Plan | Exception | None], list[Job]]:
+        """``finish_batch`` and ``claim`` in one transaction: one hop and one fsync for both."""
+        if not items:
+            return [], await self.claim(worker, now, lease, limit)
+        return await self._transact(finish_and_claim_tx, items, worker, now, lease, limit)
 
     async def _transact(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(db, *args)`` as one IMMEDIATE transaction in aiosqlite's thread, under the
@@ -264,7 +235,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     ) -> None:
         state = PENDING if retry_at is not None else QUARANTINED
         await self._transact(
-            _q, "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ?, "
+            q, "UPDATE messages SET state = ?, last_error = ?, next_attempt_at = ?, "
                 "claimed_by = NULL, claimed_until = NULL, processed_at = ? "
                 "WHERE id = ? AND claimed_by = ?",
             (state, error[:4000], (retry_at or now).timestamp(),
@@ -272,21 +243,15 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
         )
 
     async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
-        return await self._transact(_reconfirm_tx, subject, now)
+        return await self._transact(reconfirm_tx, subject, now)
 
 
 _T = TypeVar("_T")
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    """Whether SQLite failed because another connection holds the lock (worth retrying)."""
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
 def _store_error(exc: sqlite3.OperationalError, what: str = "SQLite") -> StoreError:
     """The store's exception for an SQLite error: unavailable (retry later) when locked."""
-    if _busy(exc):
+    if busy(exc):
         return StoreUnavailable(f"SQLite: {exc}")
     return StoreError(f"{what}: {exc}")
 
@@ -309,7 +274,7 @@ def _in_transaction(
 
 
 def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return _q(conn._conn, sql, params)  # in aiosqlite's thread
+    return q(conn._conn, sql, params)  # in aiosqlite's thread
 
 
 def _insert_tx(db: sqlite3.Connection, params: Sequence[Any], raws: Sequence[bytes]) -> int:
@@ -331,162 +296,3 @@ def _insert_tx(db: sqlite3.Connection, params: Sequence[Any], raws: Sequence[byt
     db.execute("INSERT INTO message_raw (message_id, raw) VALUES "
                + ",".join(["(?,?)"] * len(raws)), bodies).close()
     return last
-
-
-def _q(db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    """One statement, its rows fetched and its cursor closed."""
-    cur = db.execute(sql, params)
-    try:
-        return cur.fetchall()
-    finally:
-        cur.close()
-
-
-def _finish_tx(
-    db: sqlite3.Connection, job: Job, worker: str, outcome: Outcome, planner: Planner,
-    now: dt.datetime,
-) -> Plan | None:
-    token = job.token
-    if not _q(db, "SELECT 1 FROM messages WHERE id = ? AND state = ? AND claimed_by = ?",
-              (job.id, PROCESSING, worker)):
-        return None
-    plan = Plan(incidents=(), decision=None)
-    if outcome.incidents:
-        _q(db, "INSERT INTO addresses (subject, fingerprint, address, state) "
-               "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-           (token.subject, token.fingerprint, outcome.incidents[0].address, CONFIRMED))
-        state = address_from_row(_q(
-            db, "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
-                "FROM addresses WHERE subject = ? AND fingerprint = ?",
-            (token.subject, token.fingerprint))[0])
-        _q(db, "DELETE FROM incidents WHERE message_id = ?", (job.id,))
-        # Bounded, and only what can matter: counting incidents since reconfirmation.
-        history = [
-            incident_from_row(r)
-            for r in reversed(_q(
-                db, f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND "
-                    "fingerprint = ? AND received_at > ? AND counts "
-                    "ORDER BY received_at DESC, id DESC LIMIT ?",
-                (token.subject, token.fingerprint, ts_or_none(state.reconfirmed_at) or 0.0,
-                 HISTORY_LIMIT),
-            ))
-        ]
-        stats = _domain_stats(db, outcome, token.fingerprint, now)
-        plan = planner(state, history, outcome.incidents, stats)
-        for i in plan.incidents:
-            _q(db, "INSERT INTO incidents (message_id, subject, fingerprint, address, "
-                   "token_id, send_day, received_at, kind, action, status, reply_code, "
-                   "reason, hard, counts, diagnostic, remote_mta, domain, reporting_mta) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-               (job.id, i.subject, i.fingerprint, i.address, i.token_id,
-                i.send_day.isoformat(), i.received_at.timestamp(), i.kind, i.action,
-                i.status, i.reply_code, i.reason, int(i.hard), int(i.counts),
-                i.diagnostic, i.remote_mta, i.domain, i.reporting_mta))
-        _apply_plan(db, plan, state, stats, outcome, now)
-    for event in outcome.events:
-        _add_event(db, event)
-    _q(db, "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
-           "claimed_by = NULL, claimed_until = NULL, last_error = NULL WHERE id = ?",
-       (DONE, outcome.kind, json.dumps(outcome.classification), now.timestamp(), job.id))
-    return plan
-
-
-def _finish_batch_tx(
-    db: sqlite3.Connection, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
-    now: dt.datetime,
-) -> list[Plan | Exception | None]:
-    results: list[Plan | Exception | None] = []
-    for job, outcome, planner in items:
-        db.execute("SAVEPOINT job").close()
-        try:
-            results.append(_finish_tx(db, job, worker, outcome, planner, now))
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
-                raise  # the whole batch waits for the store
-            db.execute("ROLLBACK TO job").close()
-            results.append(StoreError(f"SQLite: {exc}"))
-        except Exception as exc:
-            db.execute("ROLLBACK TO job").close()
-            results.append(exc)
-        db.execute("RELEASE job").close()
-    return results
-
-
-def _domain_stats(
-    db: sqlite3.Connection, outcome: Outcome, fingerprint: str, now: dt.datetime
-) -> DomainStats | None:
-    if outcome.breaker_window is None or not outcome.incidents:
-        return None
-    domain = outcome.incidents[0].domain
-    if not domain:
-        return None
-    breaker = _q(db, "SELECT state, released_at FROM breakers WHERE domain = ?", (domain,))
-    since = (now - outcome.breaker_window).timestamp()
-    if breaker and breaker[0][1] is not None:
-        since = max(since, breaker[0][1])
-    row = _q(db, "SELECT COUNT(DISTINCT fingerprint), COALESCE(MAX(fingerprint = ?), 0) "
-                 "FROM incidents WHERE domain = ? AND counts = 1 AND received_at > ?",
-             (fingerprint, domain, since))[0]
-    return DomainStats(domain=domain, recent_addresses=row[0], includes_this=bool(row[1]),
-                       tripped=bool(breaker) and breaker[0][0] == "tripped")
-
-
-def _apply_plan(
-    db: sqlite3.Connection, plan: Plan, state: AddressState, stats: DomainStats | None,
-    outcome: Outcome, now: dt.datetime,
-) -> None:
-    decision = plan.decision
-    if decision is not None and plan.held:
-        held = dataclasses.replace(
-            decision, action="held",
-            rule=f"{decision.rule}; held: the breaker for {stats.domain if stats else '?'}"
-                 " is tripped",
-        )
-        _insert_decision(db, held)
-    elif decision is not None:
-        _record_decision(db, decision, UNCONFIRMED)
-        _add_event(db, events.unconfirmed(decision, state.address))
-    if plan.trip and stats is not None:
-        _q(db, "INSERT INTO breakers (domain, state, addresses, tripped_at) VALUES (?,?,?,?) "
-               "ON CONFLICT (domain) DO UPDATE SET state = excluded.state, "
-               "addresses = excluded.addresses, tripped_at = excluded.tripped_at",
-           (stats.domain, "tripped", plan.domain_addresses, now.timestamp()))
-        window = outcome.breaker_window or dt.timedelta()
-        _add_event(db, events.breaker_tripped(
-            stats.domain, plan.domain_addresses, window.total_seconds() / 60, now))
-
-
-def _add_event(db: sqlite3.Connection, event: Event) -> None:
-    _q(db, "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
-           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-       (event.id, event.type, event.subject, event.fingerprint, json.dumps(event.payload),
-        event.occurred_at.timestamp()))
-
-
-def _insert_decision(db: sqlite3.Connection, decision: Decision) -> None:
-    _q(db, "INSERT INTO decisions (subject, fingerprint, action, rule, evidence, decided_at) "
-           "VALUES (?, ?, ?, ?, ?, ?)",
-       (decision.subject, decision.fingerprint, decision.action, decision.rule,
-        json.dumps(list(decision.evidence)), decision.decided_at.timestamp()))
-
-
-def _record_decision(db: sqlite3.Connection, decision: Decision, new_state: str) -> None:
-    _q(db, "UPDATE addresses SET state = ?, changed_at = ? WHERE subject = ? AND fingerprint = ?",
-       (new_state, decision.decided_at.timestamp(), decision.subject, decision.fingerprint))
-    _insert_decision(db, decision)
-
-
-def _reconfirm_tx(db: sqlite3.Connection, subject: str, now: dt.datetime) -> list[Decision]:
-    decisions: list[Decision] = []
-    for row in _q(db, "SELECT subject, fingerprint, address FROM addresses WHERE subject = ?",
-                  (subject,)):
-        decision = Decision(
-            subject=row[0], fingerprint=row[1], action="reconfirm",
-            rule="the application confirmed the address again", decided_at=now,
-        )
-        _record_decision(db, decision, CONFIRMED)
-        _add_event(db, events.reconfirmed(decision, row[2]))
-        _q(db, "UPDATE addresses SET reconfirmed_at = ? WHERE subject = ? AND fingerprint = ?",
-           (now.timestamp(), row[0], row[1]))
-        decisions.append(decision)
-    return decisions
