@@ -168,3 +168,21 @@ async def test_finish_and_claim_of_nothing_only_claims(store: Store) -> None:
     results, following = await store.finish_and_claim(
         [], "w", NOW + dt.timedelta(minutes=2), LEASE, 5)
     assert results == [] and [j.id for j in following] == ids
+
+
+async def test_batch_shows_no_job_what_a_reprocessed_job_recorded_before(store: Store) -> None:
+    """In a batch with a job processed again, no job (before or after it in the batch) is shown
+    the incidents its earlier attempt recorded, and it keeps one set of incidents."""
+    await store.add_messages([message("t1")])
+    [first] = await store.claim("w1", NOW, LEASE, 10)
+    await store.finish_batch([(first, outcome(first), Planner())], "w1", NOW)
+    await store.requeue(ids=[first.id])  # due at the wall clock's now: claim a day later
+    await store.add_messages([message("t2"), message("t3")])
+    jobs = await store.claim("w2", NOW + dt.timedelta(days=1), LEASE, 10)
+    jobs.sort(key=lambda j: j.token.token_id != "t2")  # t2 first, then t1 (again), then t3
+    assert [j.token.token_id for j in jobs] == ["t2", "t1", "t3"]
+    planner = Planner(threshold=100)
+    await store.finish_batch([(j, outcome(j), planner) for j in jobs], "w2", NOW)
+    shown = [[i.token_id for i in history] for _, history in planner.shown]
+    assert shown == [[], ["t2"], ["t2", "t1"]]
+    assert sorted(i.token_id for i in await store.incidents("s1", "fp1")) == ["t1", "t2", "t3"]

@@ -236,8 +236,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
         """One transaction for the batch, its statements shared where they can be (the claims
         checked, the addresses created and locked, old incidents deleted, the breakers' domain
         locks taken, the jobs marked done and the events written: one round trip each for the
-        whole batch); per job only its history (with the delete of what an earlier attempt
-        recorded), its domain's figures and its incidents.
+        whole batch); per job two: its history with its domain's figures, and its incidents.
         PostgreSQL aborts a transaction at its first error, so when a job fails the batch is
         rolled back and its jobs are finished one by one (the failing one's error returned)."""
         if not items:
@@ -333,6 +332,10 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                     "SELECT pg_advisory_xact_lock($1, hashtext(d)) FROM unnest($2::text[]) AS u(d)",
                     BREAKER_LOCK, domains,
                 )
+            # What earlier attempts at these jobs recorded is replaced (reprocessing counts
+            # nothing twice), and no job of the batch is shown it.
+            await conn.execute("DELETE FROM incidents WHERE message_id = ANY($1::bigint[])",
+                               [job.id for job, _ in recording])
         results: list[Plan | None] = []
         new_events: list[Event] = []
         done: list[tuple[int, str, str]] = []
@@ -350,8 +353,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
                         "WHERE subject = $1 AND fingerprint = $2", *key))
                     changed.discard(key)
                 state = states[key]
-                history = await self._history(conn, state, job.id)
-                stats = await self._domain_stats(conn, outcome, job.token.fingerprint, now)
+                history, stats = await self._history(conn, state, outcome, now)
                 plan = planner(state, history, outcome.incidents, stats)
                 if plan.incidents:
                     await conn.executemany(INSERT_INCIDENT, [
@@ -382,43 +384,42 @@ class PostgresStore(PostgresAdmin, PostgresOutbox):
             )
         return results
 
-    async def _history(self, conn: Any, state: AddressState, job_id: int) -> list[Incident]:
-        """Delete the incidents an earlier attempt at the job recorded, and return the address's
-        counting incidents since its reconfirmation, oldest first, bounded (one statement).
+    async def _history(
+        self, conn: Any, state: AddressState, outcome: Outcome, now: dt.datetime
+    ) -> tuple[list[Incident], DomainStats | None]:
+        """The address's counting incidents since its reconfirmation, oldest first, bounded,
+        and the receiving domain's recent figures and breaker (the caller holds its breaker
+        lock): one statement, one round trip.
 
         Only counting incidents can affect a decision or a later incident's counting; the
-        scan runs backwards on (subject, fingerprint, received_at) and stops at the limit. The
-        query sees the rows as they were before its DELETE, so the job's own are left out.
+        history scan runs backwards on (subject, fingerprint, received_at) and stops at the
+        limit. The domain's figures come as extra columns of every row, and alone in one row
+        (its incident columns NULL) when there is no history.
         """
-        rows = await conn.fetch(
-            "WITH gone AS (DELETE FROM incidents WHERE message_id = $5) "
+        history = (
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND fingerprint = $2 "
-            "AND received_at > $3 AND counts AND message_id <> $5 "
-            "ORDER BY received_at DESC, id DESC LIMIT $4",
-            state.subject, state.fingerprint, state.reconfirmed_at or EPOCH, HISTORY_LIMIT,
-            job_id,
+            "AND received_at > $3 AND counts ORDER BY received_at DESC, id DESC LIMIT $4"
         )
-        return [incident_row(r) for r in reversed(rows)]
-
-    async def _domain_stats(
-        self, conn: Any, outcome: Outcome, fingerprint: str, now: dt.datetime
-    ) -> DomainStats | None:
-        """The receiving domain's recent counting bounces and its breaker, in one statement
-        (the caller holds the domain's breaker lock)."""
-        if outcome.breaker_window is None or not outcome.incidents:
-            return None
-        domain = outcome.incidents[0].domain
-        if not domain:
-            return None
-        row = await conn.fetchrow(
-            "WITH b AS (SELECT state, released_at FROM breakers WHERE domain = $2) "
-            "SELECT (SELECT state FROM b), COUNT(DISTINCT fingerprint), "
-            "COALESCE(bool_or(fingerprint = $1), FALSE) FROM incidents WHERE domain = $2 "
-            "AND counts AND received_at > GREATEST($3::timestamptz, (SELECT released_at FROM b))",
-            fingerprint, domain, now - outcome.breaker_window,
+        args = [state.subject, state.fingerprint, state.reconfirmed_at or EPOCH, HISTORY_LIMIT]
+        domain = outcome.incidents[0].domain if outcome.incidents else ""
+        if outcome.breaker_window is None or not domain:
+            rows = await conn.fetch(history, *args)
+            return [incident_row(r) for r in reversed(rows)], None
+        rows = await conn.fetch(
+            "WITH b AS (SELECT state, released_at FROM breakers WHERE domain = $5), "
+            "d AS (SELECT (SELECT state FROM b) AS breaker, COUNT(DISTINCT fingerprint) AS n, "
+            "COALESCE(bool_or(fingerprint = $2), FALSE) AS mine FROM incidents "
+            "WHERE domain = $5 AND counts "
+            "AND received_at > GREATEST($6::timestamptz, (SELECT released_at FROM b))) "
+            f"SELECT h.*, d.breaker, d.n, d.mine FROM d LEFT JOIN LATERAL ({history}) h ON TRUE",
+            *args, domain, now - outcome.breaker_window,
         )
-        return DomainStats(domain=domain, recent_addresses=int(row[1]), includes_this=row[2],
-                           tripped=row[0] == "tripped")
+        last = rows[0]
+        stats = DomainStats(domain=domain, recent_addresses=int(last["n"]),
+                            includes_this=last["mine"], tripped=last["breaker"] == "tripped")
+        if last[0] is None:  # no history: the one row carries the figures alone
+            return [], stats
+        return [incident_row(r) for r in reversed(rows)], stats
 
     async def _apply_plan(
         self, conn: Any, plan: Plan, state: AddressState, stats: DomainStats | None,

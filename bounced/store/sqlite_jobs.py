@@ -104,10 +104,11 @@ def finish_batch_tx(
 ) -> list[Plan | Exception | None]:
     """Record the jobs in order (each sees what the ones before it recorded) and mark them done.
 
-    Once per batch: the claims checked, a savepoint, the jobs marked done. Should a job's
-    statements fail, the batch is rolled back to the savepoint and recorded again job by job,
-    each under a savepoint of its own, so that job alone is left out (its exception returned in
-    its place). A busy database raises: the caller rolls the whole transaction back."""
+    Once per batch: the claims checked, a savepoint, the incidents of earlier attempts deleted,
+    the jobs marked done. Should a job's statements fail, the batch is rolled back to the
+    savepoint and recorded again job by job, each under a savepoint of its own, so that job
+    alone is left out (its exception returned in its place). A busy database raises: the caller
+    rolls the whole transaction back."""
     ids = [job.id for job, _, _ in items]
     owned = {r[0] for r in q(
         db, f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(ids))}) AND state = ? "
@@ -115,6 +116,11 @@ def finish_batch_tx(
     results: list[Plan | Exception | None]
     db.execute("SAVEPOINT batch").close()
     try:
+        # What earlier attempts at these jobs recorded is replaced (reprocessing counts nothing
+        # twice), and no job of the batch is shown it.
+        replaced = [job.id for job, outcome, _ in items if job.id in owned and outcome.incidents]
+        db.execute(f"DELETE FROM incidents WHERE message_id IN ({','.join('?' * len(replaced))})",
+                   replaced).close()
         results = [_record(db, job, outcome, planner, now) if job.id in owned else None
                    for job, outcome, planner in items]
     except sqlite3.OperationalError as exc:
@@ -154,6 +160,8 @@ def _one_by_one(
             continue
         db.execute("SAVEPOINT job").close()
         try:
+            if outcome.incidents:
+                db.execute("DELETE FROM incidents WHERE message_id = ?", (job.id,)).close()
             results.append(_record(db, job, outcome, planner, now))
         except sqlite3.OperationalError as exc:
             if busy(exc):
@@ -170,12 +178,12 @@ def _one_by_one(
 def _record(
     db: sqlite3.Connection, job: Job, outcome: Outcome, planner: Planner, now: dt.datetime
 ) -> Plan:
-    """One claimed job's incidents, decision, breaker and events (not yet marked done)."""
+    """One claimed job's incidents, decision, breaker and events (not yet marked done; what an
+    earlier attempt recorded is deleted already)."""
     plan = Plan(incidents=(), decision=None)
     if outcome.incidents:
         token = job.token
         state = _address(db, token, outcome.incidents[0].address)
-        q(db, "DELETE FROM incidents WHERE message_id = ?", (job.id,))
         # Bounded, and only what can matter: counting incidents since reconfirmation.
         history = [
             incident_from_row(r)
