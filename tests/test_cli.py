@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from .helpers import ROOT, base_env, dsn, free_port, smtp_send
@@ -121,3 +122,23 @@ def test_status_and_reconfirm(tmp_path: Path) -> None:
     assert data["addresses"][0]["reconfirmed_at"] is not None
     unknown = run(env, "status", "--subject", "nobody", check=True).stdout
     assert "no incidents" in unknown
+
+
+def test_too_old_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    """On a Python whose SQLite lacks RETURNING (older than 3.35: Debian 11, RHEL 9),
+    `bounced migrate` and `bounced serve` say what is missing and exit 1, instead of
+    failing in a migration half-way; nothing is created."""
+    db = tmp_path / "b.db"
+    env = {**os.environ, "BOUNCED_STORE_URL": f"sqlite:///{db}"}
+    # the version the sqlite3 module reports, as a Python linked to SQLite 3.31 reports it
+    old = ("import sqlite3, sys; sqlite3.sqlite_version_info = (3, 31, 1); "
+           "sqlite3.sqlite_version = '3.31.1'; from bounced.cli import main; "
+           "sys.exit(main(sys.argv[1:]))")
+    for command in ("migrate", "serve"):
+        proc = subprocess.run([sys.executable, "-c", old, command], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert "SQLite 3.35.0 or newer is needed" in proc.stderr
+        assert "3.31.1" in proc.stderr
+    assert not db.exists()

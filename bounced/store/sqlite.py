@@ -35,6 +35,9 @@ from bounced.store.sqlite_outbox import SQLiteOutbox
 UTC = dt.UTC
 
 
+MIN_SQLITE = (3, 35, 0)  # RETURNING and ALTER TABLE ... DROP COLUMN (migration 0005)
+
+
 class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     """Store backed by one SQLite file."""
 
@@ -48,6 +51,11 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
     async def open(self) -> None:
         import asyncio
 
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(
+                f"SQLite {'.'.join(map(str, MIN_SQLITE))} or newer is needed (RETURNING, DROP "
+                f"COLUMN); this Python uses SQLite {sqlite3.sqlite_version}. Use a Python built "
+                "with a newer SQLite, or a PostgreSQL store (store.url = postgresql://...)")
         self._lock = asyncio.Lock()
         try:
             if self.path.parent != Path():
