@@ -231,7 +231,8 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
                command: str = "") -> str:
     """The reason for one recipient from its status, reply code, action and texts
     (``command``: the failing SMTP command when the report's format names it)."""
-    if action in ("delivered", "relayed", "expanded") or status.startswith("2."):
+    if action in ("delivered", "relayed", "expanded") or (
+            status.startswith("2.") and action not in ("failed", "delayed")):
         return "delivered"  # a delivery notice: nothing failed
     if reply_code.startswith("2"):
         reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
