@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -18,6 +19,7 @@ from bounced.exceptions import BouncedError
 from bounced.logs import configure
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 
 
 def _date(text: str) -> dt.date:
@@ -97,6 +99,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    try:
+        return _main(argv, stdout)
+    except BrokenPipeError:
+        # The reader went away (`bounced queue | head`): stop quietly, as the shell's own
+        # tools do, and keep Python from complaining when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SIGPIPE
+
+
+def _main(argv: Sequence[str] | None, stdout: TextIO | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     out = stdout or sys.stdout
     if argv[:1] == ["classify"]:

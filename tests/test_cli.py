@@ -142,3 +142,22 @@ def test_too_old_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         assert "SQLite 3.35.0 or newer is needed" in proc.stderr
         assert "3.31.1" in proc.stderr
     assert not db.exists()
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`bounced queue | head -1` and the like: when the reader has gone, the command stops
+    with the shell's status for it (141), and no traceback or "Exception ignored" noise."""
+    env = {"BOUNCED_STORE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    for args in (["queue"], ["classify", str(ROOT / "tests" / "classify" / "general"
+                                              / "postfix_virtual_unknown.eml")]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first write
+        try:
+            proc = subprocess.run([BOUNCED, *args], env={**os.environ, **env}, stdout=write_end,
+                                  stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                                  cwd=tmp_path)
+        finally:
+            os.close(write_end)
+        assert proc.returncode == 141, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, (
+            args, proc.stderr)
