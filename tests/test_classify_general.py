@@ -145,6 +145,8 @@ EXPECTED: dict[str, Want] = {
     # (both were "unknown" before, which alerted the application as unrecognised bounces)
     "mdn_read_receipt.eml": one("delivered", "reader@corp.example", "delivered", False),
     "mdn_deleted_unread.eml": one("delivered", "reader@corp.example", "delivered", False),
+    # a delivery-status part sent base64-encoded (against RFC 3464; was "unknown")
+    "dsn_base64_status.eml": one("bounce", "taro@example.co.jp", "userunknown", True),
 }
 
 

@@ -16,6 +16,8 @@ and ``MAX_BLOCKS`` field blocks per delivery-status part are built; the rest is 
 
 from __future__ import annotations
 
+import binascii
+import quopri
 import re
 from email.message import Message
 from email.policy import compat32
@@ -327,6 +329,11 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     sep: bytes | None = None
     if ctype == "message/delivery-status":
         part._kind = _DSN
+        cte = part.get("content-transfer-encoding", "").strip().lower()
+        if cte in ("base64", "quoted-printable"):  # against RFC 3464, but some mailers do
+            raw = _transfer_decoded(raw[body:end], cte)
+            body, end, strip = 0, len(raw), False
+            part.replace_header("content-transfer-encoding", "7bit")
     elif maintype == "message":
         part._kind = _MESSAGE
     elif maintype == "multipart":
@@ -339,6 +346,15 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
                 sep = b"\0--\0"
     part._lazy = (raw, body, end, strip, sep)
     return part
+
+
+def _transfer_decoded(body: bytes, cte: str) -> bytes:
+    """A body with its base64 or quoted-printable transfer encoding undone (as it is, when
+    it does not decode)."""
+    try:
+        return binascii.a2b_base64(body) if cte == "base64" else quopri.decodestring(body)
+    except (binascii.Error, ValueError):
+        return body
 
 
 def _blocks(raw: bytes, start: int, end: int, strip: bool) -> list[Message]:
