@@ -90,6 +90,8 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.1.0 <bounce@bounces.example.org>: Sender address rejected: User unknown in "
      "local recipient table", "RCPT", "rejected", False),
     ("550 Adresse d'expediteur refusee", "MAIL FROM", "rejected", False),
+    ("550 5.1.1 Sender domain bounces.example.org does not exist", "MAIL FROM", "rejected",
+     False),  # an address status code, but at MAIL FROM: the sender's
     # the content
     ("554 5.7.1 Message rejected as spam by Content Filtering.", "DATA", "spamdetected",
      False),

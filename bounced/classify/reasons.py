@@ -265,6 +265,8 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
             other = next((r for r in phrase_reasons(said_scan) if r in overriding), "")
             if other:
                 return other
+            if command == "MAIL":
+                return "rejected"  # refused at MAIL FROM: the address named is the sender's
         if by_code not in ADDRESS_REASONS and phrase in SENDER_SIDE:
             return phrase
         if by_code == "hostunknown" and transient:
