@@ -19,6 +19,11 @@ from bounced.sdnotify import notify
 log = structlog.get_logger("bounced.app")
 
 STARTUP_STORE_WAIT = 60.0
+# While the daemon starts (waiting for PostgreSQL, migrating a large store), systemd is asked
+# every START_EXTEND_EVERY seconds for START_EXTEND_USEC more: its start timeout (90 s by
+# default) would otherwise stop a migration half-way, and the next start would begin again.
+START_EXTEND_EVERY = 10.0
+START_EXTEND_USEC = 30_000_000
 
 __all__ = ["make_verifier", "open_ready_store", "redact", "run", "serve", "utcnow"]
 
@@ -30,6 +35,7 @@ async def serve(
 ) -> int:
     """Run the daemon until SIGTERM or SIGINT; return the exit status."""
     daemon = Daemon(settings, env, now, store_wait=STARTUP_STORE_WAIT)
+    extend = asyncio.create_task(_extend_start_timeout(env))
     try:
         await daemon.start()
     except OSError as exc:
@@ -38,6 +44,8 @@ async def serve(
         return 1
     except ConfigError:
         raise
+    finally:
+        extend.cancel()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -48,6 +56,17 @@ async def serve(
     notify("STOPPING=1", env)
     await daemon.stop()
     return 0
+
+
+async def _extend_start_timeout(env: Mapping[str, str] | None) -> None:
+    """Ask systemd for more start time until cancelled (when the daemon is up or failed)."""
+    state = (f"EXTEND_TIMEOUT_USEC={START_EXTEND_USEC}\n"
+             "STATUS=starting: opening the store (waiting for it, or migrating)")
+    if not notify(state, env):
+        return  # not under systemd
+    while True:
+        await asyncio.sleep(START_EXTEND_EVERY)  # a period, not a wait for a condition
+        notify(state, env)
 
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
