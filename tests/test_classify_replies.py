@@ -71,6 +71,7 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.7.606 Access denied, banned sending IP [203.0.113.5]", "RCPT", "blocked", False),
     ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.",
      "RCPT", "blocked", False),
+    ("554 IP is rejected, smtp auth error limit exceed", "RCPT", "blocked", False),
     ("554 5.7.1 Client host rejected: cannot find your reverse hostname, [203.0.113.5]",
      "RCPT", "requireptr", False),
     ("550-Requested action not taken: mailbox unavailable 550 invalid DNS PTR resource "
@@ -100,6 +101,10 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      "http://mail.163.com/help/help_spam_16.htm?ip=203.0.113.5", "DATA",
      "spamdetected|blocked", False),
     ("550 Message rejected because it contains a virus", "DATA", "virusdetected", False),
+    ("550 Mail content denied. http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=20022"
+     "&&no=1000726", "DATA", "spamdetected", False),
+    ("550 spam message rejected. Please visit http://help.mail.ru/notspam-support/id?c=abc",
+     "DATA", "spamdetected", False),
     ("552 5.3.4 Message size exceeds fixed limit", "DATA", "emailtoolarge", False),
     ("550 5.7.1 Message rejected due to content restrictions", "DATA",
      "policyviolation|contenterror", False),

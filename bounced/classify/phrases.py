@@ -155,7 +155,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spamdetected", (
         "spam", "junk mail", "unsolicited", "bulk mail", "message content rejected",
         "content rejected", "scored too high", "suspicious content", "phish",
-        "looks like spam", "considered spam",
+        "looks like spam", "considered spam", "content denied",
     )),
     ("ratelimited", (
         "too many connections", "too many concurrent", "connection rate", "connection limit",
@@ -185,7 +185,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "relay not allowed for this ip", "mail server is not authorized",
         "service unavailable; client host", "not authorized to send mail",
         "too many bad recipients from your ip", "smtp server of your isp", "your network",
-        "not accepted from this ip",
+        "not accepted from this ip", "ip is rejected", "ip rejected",
         "your host", "your server", "your mail server", "poor reputation",
         "access denied for ip", "ip address has been", "connection refused from",
     )),
