@@ -22,6 +22,19 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 
 
+def _at_least(minimum: int) -> Any:
+    """An argparse type: a whole number not below ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+    return parse
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -68,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--subject", required=True)
     sp = cmd("queue", "show job counts and the latest jobs by state")
     sp.add_argument("--state", help="only jobs in this state")
-    sp.add_argument("--limit", type=int, default=10)
+    sp.add_argument("--limit", type=_at_least(1), default=10)
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("show", "show one stored message: envelope, token, classification, incidents")
     sp.add_argument("id", type=int)
@@ -86,12 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["list", "release"], nargs="?", default="list")
     sp.add_argument("domain", nargs="?")
     sp = cmd("events", "show the latest events and where they were delivered")
-    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--limit", type=_at_least(1), default=20)
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
     sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument("--raw-days", type=int, default=None,
+    sp.add_argument("--raw-days", type=_at_least(0), default=None,
                     help="keep raw messages this long (default: [retention] raw_days)")
     sub.add_parser("classify", help="classify bounce messages: bounced classify [--json] FILE...|-",
                    add_help=False)

@@ -161,3 +161,16 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
         assert proc.returncode == 141, (args, proc.stderr)
         assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, (
             args, proc.stderr)
+
+
+def test_numbers_out_of_range_are_usage_errors(tmp_path: Path) -> None:
+    """A negative retention (`purge --raw-days -5` would purge every kept body) or a limit
+    below one is refused with exit 2 and a message naming the option; nothing is purged."""
+    env = {"BOUNCED_STORE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    for args, option in ((["purge", "--raw-days", "-5"], "--raw-days"),
+                         (["queue", "--limit", "0"], "--limit"),
+                         (["events", "--limit", "x"], "--limit")):
+        proc = run(env, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert option in proc.stderr, proc.stderr
+    assert not (tmp_path / "b.db").exists()
