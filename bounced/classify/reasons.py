@@ -45,6 +45,9 @@ SENDER_SIDE = frozenset(
 # Mailbox states that override an "unknown address" status code (a full mailbox
 # answered with 5.1.1, a null MX reported as 5.1.10).
 MAILBOX_STATES = frozenset({"mailboxfull", "hasmoved", "suspend", "notaccept"})
+# A refusal before RCPT TO is not about the recipient, whatever address reason its code or
+# words name: at MAIL FROM it is the sender's address, at the greeting or HELO our host.
+BEFORE_RCPT = {"MAIL": "rejected", "HELO": "blocked", "CONN": "blocked"}
 # Reasons too vague to override a specific status code.
 WEAK = frozenset({"rejected", "filtered", "systemerror", "networkerror", "contenterror",
                   "policyviolation", "expired", "syntaxerror", "undefined"})
@@ -265,8 +268,8 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
             other = next((r for r in phrase_reasons(said_scan) if r in overriding), "")
             if other:
                 return other
-            if command == "MAIL":
-                return "rejected"  # refused at MAIL FROM: the address named is the sender's
+            if command in BEFORE_RCPT:
+                return BEFORE_RCPT[command]
         if by_code not in ADDRESS_REASONS and phrase in SENDER_SIDE:
             return phrase
         if by_code == "hostunknown" and transient:
@@ -286,8 +289,8 @@ def reason_for(status: str, reply_code: str, action: str, diagnostic: str, conte
         # "550 5.0.0 <a@b> rejected", "5.7.1 ... access denied": the words say no more
         # than the code, so the code decides (a bare X.0.0 leaves the reason on hold)
         return "onhold" if status.endswith(".0.0") else by_code
-    if phrase in ADDRESS_REASONS and command in ("MAIL", "HELO", "CONN"):
-        return "rejected" if command == "MAIL" else "blocked"  # not about the recipient
+    if phrase in ADDRESS_REASONS and command in BEFORE_RCPT:
+        return BEFORE_RCPT[command]
     if phrase == "userunknown":
         if command == "RCPT" or status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
             return "userunknown"
