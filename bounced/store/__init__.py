@@ -125,9 +125,9 @@ class Store(Protocol):
         self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
         lease: dt.timedelta, limit: int,
     ) -> tuple[list[Plan | Exception | None], list[Job]]:
-        """``finish_batch``, then ``claim`` (``limit`` jobs, ``lease``) in the same transaction:
-        one commit for both. For a worker that finishes a batch before it claims the next (a
-        store without ``overlap_finish``)."""
+        """``finish_batch``, then ``claim`` (``limit`` jobs, ``lease``); one commit for both where
+        that saves the worker a wait (SQLite: a store without ``overlap_finish``, whose worker
+        finishes a batch before it claims the next)."""
 
     async def fail(
         self,

@@ -123,12 +123,9 @@ def finish_batch_tx(
                    replaced).close()
         results = [_record(db, job, outcome, planner, now) if job.id in owned else None
                    for job, outcome, planner in items]
-    except sqlite3.OperationalError as exc:
-        if busy(exc):
-            raise
-        db.execute("ROLLBACK TO batch").close()
-        results = _one_by_one(db, items, owned, now)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, sqlite3.OperationalError) and busy(exc):
+            raise  # the caller rolls the whole transaction back and waits for the store
         db.execute("ROLLBACK TO batch").close()
         results = _one_by_one(db, items, owned, now)
     db.execute("RELEASE batch").close()
