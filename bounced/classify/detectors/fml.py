@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bounced.classify.detectors.base import Detection, Found
+from bounced.classify.detectors.base import Detection, Found, normalise
 from bounced.classify.parse import Mail, header
 
 _FML = re.compile(r"(?i)^\s*fml\b")
@@ -41,7 +41,7 @@ class FMLDetector:
         notice = mail.text[:MAX_NOTICE]
         cut = _ORIGINAL.search(notice)
         notice = notice[: cut.start()] if cut else notice
-        said = " ".join((mail.subject + "\n" + notice).lower().split())
+        said = normalise(mail.subject + "\n" + notice).lower()
         reason = next((r for r, phrases in NOTICES if any(p in said for p in phrases)), "")
         address = _LIST_ADDRESS.search(notice)
         if not reason or address is None:
