@@ -48,10 +48,20 @@ _FIELD_STRIPPED = re.compile(
 _FIELDS_RUN = re.compile(
     rb"(?:[\041-\071\073-\176]+:[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)*")
 _HEADER_START = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
+# The same run and fields for the usual header block, whose lines all end in "\n" (LF) or
+# all in "\r\n" (CRLF): a negated single character is scanned several times faster than
+# a class of two, and no alternation is tried at each line end. _part checks the line
+# endings of what the run covers before it uses them.
+_NL_FIELDS_RUN = re.compile(rb"(?:[\041-\071\073-\176]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
+_LF_FIELD = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
+_CRLF_FIELD = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\r\n")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _CR, _LF = 13, 10
 
 _LEAF, _MESSAGE, _DSN, _MULTIPART = range(4)
+# The transfer encodings get_payload(decode=True) decodes; any other value leaves the bytes.
+_DECODED_CTES = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue",
+                           "x-uue"})
 # A body not read yet: raw bytes, start, end, whether its final line ending belongs to
 # the next boundary, and the multipart boundary (None when the part has none).
 _Body = tuple[bytes, int, int, bool, bytes | None]
@@ -259,6 +269,18 @@ class Part(Message):
         super().set_boundary(boundary)  # reads the parameters, then rewrites the headers
         self._changed()
 
+    def leaf_bytes(self) -> bytes | None:
+        """What ``get_payload(decode=True)`` returns for a leaf whose body is not read yet
+        and whose transfer encoding leaves the bytes as they are (7bit, 8bit, binary):
+        its bytes, without a round trip through text; None in every other case."""
+        if self._lazy is None or self._kind != _LEAF:
+            return None
+        cte = str(self.get("content-transfer-encoding", "")).lower()
+        if cte in _DECODED_CTES:  # compared as get_payload compares them
+            return None
+        raw, start, end, strip, _ = self._lazy
+        return raw[start:_without_eol(raw, start, end) if strip else end]
+
     def is_multipart(self) -> bool:
         """As Message.is_multipart, without decoding a leaf's body to answer."""
         if self._lazy is not None and self._kind != _MULTIPART:
@@ -300,6 +322,42 @@ def _read_headers(part: Part, block: str) -> str | None:
     return None
 
 
+def _nl_fields(raw: bytes, start: int, end: int) -> re.Pattern[str] | None:
+    """The field pattern for raw[start:end] when its line endings are all LF or all CRLF."""
+    crs = raw.count(b"\r", start, end)
+    if not crs:
+        return _LF_FIELD
+    if crs == raw.count(b"\r\n", start, end) == raw.count(b"\n", start, end):
+        return _CRLF_FIELD
+    return None
+
+
+def _fill_headers(part: Part, raw: bytes, start: int, end: int) -> tuple[bytes, int, int]:
+    """Read the header block at raw[start:end] into ``part``; returns where its body is,
+    as (raw, start, end): a copy when a "From " line ending the block belongs to it."""
+    # The usual case in one pass: fields (with their folds) up to a line that is no header,
+    # every line ending in LF, or every one in CRLF.
+    hend = _NL_FIELDS_RUN.match(raw, start, end).end()  # type: ignore[union-attr]
+    fields = _nl_fields(raw, start, hend)
+    if fields is None or _HEADER_START.match(raw, hend, end) is not None:
+        fields = _FIELD_STRIPPED  # any line endings
+        hend = _FIELDS_RUN.match(raw, start, end).end()  # type: ignore[union-attr]
+    if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
+        # the run decoded once (ascii/surrogateescape keeps one character per byte) and
+        # cut into its fields, which are the ones matched one by one from ``start``
+        part._headers.extend(fields.findall(_text(raw[start:hend])))
+        return raw, hend + _eol_len(raw, hend, end), end  # a blank line ends the headers
+    # "From " lines, a fold or ':' starting a line: the general reader
+    match = _HEADER_BLOCK.match(raw, start, end)
+    hend = match.end() if match else start
+    body = hend + _eol_len(raw, hend, end)
+    unread = _read_headers(part, _text(raw[start:hend]))
+    if unread is not None:  # the body starts with that line: read a joined copy
+        raw = unread.encode("ascii", "surrogateescape") + raw[body:end]
+        return raw, 0, len(raw)
+    return raw, body, end
+
+
 def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     """The message in raw[start:end] with its headers read and its body left lazy.
 
@@ -308,22 +366,7 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     part = Part()
     if default != "text/plain":
         part.set_default_type(default)
-    # The usual case in one pass: fields (with their folds) up to a line that is no header.
-    run = _FIELDS_RUN.match(raw, start, end)
-    hend = run.end() if run else start
-    if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
-        # the run decoded once (ascii/surrogateescape keeps one character per byte) and
-        # cut into its fields, which are the ones matched one by one from ``start``
-        part._headers.extend(_FIELD_STRIPPED.findall(_text(raw[start:hend])))
-        body = hend + _eol_len(raw, hend, end)  # a blank line ends the headers: dropped
-    else:  # "From " lines, a fold or ':' starting a line: the general reader
-        match = _HEADER_BLOCK.match(raw, start, end)
-        hend = match.end() if match else start
-        body = hend + _eol_len(raw, hend, end)
-        unread = _read_headers(part, _text(raw[start:hend]))
-        if unread is not None:  # the body starts with that line: read a joined copy
-            raw = unread.encode("ascii", "surrogateescape") + raw[body:end]
-            body, end = 0, len(raw)
+    raw, body, end = _fill_headers(part, raw, start, end)
     ctype = part.get_content_type()
     maintype = ctype.split("/", 1)[0]
     sep: bytes | None = None

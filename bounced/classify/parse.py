@@ -15,7 +15,7 @@ from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 
-from bounced.classify.mime import parse_bytes
+from bounced.classify.mime import Part, parse_bytes
 
 MAX_BYTES = 1_000_000  # the report sits at the start; attached originals may be cut
 MAX_BOUNDARIES = 64  # multipart declarations parsed; nesting beyond is cut (parser cost)
@@ -84,10 +84,12 @@ def header(msg: Message, name: str) -> str:
 
 def decode_part(part: Message) -> str:
     """The decoded text of a leaf part ('' when it has none)."""
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        return ""
+    payload: object = part.leaf_bytes() if isinstance(part, Part) else None
+    if payload is None:
+        try:
+            payload = part.get_payload(decode=True)
+        except Exception:
+            return ""
     if not isinstance(payload, bytes):
         return ""
     payload = payload[:MAX_TEXT]

@@ -88,7 +88,9 @@ _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}
 
 def fold(text: str) -> str:
     """``text`` lowercased as re.IGNORECASE compares it with ASCII letters; same length."""
-    return text.lower() if text.isascii() else text.translate(_FOLD).lower()
+    if not text.isascii() and ("\u0130" in text or "\u0131" in text or "\u017f" in text):
+        text = text.translate(_FOLD)  # slow (a lookup per character): only when needed
+    return text.lower()
 
 
 def _folded(pattern: re.Pattern[str]) -> re.Pattern[str]:
