@@ -100,6 +100,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "relaying is prohibited", "relaying disallowed", "not allowed to relay",
         "insecure mail relay", "relay not authorized", "open relay",
         "allowed rcpthosts",  # qmail: "that domain isn't in my list of allowed rcpthosts"
+        "as a relay",  # "you are trying to use me as a relay" (MessageLabs, qmail patches)
     )),
     ("failedstarttls", (
         "does not support tls", "does not support starttls", "starttls failed",
