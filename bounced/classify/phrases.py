@@ -216,6 +216,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "non-existent domain", "nonexistent domain", "domain lookup failed",
         "dns lookup failed", "domain is not reachable", "domain could not be found",
         "recipient domain does not", "domain may not exist",
+        # Exim: the domain's MX hosts have no address, or no host of it has one
+        "mx records point to non-existent", "host address lookups failed",
     )),
     ("userunknown", (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
