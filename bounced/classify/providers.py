@@ -70,8 +70,14 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("cloudmark", r"csi\.cloudmark\.com", "blocked"),
     # Proofpoint: the IP's reputation at its cloud service
     ("proofpoint", r"ipcheck\.proofpoint\.com|proofpoint\.com/dnsbl", "blocked"),
-    # Barracuda: its reputation list
+    # Barracuda: its reputation list; and its per-recipient verdict after DATA
+    # ("permanent failure for one or more recipients (a@b:blocked)"), the message blocked
+    # by its own policy, spam or sender checks: never the recipient's address
     ("barracuda", r"barracuda reputation|barracudacentral", "blocked"),
+    ("barracuda", r"failure for one or more recipients \([^()]*:blocked\)", "blocked"),
+    # Mail.ru answers for an unknown address at the end of DATA, naming the mailbox
+    ("mailru", r"invalid mailbox\. local mailbox \S+ is unavailable: user not found",
+     "userunknown"),
     # Tencent (QQ mail) frequency limits
     ("tencent", r"mailbox unavailable or access denied \[.*frequency|frequency limited",
      "ratelimited"),
