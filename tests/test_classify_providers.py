@@ -60,6 +60,24 @@ SAMPLES: list[tuple[str, str, str, str]] = [
     ("cloudmark", "5.7.1", "550 5.7.1 Rejected - see https://csi.cloudmark.com/reset-request",
      "blocked"),
     ("tencent", "5.0.0", "550 Mail is rejected by recipients: frequency limited", "ratelimited"),
+    ("yahoo", "4.0.0", "451 Message temporarily deferred due to unresolvable RFC.5321 from "
+     "domain; see https://postmaster.yahooinc.com/error-codes", "rejected"),
+    ("orange", "5.7.1", "550 5.7.1 Service refuse. Veuillez essayer plus tard. Service "
+     "refused, please try later. OFR004_102 [102]", "blocked"),
+    ("microsoft", "4.7.500", "451 4.7.500 Server busy. Please try again later from "
+     "[203.0.113.9]. (AS761)", "ratelimited"),
+    ("microsoft", "5.4.310", "550 5.4.310 DNS domain lapsed.example does not exist "
+     "[Message=InfoDomainNonexistent] [LastAttemptedServerName=lapsed.example]",
+     "hostunknown"),
+    ("microsoft", "5.0.0", "550 OU-002 (COL004-MC1F35) Unfortunately, messages from "
+     "203.0.113.9 weren't sent. Please contact your Internet service provider.", "blocked"),
+    ("microsoft", "4.0.0", "421 RP-001 (BAY004-MC1F12) Unfortunately, some messages from "
+     "203.0.113.9 weren't sent. Please try again. We have limits for how many messages can "
+     "be sent per hour and per day.", "speeding"),
+    ("barracuda", "5.0.0", "550 permanent failure for one or more recipients "
+     "(someone@example.com:blocked)", "blocked"),
+    ("mailru", "5.0.0", "550 Message was not accepted -- invalid mailbox. Local mailbox "
+     "someone@mail.ru is unavailable: user not found", "userunknown"),
 ]
 
 
@@ -74,14 +92,15 @@ def test_provider_reply_names_the_reason(provider: str, status: str, diag: str,
                                 diag.encode())]))
     (recipient,) = report.recipients
     assert recipient.reason == reason
-    assert recipient.hard == (reason == "userunknown" and status.startswith("5"))
+    assert recipient.hard == (reason in ("userunknown", "hostunknown")
+                              and status.startswith("5"))
 
 
 def test_every_provider_family_has_a_sample() -> None:
     """Each provider in the table is exercised by at least one sample above."""
     providers = {p for p, _, _ in PROVIDER_TEXTS} | {p for p, _, _ in PROVIDER_NUMBERS}
     sampled = {s[0] for s in SAMPLES}
-    assert providers - sampled <= {"proofpoint", "barracuda"}
+    assert providers - sampled <= {"proofpoint"}
 
 
 def test_provider_patterns_compile_and_reasons_are_known() -> None:

@@ -26,6 +26,8 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("yahoo", r"this user doesn't have a (yahoo|aol|ymail|rocketmail)[.\w]* account",
      "userunknown"),  # its answer at the end of DATA for an address that does not exist
     ("yahoo", r"sender is unauthenticated\. yahoo requires", "authfailure"),
+    # the return path's domain does not resolve: the sender's address, not the recipient's
+    ("yahoo", r"unresolvable rfc\.?532[12] from domain", "rejected"),
     # au / KDDI (ezweb.ne.jp, au.com): a recipient's own refusal list is answered with
     # "User unknown" and an empty address; a real unknown user names the address.
     ("au", r"\b550 ?: ?user unknown", "filtered"),
@@ -57,6 +59,14 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("microsoft", r"\(s3140\)|\(s3150\)|part of their network is on our block list|"
                   r"\bas\(\d{4,}\)", "blocked"),
     ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs
+    # Exchange Online throttles an IP it does not trust yet ("4.7.500 Server busy")
+    ("microsoft", r"4\.7\.[56]\d\d server busy", "ratelimited"),
+    # Exchange Online: the recipient's domain does not exist in DNS
+    ("microsoft", r"5\.4\.310 dns domain", "hostunknown"),
+    # Hotmail's older codes: SC (the IP's reputation), DY (dynamic or compromised IPs),
+    # OU (the IP refused for policy), all about the sending host; RP: its rate limits
+    ("microsoft", r"\b(sc|dy|ou)-00\d \(", "blocked"),
+    ("microsoft", r"\brp-00\d \(", "speeding"),
     # Gmail (support.google.com/a/answer/3726730)
     ("gmail", r"content presents a potential", "policyviolation"),
     ("gmail", r"rejected due to spam classification", "spamdetected"),  # Google Groups
@@ -101,7 +111,7 @@ SPECTRUM_CODES: tuple[tuple[int, int, str], ...] = (
 )
 
 PROVIDER_NUMBERS: tuple[tuple[str, str, tuple[tuple[int, int, str], ...]], ...] = (
-    ("orange", r"\b(?:ofr|lpn\d{3})_(\d{3})\b", ORANGE_CODES),
+    ("orange", r"\b(?:ofr\d{0,3}|lpn\d{3})_(\d{3})\b", ORANGE_CODES),
     ("spectrum", r"\baup#[a-z]{0,4}-?(\d{4})\b", SPECTRUM_CODES),
 )
 
