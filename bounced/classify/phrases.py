@@ -139,6 +139,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "duplicate header", "not rfc compliant", "not compliant with rfc",
         "multiple addresses in from", "must not contain more than one",
         "improperly formatted message", "message is not rfc",
+        "missing a valid address in from", "no from: header", "no from header",
     )),
     ("badreputation", (
         "reputation", "low sender score",
@@ -168,6 +169,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "too many recipients this hour", "rate limit", "ratelimit", "rate-limit",
         "sending rate", "too fast", "throttl", "unusual rate", "too many messages from",
         "rate that prevents", "receiving mail at a rate", "exceeded the rate",
+        "too quickly",
     )),
     ("ratelimited", (  # after speeding: "too many recipients this hour" is speeding
         "too many recipients",
