@@ -52,6 +52,15 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("551 User not local; please try <new@other.example>", "RCPT", "hasmoved", True),
     ("550 5.1.2 Host unknown (Name server: dest.example: host not found)", "RCPT",
      "hostunknown", True),
+    ("550 5.4.310 DNS domain dest.example does not exist [Message=InfoDomainNonexistent]",
+     "RCPT", "hostunknown", True),  # Exchange Online (was userunknown: "does not exist")
+    ("550 5.1.1 <rcpt@dest.example>: Recipient address rejected: User unknown in virtual "
+     "alias table", "RCPT", "userunknown", True),
+    ("550 5.7.1 No such user!", "RCPT", "userunknown", True),  # Yandex
+    ("550 Message was not accepted -- invalid mailbox.  Local mailbox rcpt@mail.ru is "
+     "unavailable: user not found", "DATA", "userunknown", True),  # mail.ru (was filtered)
+    ("552 1 Requested mail action aborted, mailbox not found", "RCPT", "userunknown", True),
+    ("550 No Such User Here", "RCPT", "userunknown", True),  # cPanel's Exim
     # the mailbox exists but cannot take mail now
     ("552 5.2.2 Mailbox full", "RCPT", "mailboxfull", False),
     ("452 4.2.2 The email account that you tried to reach is over quota", "RCPT",
@@ -62,6 +71,15 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("554 30 Sorry, your message to rcpt@dest.example cannot be delivered. This account has "
      "been disabled or discontinued [#102].", "DATA", "suspend", False),
     ("550 Mailbox blocked due to inactivity", "RCPT", "suspend", False),
+    ("550-5.2.1 The email account that you tried to reach is disabled. Learn more at "
+     "550 5.2.1  https://support.google.com/mail/?p=DisabledUser", "RCPT", "suspend", False),
+    ("552 5.2.2 <rcpt@dest.example> Quota exceeded (mailbox for user is full)", "DATA",
+     "mailboxfull", False),  # Dovecot LMTP
+    ("552 Requested mail action aborted: exceeded storage allocation", "DATA",
+     "mailboxfull", False),  # RFC 5321's own 552 text
+    # the recipient's mailbox receives too much: a rate, never a dead address
+    ("450-4.2.1 The user you are trying to contact is receiving mail too quickly. Please "
+     "450-4.2.1 resend your message at a later time.", "RCPT", "speeding", False),
     ("550 Message was not accepted -- invalid mailbox.  Local mailbox rcpt@mail.ru is "
      "unavailable: account is disabled", "DATA", "suspend", False),
     # the sender's IP, reputation or DNS
@@ -78,6 +96,21 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      "record, IP=203.0.113.5", "RCPT", "requireptr|blocked", False),
     ("421 Too many concurrent SMTP connections from this IP address; please try again later.",
      "RCPT", "ratelimited|speeding", False),
+    # Hotmail's older codes (were undefined and expired)
+    ("550 OU-002 (COL004-MC1F35) Unfortunately, messages from 203.0.113.5 weren't sent. "
+     "Please contact your Internet service provider.", "RCPT", "blocked", False),
+    ("421 RP-001 (BAY004-MC1F12) Unfortunately, some messages from 203.0.113.5 weren't sent. "
+     "Please try again. We have limits for how many messages can be sent per hour and per "
+     "day.", "RCPT", "speeding|ratelimited", False),
+    ("451 4.7.500 Server busy. Please try again later from [203.0.113.5]. (AS761)", "RCPT",
+     "ratelimited|speeding", False),  # Exchange Online (was systemerror)
+    ("550 5.7.1 Service refuse. Veuillez essayer plus tard. service refused, please try "
+     "later. OFR004_102 [102]", "RCPT", "blocked", False),  # Orange (was systemerror)
+    ("554 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using Trend Micro "
+     "RBL+.", "RCPT", "blocked", False),
+    ("550-5.7.25 [203.0.113.5] The IP address sending this message does not have a "
+     "550-5.7.25 PTR record setup, or the corresponding forward DNS entry does not "
+     "550 5.7.25 point to the sending IP.", "DATA", "requireptr", False),
     # the sender's authentication or return path
     ("550 5.7.26 This message does not have authentication information or fails to pass "
      "authentication checks (SPF or DKIM)", "DATA", "authfailure", False),
@@ -93,6 +126,12 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 Adresse d'expediteur refusee", "MAIL FROM", "rejected", False),
     ("550 5.1.1 Sender domain bounces.example.org does not exist", "MAIL FROM", "rejected",
      False),  # an address status code, but at MAIL FROM: the sender's
+    ("451 Message temporarily deferred due to unresolvable RFC.5321 from domain; see "
+     "https://postmaster.yahooinc.com/error-codes", "MAIL FROM", "rejected", False),
+    ("553 sorry, your envelope sender domain must exist (#5.7.1)", "MAIL FROM", "rejected",
+     False),
+    ("550-5.7.1 Messages missing a valid address in From: header, or having no From: "
+     "header, are not accepted.", "DATA", "notcompliantrfc", False),  # was securityerror
     # the content
     ("554 5.7.1 Message rejected as spam by Content Filtering.", "DATA", "spamdetected",
      False),
@@ -112,6 +151,16 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "RCPT",
      "norelaying", False),
     ("554 5.7.1 <rcpt@dest.example>: Relay access denied", "RCPT", "norelaying", False),
+    ("553-you are trying to use me [server-4.tower-21.messagelabs.com] 553-as a relay, but I "
+     "have not been configured to let you [203.0.113.5, relay.example.org] do this. "
+     "(#5.7.1)", "RCPT", "norelaying", False),  # was securityerror
+    ("550 permanent failure for one or more recipients (rcpt@dest.example:blocked)", "DATA",
+     "blocked", False),  # Barracuda (was onhold)
+    ("550 Rejected by header based Anti-Spoofing policy: rcpt@dest.example - "
+     "https://community.mimecast.com/docs/DOC-1369#550", "DATA",
+     "policyviolation|authfailure", False),
+    ("554 5.7.9 Message not accepted for policy reasons.  See "
+     "https://postmaster.yahooinc.com/error-codes", "DATA", "policyviolation", False),
     ("554 5.4.14 Hop count exceeded - possible mail loop", "DATA", "networkerror", False),
 )
 
