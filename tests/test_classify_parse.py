@@ -29,7 +29,10 @@ def tree(msg: Message, path: str = "0") -> list[tuple[str, str, Any]]:
         (path, "headers", list(msg.items())), (path, "raw", list(msg.raw_items())),
         (path, "unixfrom", msg.get_unixfrom()), (path, "type", msg.get_content_type()),
         (path, "preamble", msg.preamble), (path, "epilogue", msg.epilogue),
-        (path, "multipart", msg.is_multipart())]
+        (path, "multipart", msg.is_multipart()),
+        (path, "params", msg.get_params()), (path, "boundary", msg.get_boundary()),
+        (path, "charset", msg.get_content_charset()),
+        (path, "disposition", msg.get_params(header="content-disposition"))]
     payload = msg.get_payload()
     if isinstance(payload, list):
         for i, sub in enumerate(payload):
@@ -70,6 +73,10 @@ def test_corpus_trees_equal_compat32(path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", [
+    # parameters: case, spacing, quotes, angle brackets, RFC 2231, a quoted ";"
+    "Content-Type: TEXT/Plain; Charset=<UTF-8> ; Format = flowed\n\nx",
+    'Content-Type: multipart/mixed; Boundary="a;b"; x=""\n\n--a;b\n\nx\n--a;b--\n',
+    "Content-Type: text/plain; name*0*=utf-8''a%20; name*1=b; charset=\"x\\\"y\"\n\nx",
     # boundary lines: trailing blanks, close with blanks, text after the boundary
     multipart("b", ["Content-Type: text/plain\n\nx"]).replace("--b\n", "--b \t\n", 1),
     multipart("b", ["\nx"]).replace("--b--", "--b--  "),
@@ -129,7 +136,13 @@ def _mime(depth: int) -> st.SearchStrategy[str]:
                          "Content-Type: message/rfc822", "Content-Type: multipart/mixed",
                          "Content-Type: multipart/digest; boundary=b0", "X-A: 1", " fold",
                          "From x", "--b0", "--b1--", "--b2  ", "", "Status: 5.1.1", ":",
-                         "Subject: =?utf-8?q?caf=C3=A9?="]),
+                         "Subject: =?utf-8?q?caf=C3=A9?=",
+                         'Content-Type: text/plain; charset="UTF-8"; format=flowed;',
+                         'Content-Type: multipart/mixed; boundary="b0;x"',
+                         "Content-Type: text/plain; name*=utf-8''caf%C3%A9; Charset=<x>",
+                         'Content-Disposition: attachment; filename="a\\"b"; size',
+                         'Content-Type: text/plain; =x; a="b"c"; ;',
+                         "Content-Type: TEXT/Plain; Charset=<UTF-8> ; Format = flowed"]),
         st.text(alphabet=st.characters(max_codepoint=0x7f, blacklist_characters="\r\n"),
                 max_size=12))
     leaf = st.builds(lambda ls, n: n.join(ls), st.lists(line, max_size=8), nl)

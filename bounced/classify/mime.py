@@ -21,6 +21,7 @@ import quopri
 import re
 from email.message import Message
 from email.policy import compat32
+from email.utils import quote, unquote
 from typing import Any
 
 MAX_CHILDREN = 200  # parts kept per multipart (the classifier walks at most 200 parts)
@@ -118,6 +119,27 @@ def _next_boundary(raw: bytes, sep: bytes, lo: int, pos: int, end: int
         pos = i + 1
 
 
+def _simple_params(value: str) -> list[tuple[str, str]] | None:
+    """A header's parameters as Message._get_params_preserve reads them, for the usual
+    value: no RFC 2231 parameter (``*``), no backslash, no ";" inside quotes. None for any
+    other value (the email package's reader then reads it)."""
+    if "*" in value or "\\" in value:
+        return None
+    segments = value.split(";")
+    if any(segment.count('"') % 2 for segment in segments):
+        return None  # a quoted ";" (or an unbalanced quote): not a separator there
+    params: list[tuple[str, str]] = []
+    for segment in segments:
+        name, eq, val = segment.partition("=")
+        if eq:
+            name, val = name.strip().lower(), val.strip()
+        else:
+            name = name.strip()
+        # the first is the value itself, kept as it is; the others are re-quoted
+        params.append((name, val) if not params else (name, f'"{quote(unquote(val))}"'))
+    return params
+
+
 class Part(Message):
     """A compat32 message whose body is split from the raw bytes when first read."""
 
@@ -207,10 +229,14 @@ class Part(Message):
         get_content_charset read), remembered per header; a copy of the list is returned."""
         params = self._params.get(header)
         if params is None:
-            found = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
-            if found is failobj:
-                return failobj
-            params = self._params[header] = found
+            value = self.get(header)
+            params = _simple_params(value) if isinstance(value, str) else None
+            if params is None:
+                found = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+                if found is failobj:
+                    return failobj
+                params = found
+            self._params[header] = params
         return list(params)
 
     def get(self, name: str, failobj: Any = None) -> Any:
