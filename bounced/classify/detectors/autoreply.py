@@ -21,7 +21,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"(?i)undeliver|returned mail|delivery (status|fail)|failure notice|mail delivery|"
     r"delivery notification|could not be delivered|non[- ]?delivery|failed"
 )
-_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-auto-response-suppress-", "x-vacation")
+# (not X-Auto-Response-Suppress: Outlook sets it on ordinary mail and meeting requests too)
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-vacation")
 
 
 class AutoReplyDetector:
