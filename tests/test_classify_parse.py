@@ -258,11 +258,28 @@ def test_payload_setters_and_serialisation() -> None:
     "From: a@b\nSubject: s\n\nbody", "From x\nA: b\nFrom y\n\nbody",
     " lead\nA: b\n:x\nB: c\n\tfold\nFrom y\n", "A: \u00e9\r\nB: c\rC: d\n\nx", "", "body only",
     "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b--\n",
+    "Subject: caf\u00e9\nX:  \n  fold\n\nbody\n", "Subject: s\r\nX: a\r\n b\r\n\r\nbody",
+    "Subject: s\r\nX: y\n\nbody", "A: b\nC: d", "A: b\n\r\nbody", "A: b\r\n",
 ])
 def test_parse_headers_equals_message_from_string(text: str) -> None:
-    """parse_headers reads the headers message_from_string does, from text."""
+    """parse_headers reads the headers message_from_string does, from text, and keeps
+    the rest as the body."""
+    same_headers_as_compat32(text)
+
+
+def same_headers_as_compat32(text: str) -> None:
     ours, theirs = parse_headers(text), email.message_from_string(text, policy=compat32)
     assert ours.items() == theirs.items() and ours.get_unixfrom() == theirs.get_unixfrom()
+    if theirs.get_content_maintype() not in ("multipart", "message"):  # they parse those
+        assert ours.get_payload() == theirs.get_payload()
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mime(1))
+def test_generated_headers_equal_compat32(text: str) -> None:
+    """Generated header blocks (LF, CRLF, CR, folds, "From " lines) read as compat32 reads
+    them, as parse_headers reads a text/rfc822-headers part or a quoted original."""
+    same_headers_as_compat32(text)
 
 
 def test_get_returns_what_compat32_returns() -> None:
