@@ -7,7 +7,15 @@ Orange, Free, mail.ru, Yandex, Zoho, QQ, NetEase, Mimecast, Proofpoint, Barracud
 Trend Micro, MessageLabs, Domino, GroupWise, MDaemon, fml...), plus auto-replies with and
 without RFC 3834 headers, ARF complaints, RFC 8098 read receipts, success notices, an
 RFC 6533 global DSN, DSNs with several recipients of different fates and a DSN whose
-original is a DSN.
+original is a DSN. A second set covers structures and languages: bounces forwarded by a
+person or a helpdesk (inline or attached), HTML-only NDRs, DSN field variants (only
+Original-Recipient, X-Actual-Recipient, no "rfc822;", display names, CRLF, field-name
+case, one delivery-status part per recipient), 4.x.x failures given up on, 30 recipients
+of mixed fates, originals that quote other bounces, challenge-response and moderation
+notices, and native reports of Japanese, Chinese, Korean, Russian, Portuguese, Spanish,
+Italian, French, German, Polish, Czech, Turkish and Dutch providers in their charsets
+(ISO-2022-JP, Shift_JIS, GB18030, GB2312, EUC-KR, KOI8-R, windows-1251, ISO-8859-x) and
+transfer encodings.
 The expectations are what the message means under DESIGN.md (``hard`` only for an address
 proven dead; the sender's IP, reputation, content or authentication never count), not
 what the classifier happened to answer. Where two reasons are both faithful to the words
@@ -254,6 +262,37 @@ EXPECTED: dict[str, Want] = {
                                                 "vacation", False),
     "autoreply_german_out_of_office.eml": one("autoreply", "m.bauer@firma.example.de",
                                               "vacation", False),
+    # DSN field variants
+    "dsn_original_recipient_only.eml": one("bounce", "svenja.holm@lakeside.example",
+                                           "userunknown", True),
+    "sendmail_x_actual_recipient.eml": one("bounce", "sales@shop.example", "mailboxfull",
+                                           False),
+    "dsn_crlf_field_case_brackets.eml": one("bounce", "ines.ortega@costa.example",
+                                            "userunknown", True),
+    "dsn_two_status_parts.eml": Want("bounce", (
+        ("piet@harbour.example", frozenset({"userunknown"}), True),
+        ("greet@harbour.example", frozenset({"mailboxfull"}), False),
+    )),
+    "dsn_delivered_and_failed.eml": Want("bounce", (
+        ("ruth@riverside.example", frozenset({"delivered"}), False),
+        ("saul@riverside.example", frozenset({"userunknown"}), True),
+    )),
+    # given up after the queue lifetime with a 4.x.x status: a failure, never hard
+    "postfix_failed_4xx_given_up.eml": Want("bounce", (
+        ("dora@slow-isp.example", frozenset({"expired", "networkerror"}), False),
+        ("emil@tiny-host.example", frozenset({"mailboxfull"}), False),
+    )),
+    "postfix_thirty_recipients.eml": Want("bounce", tuple(
+        (f"m{i:02d}.full@lists-member.example", frozenset({"mailboxfull"}), False) if i % 5 == 0
+        else (f"m{i:02d}@gone-domain{i}.example", frozenset({"hostunknown"}), True) if i % 7 == 0
+        else (f"m{i:02d}@slow-host.example", frozenset({"expired", "networkerror"}), False)
+        if i % 11 == 0
+        else (f"m{i:02d}.user@lists-member.example", frozenset({"userunknown"}), True)
+        for i in range(1, 31))),
+    "global_dsn_cjk_local_parts.eml": Want("bounce", (
+        ("张伟@邮件.example", frozenset({"userunknown"}), True),
+        ("김민준@메일.example", frozenset({"mailboxfull"}), False),
+    )),
 }
 
 

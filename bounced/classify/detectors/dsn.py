@@ -150,19 +150,41 @@ def reporting_mta_of(blocks: list[Block]) -> str:
     return ""
 
 
+def _following(mail: Mail, part: Message) -> list[Message]:
+    """The delivery-status parts that follow ``part`` directly in its multipart (not ones
+    after an attached original: those may be the original's own, cut loose by a boundary
+    it shares with the report)."""
+    for container in mail.parts:
+        if container.get_content_maintype() != "multipart":
+            continue
+        siblings = container.get_payload()
+        if not isinstance(siblings, list) or not any(p is part for p in siblings):
+            continue
+        out: list[Message] = []
+        for nxt in siblings[[id(p) for p in siblings].index(id(part)) + 1:]:
+            if not (isinstance(nxt, Message) and nxt.get_content_type() in DSN_TYPES):
+                break
+            out.append(nxt)
+        return out
+    return []
+
+
 class DSNDetector:
     """A message/delivery-status part (RFC 3464) or its global form (RFC 6533)."""
 
     name = "dsn"
 
     def detect(self, mail: Mail) -> Detection | None:
-        """Recipients from the first delivery-status part, or DSN fields in the text."""
+        """Recipients from the first delivery-status part and the ones right after it
+        (some reports carry one per recipient), or DSN fields in the text."""
         for part in mail.parts:
             if part.get_content_type() in DSN_TYPES:
                 blocks = _blocks(part)
                 found = recipients_from_blocks(blocks)
                 if found:
-                    return Detection(self.name, kind_of(found), found,
+                    for more in _following(mail, part):
+                        found += recipients_from_blocks(_blocks(more))
+                    return Detection(self.name, kind_of(found), found[:MAX_RECIPIENTS],
                                      reporting_mta=reporting_mta_of(blocks))
         if _TEXT_DSN.search(mail.text):
             blocks = blocks_from_text(mail.text)
