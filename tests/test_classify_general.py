@@ -262,6 +262,12 @@ EXPECTED: dict[str, Want] = {
                                                 "vacation", False),
     "autoreply_german_out_of_office.eml": one("autoreply", "m.bauer@firma.example.de",
                                               "vacation", False),
+    # Structures: forwarded bounces (the failed recipient is the forwarded report's, never
+    # the forwarder's or a name in the forwarder's text)
+    "forward_inline_gmail_bounce.eml": one("bounce", "k.mori@old-startup.example",
+                                           "userunknown", True),
+    "forward_helpdesk_attached_bounce.eml": one("bounce", "a.kowalski@corp.example",
+                                                "userunknown", True),
     # DSN field variants
     "dsn_original_recipient_only.eml": one("bounce", "svenja.holm@lakeside.example",
                                            "userunknown", True),
@@ -293,6 +299,12 @@ EXPECTED: dict[str, Want] = {
         ("张伟@邮件.example", frozenset({"userunknown"}), True),
         ("김민준@메일.example", frozenset({"mailboxfull"}), False),
     )),
+    # the original (or a report attached as the original) names other addresses and
+    # failures: only the report's own recipient counts
+    "exchange2003_bounce_of_bounce.eml": one("bounce", "lukas.brandt@firma.example",
+                                             "userunknown", True),
+    "qmail_original_quotes_bounce.eml": one("bounce", "webmaster@vpshost.example", "suspend",
+                                            False),
 }
 
 

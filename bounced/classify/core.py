@@ -12,7 +12,12 @@ from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
 from bounced.classify.reasons import is_hard, reason_for
-from bounced.classify.textforms import BOUNCE_FROM, DELAY_TEXT_FOLDED, fold
+from bounced.classify.textforms import (
+    BOUNCE_FROM,
+    DELAY_TEXT_FOLDED,
+    FORWARD_SUBJECT,
+    fold,
+)
 
 CONTEXT = 1_500  # characters of human-readable text around an address used as evidence
 MAX_DIAGNOSTIC = 1_000
@@ -92,12 +97,22 @@ def _inner_report(mail: Mail) -> Message | None:
     return None
 
 
+def _from_reporter(mail: Mail) -> bool:
+    """Whether the message is a mail system's own report (not a person's message)."""
+    return mail.msg.get_content_type() == "multipart/report" or bool(
+        BOUNCE_FROM.search(header(mail.msg, "from")))
+
+
+def _forwarded(mail: Mail) -> bool:
+    """Whether the message forwards what it attaches (a person or a helpdesk passing a
+    report on: the failure is the attached report's, never the forwarder's)."""
+    return not _from_reporter(mail) or bool(FORWARD_SUBJECT.match(mail.subject))
+
+
 def _fallback(mail: Mail, original: Original) -> Detection | None:
     """A report that names no recipient: the original's only recipient, if it had one
     (only for a report from a mail system, not for anyone's forwarded message)."""
-    reporter = mail.msg.get_content_type() == "multipart/report" or bool(
-        BOUNCE_FROM.search(header(mail.msg, "from")))
-    if not (reporter and is_bounce(mail)):
+    if not (_from_reporter(mail) and is_bounce(mail)):
         return None
     addresses = {m.group(0).lower() for m in ADDRESS.finditer(original.to)}
     if len(addresses) != 1 or original.cc:
@@ -131,10 +146,15 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
     except Exception:
         original = Original()
     mail.text = mail.text[: quoted_original_start(mail.text)]
+    inner = None if nested else _inner_report(mail)
+    forwarded = inner is not None and _forwarded(mail)
+    if inner is not None and forwarded:  # the attached report first, the forwarder's text after
+        report = _classify(inner, nested=True)
+        if report.recipients:
+            return report
     detection = _detect(mail)
     if detection is None or not detection.recipients:
-        inner = None if nested else _inner_report(mail)
-        if inner is not None:
+        if inner is not None and not forwarded:
             report = _classify(inner, nested=True)
             if report.recipients:
                 return report

@@ -48,6 +48,11 @@ BOUNCE_SUBJECT = re.compile(
     r"rejected|unable to deliver|no se ha podido|nicht zustellbar|non remis|不達|エラー|"
     r"не доставлено"
 )
+# A subject of a forwarded message (Outlook's, Gmail's, Thunderbird's, Apple Mail's
+# prefixes in the languages they are localised to): its attachment is someone else's mail.
+FORWARD_SUBJECT = re.compile(
+    r"(?i)^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|vs|vb|pd|i|転送|转发|轉寄|전달|пересл)\s*[:\uff1a]"
+)
 BOUNCE_TEXT = re.compile(
     r"(?i)could not be delivered|couldn't be delivered|was not delivered|undeliverable|"
     r"unable to deliver|delivery (has )?failed|permanent(ly)? (error|fail)|"
