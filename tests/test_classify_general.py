@@ -305,6 +305,15 @@ EXPECTED: dict[str, Want] = {
                                              "userunknown", True),
     "qmail_original_quotes_bounce.eml": one("bounce", "webmaster@vpshost.example", "suspend",
                                             False),
+    # not failures: an auto-reply quoting "550 user unknown" under a subject with bounce
+    # words, challenge-response requests, a moderation hold, a "Not read" notice
+    "autoreply_quotes_bounce_text.eml": one("autoreply", "maria.lopez@contoso.example",
+                                            "vacation", False),
+    "challenge_tmda_confirm.eml": one(
+        "autoreply", "bob-confirm-1762274411.30512.b2d41f@smallbiz.example", "vacation", False),
+    "challenge_verify_human.eml": one("autoreply", "notify@boxbe.example", "vacation", False),
+    "mailman_awaits_moderator.eml": Want("unknown", ()),
+    "outlook_not_read_text.eml": Want("unknown", ()),
 }
 
 

@@ -408,3 +408,18 @@ ORIGINAL_MARKERS: tuple[str, ...] = (
     "----- the header of the original",
     "------ original message headers",
 )
+
+# A challenge-response system's request that the sender prove itself (TMDA, Spam Arrest,
+# Boxbe: "please confirm your message", "verify you are human"): an automatic answer on
+# the recipient's behalf, never a failure of the address. Lowercase; searched in the
+# start of the text of a message that is neither a mail system's report nor has a
+# bounce's subject.
+CHALLENGE_PHRASES: tuple[str, ...] = (
+    "verify that you are a human", "verify you are a human", "verify that you are human",
+    "verify you are human", "prove that you are human", "prove you are human",
+    "confirm that you are human", "confirm you are human", "that you are a real person",
+    "you are a real person", "verify that you are a real", "you are a human sender",
+    "please confirm your message", "to release your message",
+    "placed on the waiting list", "waiting list and has not been delivered",
+    "add you to their guest list", "sender verification request",
+)

@@ -6,6 +6,7 @@ import re
 
 from bounced.classify.detectors.base import Detection, Found, clean_address
 from bounced.classify.parse import Mail, header
+from bounced.classify.phrases import CHALLENGE_PHRASES
 
 _SUBJECT = re.compile(
     r"(?i)\b(auto[ -]?(reply|response|respons|antwort|matic reply)|out of (the )?office|"
@@ -23,6 +24,7 @@ _BOUNCE_SUBJECT = re.compile(
 )
 # (not X-Auto-Response-Suppress: Outlook sets it on ordinary mail and meeting requests too)
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-vacation")
+_CHALLENGE_SCAN = 2_000  # characters of text searched for a challenge-response request
 
 
 class AutoReplyDetector:
@@ -36,6 +38,9 @@ class AutoReplyDetector:
         msg = mail.msg
         sender = header(msg, "from")
         subject = mail.subject
+        prefix = _SUBJECT.match(subject)
+        if prefix and subject[prefix.end():].lstrip()[:1] in (":", "\uff1a"):  # or full-width
+            subject = subject[: prefix.end()]  # the rest is the answered message's subject
         if _DAEMON.search(sender) or _BOUNCE_SUBJECT.search(subject):
             return None
         if msg.get_content_type() == "multipart/report":
@@ -46,6 +51,9 @@ class AutoReplyDetector:
         signals = signals or header(msg, "x-apple-action").upper() == "VACATION"
         signals = signals or header(msg, "precedence").lower() == "auto_reply"
         signals = signals or bool(_SUBJECT.search(subject))
+        if not signals:
+            start = mail.text[:_CHALLENGE_SCAN].lower()
+            signals = any(phrase in start for phrase in CHALLENGE_PHRASES)
         if not signals:
             return None
         address = clean_address(sender)
