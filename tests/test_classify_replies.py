@@ -162,6 +162,16 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("554 5.7.9 Message not accepted for policy reasons.  See "
      "https://postmaster.yahooinc.com/error-codes", "DATA", "policyviolation", False),
     ("554 5.4.14 Hop count exceeded - possible mail loop", "DATA", "networkerror", False),
+    # local MTAs answering in their own language
+    ("550 5.1.1 Пользователь не найден", "RCPT", "userunknown", True),
+    ("550 5.1.1 用户不存在", "RCPT", "userunknown", True),
+    ("550 Die Adresse existiert nicht", "RCPT", "userunknown", True),
+    ("550 5.1.1 Użytkownik nie istnieje", "RCPT", "userunknown", True),
+    ("550 Le domaine n'existe pas", "RCPT", "hostunknown", True),
+    ("552 5.2.2 Postfach voll", "RCPT", "mailboxfull", False),
+    ("452 4.2.2 Casella piena", "RCPT", "mailboxfull", False),
+    ("550 5.2.2 Buzón lleno", "RCPT", "mailboxfull", False),
+    ("550 Konto deaktiviert", "RCPT", "suspend", False),
 )
 
 

@@ -57,6 +57,31 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "space not enough", "not enough space on the mailbox", "mail box full",
         "mailbox would exceed", "would exceed quota", "recipient's mailbox is full",
         "mailbox has reached", "mailbox quota", "user quota", "容量",
+        # the same in the languages of the providers' own reports ("the mailbox is full")
+        "メールボックスがいっぱい",  # ja ("容量" above: ja, zh)
+        "邮箱已满", "郵箱已滿", "信箱已满", "信箱已滿", "邮箱空间不足", "邮箱满",  # zh
+        "메일함 용량", "메일함이 가득", "편지함 용량", "편지함이 가득", "사서함이 가득",  # ko
+        "ящик переполнен", "ящик получателя переполнен", "превышен размер почтового ящика",
+        "квота превышена", "превышена квота",  # ru
+        "postfach voll", "postfach ist voll", "postfach des empfängers ist voll",
+        "postfach des empfaengers ist voll", "kontingent überschritten",  # de
+        "boîte pleine", "boite pleine", "boîte aux lettres pleine", "boite aux lettres pleine",
+        "boîte aux lettres est pleine", "boîte aux lettres du destinataire est pleine",
+        "boite aux lettres du destinataire est pleine", "quota dépassé",  # fr
+        "buzón lleno", "buzon lleno", "buzón está lleno", "buzon esta lleno",
+        "buzón del destinatario está lleno", "buzon del destinatario esta lleno",
+        "cuota excedida",  # es
+        "caixa postal cheia", "caixa cheia", "caixa de correio cheia",
+        "caixa postal está cheia", "caixa postal do destinatário está cheia",
+        "cota excedida",  # pt
+        "casella piena", "casella postale piena", "casella di posta piena",
+        "casella è piena", "quota superata",  # it
+        "skrzynka pełna", "skrzynka jest pełna", "skrzynka odbiorcy jest pełna",
+        "skrzynka odbiorcy przepełniona", "skrzynka przepełniona",  # pl
+        "schránka je plná", "plná schránka", "schránka příjemce je plná",  # cs
+        "posta kutusu dolu", "kutusu dolu",  # tr
+        "mailbox vol", "mailbox is vol", "postbus vol", "postbus is vol",
+        "mailbox van de ontvanger is vol",  # nl
     )),
     ("emailtoolarge", (
         "message too large", "message too big", "message is too large", "message is too big",
@@ -83,6 +108,11 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
         "extended inactivity", "account is not active", "mailbox is not active",
         "tried to reach is inactive", "tried to reach is disabled", "inactivity",
+        "deaktiviert", "postfach gesperrt", "postfach ist gesperrt",  # de
+        "compte désactivé", "boîte désactivée",  # fr
+        "cuenta desactivada", "cuenta suspendida",  # es
+        "conta desativada", "conta suspensa",  # pt
+        "casella disattivata", "account disattivato", "casella sospesa",  # it
     )),
     ("hasmoved", (
         "has moved", "has been moved", "address has changed", "address has been changed",
@@ -220,6 +250,13 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "recipient domain does not", "domain may not exist",
         # Exim: the domain's MX hosts have no address, or no host of it has one
         "mx records point to non-existent", "host address lookups failed",
+        # "the domain does not exist" in the languages of the providers' own reports
+        "ドメインが存在しません", "域名不存在", "도메인이 존재하지 않", "домен не найден",
+        "домен не существует", "domain existiert nicht", "domäne existiert nicht",
+        "domaine inexistant", "domaine n'existe pas", "dominio no existe",
+        "dominio inexistente", "domínio não existe", "domínio inexistente",
+        "dominio non esiste", "dominio inesistente", "domena nie istnieje",
+        "doména neexistuje", "domein bestaat niet",
     )),
     ("userunknown", (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
@@ -254,6 +291,31 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "utente sconosciuto", "utente inesistente", "destinatario inesistente",  # it
         "gebruiker onbekend", "onbekende gebruiker",  # nl
         "nieznany użytkownik", "неизвестный пользователь", "нет такого пользователя",
+        # "(the user) does not exist / was not found" in the languages of the providers'
+        # own reports (the domain's own words come first, under hostunknown)
+        "該当するユーザーがいません", "該当ユーザーがいません", "ユーザーが存在しません",
+        "ユーザが存在しません", "ユーザーが見つかりません", "メールボックスは存在しません",
+        "メールボックスが存在しません", "アドレスが存在しない", "アカウントが存在しません",
+        "宛先不明",  # ja
+        "用户不存在", "用戶不存在", "收件人不存在", "邮箱不存在", "郵箱不存在", "信箱不存在",
+        "帐号不存在", "账号不存在", "帳號不存在", "帐户不存在", "账户不存在", "地址不存在",  # zh
+        "사용자가 존재하지 않", "존재하지 않는 사용자", "존재하지 않는 계정", "계정이 존재하지 않",
+        "주소가 존재하지 않", "받는 사람을 찾을 수 없", "수신자를 찾을 수 없",  # ko
+        "пользователь не найден", "адресат не найден", "получатель не найден",
+        "ящик не найден", "ящик не существует", "адрес не существует",
+        "пользователь не существует", "несуществующ",  # ru
+        "existiert nicht",  # de
+        "n'existe pas", "n\u2019existe pas", "inexistant",  # fr
+        "no existe", "não existe", "nao existe", "inexistente",  # es pt
+        "non esiste", "inesistente",  # it
+        "nie istnieje", "nieznany adresat", "nieznany odbiorca",  # pl
+        "neexistuje", "neznámý příjemce", "neznámý uživatel",  # cs
+        "kullanıcı bulunamadı", "kullanici bulunamadi", "alıcı bulunamadı",  # noqa: RUF001
+        "alici bulunamadi", "böyle bir kullanıcı yok",  # tr  # noqa: RUF001
+        "bestaat niet", "onbekende ontvanger", "ontvanger onbekend",  # nl
+        # the reporting system's own "was not found" ("the recipient mailbox was not found")
+        "mailbox was not found", "recipient was not found", "user was not found",
+        "address was not found",
     )),
     ("filtered", (
         "filter", "refuses", "recipient refused", "blocked the sender",
@@ -407,6 +469,8 @@ ORIGINAL_MARKERS: tuple[str, ...] = (
     "--- original message ---",
     "----- the header of the original",
     "------ original message headers",
+    # qmail's "--- Below this line is a copy of the message." in its Japanese localisation
+    "以下はメッセージのコピーです", "以下は送信されたメッセージのコピーです",
 )
 
 # A challenge-response system's request that the sender prove itself (TMDA, Spam Arrest,

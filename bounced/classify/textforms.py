@@ -16,6 +16,13 @@ _RECIPIENT_SOURCES = (
     rf"\b(?:recipient|address|addressed to|delivered to|deliver to|failed to|original-recipient|"
     rf"final-recipient|userid|user|to|delivery failed|failed)\s*(?:address(?:es)?|\(s\))?\s*:?\s*"
     rf"(?:rfc822;)?\s*<?'?\"?{_A}",
+    # the same labels in the languages of providers' own reports (a full-width colon in
+    # Chinese and Japanese), and "(message sent / not delivered) to addr" in their prose
+    r"(?:收件人|收信人|宛先|受信者|받는\s?사람|수신자|받는이|адресат|получатель|destinatario|"
+    r"destinatário|destinataire|empfänger|empfaenger|adresat|odbiorca|příjemce|alıcı|alici|"  # noqa: RUF001
+    rf"ontvanger)\s*[:\uff1a]\s*<?{_A}",
+    rf"\b(?:remis à|remise à|envoyé à|inviato a|inviata a|enviada para|enviado para|"
+    rf"enviada a|enviado a)\s+<?{_A}",
     # a label naming recipients or addresses, then a colon ("The following recipients
     # returned permanent errors: addr")
     rf"\b(?:recipients|addresses)\b[^:@\n]{{0,60}}:\s*<?{_A}",
