@@ -158,10 +158,13 @@ def _following(mail: Mail, part: Message) -> list[Message]:
         if container.get_content_maintype() != "multipart":
             continue
         siblings = container.get_payload()
-        if not isinstance(siblings, list) or not any(p is part for p in siblings):
+        if not isinstance(siblings, list):
+            continue
+        at = next((i for i, p in enumerate(siblings) if p is part), -1)
+        if at < 0:
             continue
         out: list[Message] = []
-        for nxt in siblings[[id(p) for p in siblings].index(id(part)) + 1:]:
+        for nxt in siblings[at + 1:]:
             if not (isinstance(nxt, Message) and nxt.get_content_type() in DSN_TYPES):
                 break
             out.append(nxt)
