@@ -13,6 +13,13 @@ from bounced.classify.phrases import ORIGINAL_MARKERS
 
 MAX_HEADERS_TEXT = 32_000
 _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
+# A banner line that starts a copy of the original, however many dashes frame it ("----
+# START OF RETURNED MESSAGE ----", "-------- Returned Mail --------", "----- This is a copy
+# of the message, including all the headers. ------"): dashes, then words that name the
+# returned, original or unsent message or mail, or a copy of it. Searched in lowercase.
+_ORIGINAL_BANNER = re.compile(
+    r"(?m)^[ \t]*-{2,}[ \t]*[^\n@]{0,40}?\b(?:returned|original|unsent|undelivered|bounced|"
+    r"copy of (?:the|your)) (?:message|mail)\b")
 
 
 def _headers_message(part: Message) -> Message | None:
@@ -35,7 +42,8 @@ def quoted_original_start(text: str) -> int:
         pos = lowered.find(marker)
         if 0 <= pos < best:
             best = pos
-    return best
+    banner = _ORIGINAL_BANNER.search(lowered, 0, best)
+    return banner.start() if banner else best
 
 
 def original_of(mail: Mail) -> Original:
