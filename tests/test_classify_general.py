@@ -382,6 +382,27 @@ EXPECTED: dict[str, Want] = {
     # report's words (its list addresses are no recipients)
     "dashed_banner_returned_list_post.eml": one("bounce", "otto.wagner@hosting.example",
                                                 "userunknown", True),
+    # recipient lines the text scanner did not read: "addr" <addr> alone on its line,
+    # "* [addr]: reason", "Recipient: [SMTP:addr]", an X.400 address with "dda:SMTP=addr",
+    # "Local mailbox addr is unavailable", Exim's "an undisclosed address (generated from
+    # addr)" (but an alias under a named recipient is not the one that failed), and "the
+    # address to which your message was addressed, addr, did not match"
+    "cdo_ndr_display_name_address.eml": one("bounce", "pat.lee@smallbiz.example", "undefined",
+                                            False),
+    "bulleted_bracket_recipient.eml": one("bounce", "robin.hood@isp.example", "mailboxfull",
+                                          False),
+    "mailenable_smtp_bracket_recipient.eml": one("bounce", "chen.ming@trading.example",
+                                                 "userunknown", True),
+    "exchange55_x400_dda_recipient.eml": one("bounce", "dana.fox@oldcorp.example",
+                                             "userunknown", True),
+    "exim_local_scan_mailbox_unavailable.eml": one("bounce", "nikolai.orlov@portal.example",
+                                                   "userunknown", True),
+    "exim_undisclosed_generated_from.eml": one("bounce", "sales@alias-host.example",
+                                               "undefined", False),
+    "exim_alias_generated_from.eml": one("bounce", "lars.berg@mailhost.example",
+                                         "userunknown", True),
+    "directory_addressed_apposition.eml": one("bounce", "jsmith@lab.example",
+                                              "undefined", False),
 }
 
 

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import re
 
-_A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]{1,255})"
+_ADDR = r"(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]{1,255})"
+_A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])" + _ADDR  # not the tail of a longer word
 
 # A line naming a failed recipient; the first pattern that matches a line is used.
 _RECIPIENT_SOURCES = (
-    rf"^\s*[*\-]{{0,3}}\s*[<\"']?{_A}[>\"']?\s*[:.,]?\s*$",  # alone on its line (qmail, Exim)
+    # alone on its line (qmail, Exim), in brackets, or as "addr" <addr> (a display name
+    # that is the address itself, as Exchange's CDO writes it)
+    rf"^\s*[*\-]{{0,3}}\s*(?:\"[^\"\n]{{0,100}}\"\s*)?[<\"'\[]?{_A}[>\"'\]]?\s*[:.,]?\s*$",
     rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
     rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
-    rf"^\s*{_A}\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",  # addr: reason / addr on DATE (Exchange)
+    # addr: reason / addr on DATE (Exchange) / * [addr]: reason (a bulleted list)
+    rf"^\s*(?:[*\-]\s*)?\[?{_A}\]?\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",
     rf"\brcpt to:\s*<{_A}>",
-    rf"\b(?:recipient|address|addressed to|delivered to|deliver to|failed to|original-recipient|"
-    rf"final-recipient|userid|user|to|delivery failed|failed)\s*(?:address(?:es)?|\(s\))?\s*:?\s*"
-    rf"(?:rfc822;)?\s*<?'?\"?{_A}",
+    # a label, then the address (bare, bracketed, quoted, or as Exchange's "[SMTP:addr]")
+    rf"\b(?:recipient|address|addressed to|addressed,|delivered to|deliver to|failed to|"
+    rf"original-recipient|final-recipient|userid|user|mailbox|to|delivery failed|failed)\s*"
+    rf"(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*(?:\[?smtp:)?<?'?\"?{_A}",
+    # an X.400 O/R address whose domain-defined attribute is the Internet address
+    # ("c=US;a= ;p=Org;o=Site;dda:SMTP=addr;", Exchange 5.5's Internet Mail Service)
+    r"^\s*c=[^@\n]{0,200}?\bdda:smtp=" + _ADDR,
+    # the address an undisclosed one was generated from (Exim: "an undisclosed address /
+    # (generated from addr)"; the scanner keeps it only under a line that names no address)
+    rf"^\s*\((?:ultimately )?generated from {_A}\)",
     # the same labels in the languages of providers' own reports (a full-width colon in
     # Chinese and Japanese), and "(message sent / not delivered) to addr" in their prose
     r"(?:收件人|收信人|宛先|受信者|받는\s?사람|수신자|받는이|адресат|получатель|destinatario|"

@@ -123,6 +123,8 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
                     line[: m.start("addr")]):
                 break
+            if "@" in before and "generated from" in target[: m.start("addr")]:
+                break  # the alias a named recipient was generated from: that one failed
             lead = line[m.start("lead"): m.end("lead")] if "lead" in pattern.groupindex else ""
             hits.append((i, address, lead.strip() or line[m.end():]))
             break
