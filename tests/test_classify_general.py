@@ -403,6 +403,13 @@ EXPECTED: dict[str, Want] = {
                                          "userunknown", True),
     "directory_addressed_apposition.eml": one("bounce", "jsmith@lab.example",
                                               "undefined", False),
+    # a summary of the original's header fields ("Your message / To: list / Cc: ... /
+    # Subject: / Sent:") names its addressees, not the failed recipient, when the report
+    # names another one; when it names no other, the summary's To: is the recipient
+    "exchange55_summary_names_list.eml": one("bounce", "maria.santos@campus.example",
+                                             "userunknown", True),
+    "summary_names_only_recipient.eml": one("bounce", "tom.baker@smallhost.example",
+                                            "mailboxfull", False),
 }
 
 

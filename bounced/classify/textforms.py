@@ -92,6 +92,11 @@ FINAL_TEXT = re.compile(
     r"retry (time|timeout) (exceeded|expired)|delivery time expired"
 )
 
+# A header field of the original as a report summarises it, one per line and perhaps
+# bulleted ("  To:      list@example.org", "* Subject: ...", "  Sent:    Fri, ...").
+SUMMARY_FIELD = re.compile(
+    r"(?i)^\s*(?:[*\-]\s*)?(to|cc|bcc|from|subject|sent|date|received on|message-id)\s*:")
+
 # A line that starts with an SMTP reply ("550 5.2.2 <addr>... Mailbox Full").
 REPLY_LINE = re.compile(r"^[245]\d\d[ -]")
 

@@ -34,6 +34,7 @@ from bounced.classify.textforms import (
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     REPLY_LINE,
+    SUMMARY_FIELD,
     fold,
 )
 
@@ -129,6 +130,10 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             hits.append((i, address, lead.strip() or line[m.end():]))
             break
     starts = {i: address for i, address, _ in hits}
+    # addresses named only in a summary of the original's headers ("Your message / To: list
+    # / Subject: ... / Sent: ..."): the original's addressees, not the failed recipients
+    named = {address for i, address, _ in hits if not _in_summary(lines, i)}
+    summary_only = {address for _, address, _ in hits} - named
     start = fold(mail.text[:6000])
     final = bool(FINAL_TEXT_FOLDED.search(start))
     delayed = not final and bool(DELAY_TEXT_FOLDED.search(start))
@@ -157,7 +162,25 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             if address not in seen:
                 seen.add(address)
                 found.append(_found(address, "", delayed, final))
+    if summary_only and len(summary_only) < len(found):  # someone else is named
+        found = [f for f in found if f.address not in summary_only]
     return found
+
+
+def _in_summary(lines: list[str], i: int) -> bool:
+    """Whether line ``i`` is the To: or Cc: line of a summary of the original's header
+    fields (the nearest line above or below is another of them: Subject:, Sent:, From:...;
+    an HTML report's line breaks may leave a blank line between them)."""
+    m = SUMMARY_FIELD.match(lines[i])
+    if not m or m.group(1).lower() not in ("to", "cc", "bcc"):
+        return False
+    for step in (-1, 1):
+        k = i + step
+        while 0 <= k < len(lines) and abs(k - i) <= 3 and not lines[k].strip():
+            k += step
+        if 0 <= k < len(lines) and SUMMARY_FIELD.match(lines[k]):
+            return True
+    return False
 
 
 def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) -> Found:
