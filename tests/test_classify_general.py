@@ -410,6 +410,10 @@ EXPECTED: dict[str, Want] = {
                                              "userunknown", True),
     "summary_names_only_recipient.eml": one("bounce", "tom.baker@smallhost.example",
                                             "mailboxfull", False),
+    # a DSN naming an Original-Recipient reports that one: the address the sender used
+    # (the Final-Recipient is what an alias expanded to)
+    "dsn_alias_original_recipient.eml": one("bounce", "john@corp.example", "userunknown",
+                                            True),
 }
 
 

@@ -110,8 +110,9 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
             remote_default = ""
         address = clean_address(block.get("final-recipient", ""))
         original = clean_address(block.get("original-recipient", ""))
-        if not address or (original and "." not in address.rsplit("@", 1)[-1]):
-            address = original or address  # an internal host name: the address as sent
+        # the Original-Recipient is the address as the sender gave it (RFC 3461 ORCPT);
+        # the Final-Recipient may be an alias's target or an internal mailbox name
+        address = original or address
         if not address:
             continue
         diagnostic = normalise(block.get("diagnostic-code", ""))
