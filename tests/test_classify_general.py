@@ -414,6 +414,12 @@ EXPECTED: dict[str, Want] = {
     # (the Final-Recipient is what an alias expanded to)
     "dsn_alias_original_recipient.eml": one("bounce", "john@corp.example", "userunknown",
                                             True),
+    # an MDN "automatic-action/MDN-sent-automatically; deleted" is a Sieve reject (RFC
+    # 5429): a failure with the reason its text gives, never a proof the address is dead
+    "dovecot_sieve_reject_quota.eml": one("bounce", "gail.porter@club.example", "mailboxfull",
+                                          False),
+    "sieve_reject_by_rule.eml": one("bounce", "henk@family.example", "rejected|filtered",
+                                    False),
 }
 
 
