@@ -66,7 +66,9 @@ def clean_address(value: str) -> str:
     if "+" in value and re.search(r"\+[0-9A-F]{2}", value):
         value = re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
     match = ADDRESS.search(value)
-    return match.group(0).lower() if match else ""
+    if not match or "..." in match.group(0).rpartition("@")[0]:
+        return ""  # an ellipsis marks an address cut short or masked ("david...@gmail.com")
+    return match.group(0).lower()
 
 
 def status_of(text: str) -> str:
