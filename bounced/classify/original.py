@@ -17,8 +17,10 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 # START OF RETURNED MESSAGE ----", "-------- Returned Mail --------", "----- This is a copy
 # of the message, including all the headers. ------"): dashes, then words that name the
 # returned, original or unsent message or mail, or a copy of it. Searched in lowercase.
+# (It starts with the line break before it, a literal the search skips to; a banner on the
+# first line is matched at position 0 on its own.)
 _ORIGINAL_BANNER = re.compile(
-    r"(?m)^[ \t]*-{2,}[ \t]*[^\n@]{0,40}?\b(?:returned|original|unsent|undelivered|bounced|"
+    r"\n[ \t]*-{2,}[ \t]*[^\n@]{0,40}?\b(?:returned|original|unsent|undelivered|bounced|"
     r"copy of (?:the|your)) (?:message|mail)\b")
 
 
@@ -42,8 +44,10 @@ def quoted_original_start(text: str) -> int:
         pos = lowered.find(marker)
         if 0 <= pos < best:
             best = pos
+    if _ORIGINAL_BANNER.match("\n" + lowered[:120]):
+        return 0
     banner = _ORIGINAL_BANNER.search(lowered, 0, best)
-    return banner.start() if banner else best
+    return banner.start() + 1 if banner else best
 
 
 def original_of(mail: Mail) -> Original:
