@@ -20,7 +20,7 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 # (It starts with the line break before it, a literal the search skips to; a banner on the
 # first line is matched at position 0 on its own.)
 _ORIGINAL_BANNER = re.compile(
-    r"\n[ \t]*-{2,}[ \t]*[^\n@]{0,40}?\b(?:returned|original|unsent|undelivered|bounced|"
+    r"\n[ \t]*-{2,}+[ \t]*[^\n@]{0,40}?\b(?:returned|original|unsent|undelivered|bounced|"
     r"copy of (?:the|your)) (?:message|mail)\b")
 
 
