@@ -172,6 +172,24 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("452 4.2.2 Casella piena", "RCPT", "mailboxfull", False),
     ("550 5.2.2 Buzón lleno", "RCPT", "mailboxfull", False),
     ("550 Konto deaktiviert", "RCPT", "suspend", False),
+    # phrases of sisimai's reason tables (the vocabulary's own analyser) where the words
+    # alone would have counted against the recipient
+    ("554 Throttling failure: Daily message quota exceeded.", "DATA", "ratelimited", False),
+    ("550 5.7.1 The recipient is not accepting mail with attachments", "DATA",
+     "policyviolation", False),
+    ("550 This server does not accept mail from sender.example", "MAIL", "rejected", False),
+    ("550 Mailbox unavailable or access denied", "RCPT", "suspend", False),
+    ("553 Invalid domain, see <URL:http://postmaster.dest.example/invalid>", "RCPT",
+     "rejected", False),
+    ("550 'rcpt@dest.example' is not a registered gateway user", "RCPT", "rejected", False),
+    ("550 5.7.1 Backscatter protection detected an invalid or expired email address", "RCPT",
+     "rejected", False),
+    ("550 Recipient rejected: temporarily inactive", "RCPT", "suspend", False),
+    ("552 Quota violation for rcpt@dest.example", "RCPT", "mailboxfull", False),
+    ("552 Message file too big", "DATA", "emailtoolarge", False),
+    ("530 5.7.0 Our mail server requires authentication when attempting to send to a "
+     "non-local e-mail address", "RCPT", "norelaying", False),
+    ("451 4.4.0 Host not found, try again", "RCPT", "networkerror|expired", False),
 )
 
 

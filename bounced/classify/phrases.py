@@ -39,12 +39,32 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "permissão para postar",  # pt
         "non hai l'autorizzazione",  # it
     )),
+    # The phrases below the mailing-list entry and before the mailbox ones come from the
+    # reason tables of sisimai (the analyser whose vocabulary this is, BSD-2-Clause), where
+    # ours said nothing or named a reason that would count against the recipient.
+    ("ratelimited", (  # the provider throttles our sending: not the recipient's quota
+        "throttling failure", "max emails per hour", "connection rate limit",
+        "too many errors from your ip", "trop de connexions",
+    )),
+    ("rejected", (  # our envelope sender or return path refused, however the words go on
+        "is not a registered gateway user", "does not exist e2110",
+        "backscatter protection detected an invalid or expired",
+        "batv failed to verify", "batv validation failure", "batv: no tag",
+        "no third-party dsns", "unsigned dsn for", "returned mail not accepted here",
+        "emetteur invalide", "émetteur invalide", "sender not pre-approved",
+        "fully qualified email address required", "rule imposed mailbox access for",
+        "envelope blocked", "does not accept mail from", "sender is in my black list",
+        "sender blacklisted", "sender address has been blacklisted",
+        "to/from an address that has been blacklisted", "invalid domain, see <url:",
+        "senderfilterconfig", "valid-address-filter",
+    )),
     ("filtered", (
         "recipient preferences", "refused due to recipient", "rejected by recipient",
         "recipient has blocked", "blocked by recipient", "blocked by the recipient",
         "only accepting mail from specific", "user refuses to receive", "refuse to receive",
         "message rejected due to user rules", "domain filter", "has restricted sms",
         "resolver.rst.notauthorized", "this account is protected by",
+        "is not accepting any mail", "user reject", "bounced address",
     )),
     ("mailboxfull", (
         "mailbox full", "mailbox is full", "mailbox was full", "mailbox is over", "over quota",
@@ -57,6 +77,10 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "space not enough", "not enough space on the mailbox", "mail box full",
         "mailbox would exceed", "would exceed quota", "recipient's mailbox is full",
         "mailbox has reached", "mailbox quota", "user quota", "容量",
+        "exceeding their quota", "over the allowed quota", "does not have enough space",
+        "space has been used up", "too much mail data", "too many messages on the server",
+        "mail file size exceeds the maximum size", "quota violation",
+        "exceeding receiving limits", "boite du destinataire pleine",
         # the same in the languages of the providers' own reports ("the mailbox is full")
         "メールボックスがいっぱい",  # ja ("容量" above: ja, zh)
         "邮箱已满", "郵箱已滿", "信箱已满", "信箱已滿", "邮箱空间不足", "邮箱满",  # zh
@@ -89,6 +113,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "mail size limit", "message length exceeds", "size of the message exceeds",
         "message exceeds the maximum size", "exceeds the size limit", "message is larger than",
         "exceeds administrative limit",  # RFC 3463's X.2.3 text: the receiver's own limit
+        "maximum inbound message size", "max message size exceeded", "message file too big",
+        "taille limite du message atteinte",
         "line limit exceeded", "line too long", "line length exceeded",  # a line, not the mailbox
     )),
     ("exceedlimit", (
@@ -108,6 +134,10 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
         "extended inactivity", "account is not active", "mailbox is not active",
         "tried to reach is inactive", "tried to reach is disabled", "inactivity",
+        "is currently suspended", "has been suspended", "temporary locked",
+        "temporarily locked", "invalid/inactive user", "temporarily inactive",
+        "recipient suspend the service", "boite du destinataire archivee",
+        "mailbox unavailable or access denied",  # not "unavailable": it may be closed or barred
         "deaktiviert", "postfach gesperrt", "postfach ist gesperrt",  # de
         "compte désactivé", "boîte désactivée",  # fr
         "cuenta desactivada", "cuenta suspendida",  # es
@@ -118,6 +148,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "has moved", "has been moved", "address has changed", "address has been changed",
         "no longer valid, please use", "user has moved", "mailbox has moved",
         "user not local; please try", "not local, please try",  # RFC 5321's 551 reply
+        "has been replaced by",
     )),
     # cPanel's Exim answer when the recipient's domain cannot be routed (it goes on to
     # guess at blocklists and DNS: the domain's absence is what it knows)
@@ -129,8 +160,10 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "does not relay", "cannot relay", "not configured to relay", "relay prohibited",
         "relaying is prohibited", "relaying disallowed", "not allowed to relay",
         "insecure mail relay", "relay not authorized", "open relay",
-        "allowed rcpthosts",  # qmail: "that domain isn't in my list of allowed rcpthosts"
+        "allowed rcpthost",  # qmail: "that domain isn't in my list of allowed rcpthosts"
         "as a relay",  # "you are trying to use me as a relay" (MessageLabs, qmail patches)
+        "not a gateway", "not local host", "we don't handle mail for",
+        "send to a non-local e-mail address",  # "... requires authentication when ..."
     )),
     ("failedstarttls", (
         "does not support tls", "does not support starttls", "starttls failed",
@@ -230,6 +263,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "administrative prohibition",  # Exim's reply when an ACL denies without a message
         "header error",  # a header the receiving system will not take
         "content restriction",
+        "is not accepting mail with",  # "the recipient is not accepting mail with ..."
     )),
     ("notaccept", (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
@@ -237,6 +271,10 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
         "accept no mail", "no mx record", "no mx", "couldn't find a mail exchanger",
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
+    )),
+    ("networkerror", (  # a name lookup that failed for now, not a domain shown not to exist
+        "host not found, try again", "unable to resolve route", "name server reply",
+        "dns records for the destination computer could not be found",
     )),
     ("hostunknown", (
         "host unknown", "unknown host", "host not found", "domain not found", "no such domain",
@@ -248,6 +286,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "non-existent domain", "nonexistent domain", "domain lookup failed",
         "dns lookup failed", "domain is not reachable", "domain could not be found",
         "recipient domain does not", "domain may not exist",
+        "recipient domain must exist", "domain mentioned in email address is unknown",
+        "unroutable address",
         # Exim: the domain's MX hosts have no address, or no host of it has one
         "mx records point to non-existent", "host address lookups failed",
         # "the domain does not exist" in the languages of the providers' own reports
@@ -358,6 +398,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "was not delivered within", "retry period", "failing for a long time",
         "in the queue too long", "been in the queue", "could not deliver for the last",
         "retries exceeded", "expired",
+        "could not find a gateway for", "delivery attempts will continue",
+        "giving up on", "has been delayed", "it has not been collected after",
+        "server did not respond", "after multiple retries", "failed to deliver to domain",
     )),
     ("networkerror", (
         "timed out", "timeout", "connection refused", "no route to host",
@@ -367,6 +410,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "routing loop", "too many hops", "connection closed", "network error", "dns error",
         "temporary lookup failure", "conversation with", "socket error", "did not accept our",
         "unable to contact", "protocol error", "connection dropped", "not reachable",
+        "message looping",
     )),
     ("systemerror", (
         "system error", "internal error", "local error", "server error", "temporary failure",
@@ -375,6 +419,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "transaction failed", "could not load", "upstream error", "other mail system problem",
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
+        "interrupted system call", "encountered an error while being processed",
+        "loop was found in the mail exchanger", "remote server is misconfigured",
+        "system config error", "temporary local problem", "can't create user output file",
     )),
     ("rejected", VAGUE),
 )
