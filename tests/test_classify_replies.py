@@ -190,6 +190,8 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("530 5.7.0 Our mail server requires authentication when attempting to send to a "
      "non-local e-mail address", "RCPT", "norelaying", False),
     ("451 4.4.0 Host not found, try again", "RCPT", "networkerror|expired", False),
+    # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
+    ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
 )
 
 

@@ -12,7 +12,7 @@ STATUS_REASONS: dict[str, str] = {
     "1.1": "userunknown",
     "1.2": "hostunknown",
     "1.3": "userunknown",
-    "1.4": "userunknown",
+    "1.4": "filtered",  # "destination mailbox address ambiguous" (RFC 3463): not unknown
     "1.5": "userunknown",
     "1.6": "hasmoved",
     "1.7": "rejected",
