@@ -190,6 +190,12 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("530 5.7.0 Our mail server requires authentication when attempting to send to a "
      "non-local e-mail address", "RCPT", "norelaying", False),
     ("451 4.4.0 Host not found, try again", "RCPT", "networkerror|expired", False),
+    ("550 Archived recipient", "RCPT", "userunknown", True),
+    ("553 sorry, your envelope recipient is in my badrcptto list (#5.7.1)", "RCPT",
+     "userunknown", True),
+    ("550 This email address is wrong or no longer valid", "RCPT", "userunknown", True),
+    ("550 Error: no valid recipients from 192.0.2.10", "RCPT", "blocked", False),
+    ("535 5.7.8 Authentication failure", "MAIL", "securityerror|rejected", False),
     # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
     ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
 )

@@ -138,6 +138,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "temporarily locked", "invalid/inactive user", "temporarily inactive",
         "recipient suspend the service", "boite du destinataire archivee",
         "mailbox unavailable or access denied",  # not "unavailable": it may be closed or barred
+        "user not active",
         "deaktiviert", "postfach gesperrt", "postfach ist gesperrt",  # de
         "compte désactivé", "boîte désactivée",  # fr
         "cuenta desactivada", "cuenta suspendida",  # es
@@ -169,12 +170,16 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "does not support tls", "does not support starttls", "starttls failed",
         "tls negotiation failed", "tls handshake failed", "failed to establish tls",
         "could not start tls", "tls connection failed", "starttls is not supported",
+        "tls required but not supported",
     )),
     ("securityerror", (
         "authentication required", "authentication is required", "must authenticate",
         "unauthenticated senders", "sender not authenticated", "smtp auth required",
         "requires authentication", "authentication failed", "auth required",
         "delivery not authorized",  # RFC 3463's own text for X.7.1
+        "authentication failure", "authentication credentials invalid",
+        "authentication turned on in your email client", "not subscribed to ses",
+        "not authorized to perform ses:",
     )),
     ("authfailure", (
         "spf check", "spf mail from check", "spf fail", "spf=fail", "spf: fail", "failed spf",
@@ -187,6 +192,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "unauthenticated email", "unauthenticated mail",
         "not designated as permitted sender", "is not a permitted sender",
         "is unauthenticated", "spf or dkim", "authenticate with spf", "authenticate with dkim",
+        "spf settings",
     )),
     ("requireptr", (
         "reverse dns", "reverse-dns", "reverse lookup", "rdns", "ptr record", "no ptr",
@@ -221,6 +227,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "spam", "junk mail", "unsolicited", "bulk mail", "message content rejected",
         "content rejected", "scored too high", "suspicious content", "phish",
         "looks like spam", "considered spam", "content denied",
+        "bulk email", "bulk.advertising", "rejecting mail content", "using a mass mailer",
     )),
     ("ratelimited", (
         "too many connections", "too many concurrent", "connection rate", "connection limit",
@@ -254,6 +261,11 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "not accepted from this ip", "ip is rejected", "ip rejected",
         "your host", "your server", "your mail server", "poor reputation",
         "access denied for ip", "ip address has been", "connection refused from",
+        # sisimai's Blocked wordings (its 4.25 tables) that the lines above missed
+        "no valid recipients from", "access from ip address", "blocked - see http",
+        "extreme bad ip profile", "go away", "no access from mail server",
+        "rejecting open proxy", "listed as abusive", "unverifyable sending ip",
+        "unwanted messages have been sent from the following ip", "unresolvable relay host",
     )),
     ("policyviolation", (
         "policy violation", "violates", "violation of", "policy reasons", "security policies",
@@ -356,6 +368,18 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         # the reporting system's own "was not found" ("the recipient mailbox was not found")
         "mailbox was not found", "recipient was not found", "user was not found",
         "address was not found",
+        # sisimai's UserUnknown wordings (its 4.25 tables) that the lines above missed
+        "5.1.1 bad address", "> not found", "address invalid", "address not present in directory",
+        "archived recipient", "bad-recipient", "bad_recipient", "can't accept user",
+        "addresses were unknown", "email address could not be found",
+        "is not an active address at this host", "mailbox invalid", "mailbox not present",
+        "nessun utente simile", "in name directory", "no account by that name",
+        "no mail box available for this user", "no matches to nameserver query",
+        "non existent user", "was not found in", "recipient not ok", "badrcptto",
+        "badrecipientto", "email name is not found", "there is no one at this address",
+        "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
+        "unknown email address", "unknown local-part", "unknown virtual user", "invalid user",
+        "invalid-recipient",
     )),
     ("filtered", (
         "filter", "refuses", "recipient refused", "blocked the sender",
@@ -386,6 +410,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "command died", "pipe to", "unknown mailer", "local delivery failed",
         "mail program", "x-unix", "couldn't create", "could not create",
         "no such file or directory", "generated by",
+        "bin/maildrop", "command output:",
     )),
     ("systemfull", (
         "system full", "insufficient system storage", "out of disk", "disk full",
