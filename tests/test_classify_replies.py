@@ -196,6 +196,10 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 This email address is wrong or no longer valid", "RCPT", "userunknown", True),
     ("550 Error: no valid recipients from 192.0.2.10", "RCPT", "blocked", False),
     ("535 5.7.8 Authentication failure", "MAIL", "securityerror|rejected", False),
+    ("550 Requested action not taken: mailbox unavailable (not enough free space)", "RCPT",
+     "systemfull", False),
+    ("550 an MX or SRV record indicated no SMTP service", "RCPT", "notaccept", True),
+    ("550 5.1.1 Unrouteable address", "RCPT", "hostunknown|userunknown", True),
     # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
     ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
 )

@@ -65,7 +65,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "message rejected due to user rules", "domain filter", "has restricted sms",
         "resolver.rst.notauthorized", "this account is protected by",
         "is not accepting any mail", "user reject", "bounced address",
+        "cannot route mail to user",  # Domino
     )),
+    ("systemfull", ("not enough free space",)),  # "mailbox unavailable (not enough ...)"
     ("mailboxfull", (
         "mailbox full", "mailbox is full", "mailbox was full", "mailbox is over", "over quota",
         "overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
@@ -283,6 +285,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
         "accept no mail", "no mx record", "no mx", "couldn't find a mail exchanger",
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
+        "indicated no smtp service",  # Exim: a null MX (RFC 7505) or SRV record
     )),
     ("networkerror", (  # a name lookup that failed for now, not a domain shown not to exist
         "host not found, try again", "unable to resolve route", "name server reply",
@@ -300,6 +303,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "recipient domain does not", "domain may not exist",
         "recipient domain must exist", "domain mentioned in email address is unknown",
         "unroutable address",
+        "unrouteable address",  # Exim: no router could route it (mostly the domain)
+        "remote domain doesnt exist",
         # Exim: the domain's MX hosts have no address, or no host of it has one
         "mx records point to non-existent", "host address lookups failed",
         # "the domain does not exist" in the languages of the providers' own reports
@@ -314,7 +319,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
         "recipient unknown", "no such mailbox", "mailbox not found", "does not exist",
         "doesn't exist", "does not exists", "not exist", "invalid recipient",
-        "unrouteable address", "no mailbox", "account does not exist", "invalid mailbox",
+        "no mailbox", "account does not exist", "invalid mailbox",
         "no such recipient", "recipient not found", "unknown local part", "unknown address",
         "address unknown", "user doesn't", "not a valid mailbox", "no such account",
         "bad destination mailbox", "undeliverable address", "is not a known user",
@@ -380,6 +385,9 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
         "unknown email address", "unknown local-part", "unknown virtual user", "invalid user",
         "invalid-recipient",
+        # Lotus Domino / Notes: not listed in its directory, in its French and Japanese forms
+        "non répertorié dans l'annuaire", "ディレクトリには見つかりません",
+        "ディレクトリのリストにありません",
     )),
     ("filtered", (
         "filter", "refuses", "recipient refused", "blocked the sender",
@@ -399,11 +407,14 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "base64 encoding", "improperly-formatted", "invalid character",
         "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
         "headers too", "header too",
+        'too many "received" headers',
     )),
     ("syntaxerror", (
         "syntax error", "command unrecognized", "bad command", "unrecognized command",
         "invalid command", "command not recognized", "may not follow", "bad sequence",
         "out of sequence", "must follow",
+        "angle-brackets nested too deep", 'expected word or "<"',
+        "domain missing in source-routed address", "malformed address:",
     )),
     ("mailererror", (
         "mailer error", "command failed", "program failed", "procmail", "exit code",
@@ -436,6 +447,11 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "temporary lookup failure", "conversation with", "socket error", "did not accept our",
         "unable to contact", "protocol error", "connection dropped", "not reachable",
         "message looping",
+        "had no relevant answers", "maximum hop count", "address family mismatch",
+        "all routes to destination blocked", "bad dns lookup error code",
+        "could not retrieve source address", "no valid route to",
+        "wasn't able to establish an smtp connection",
+        "listed as a best-preference mx or a for that host",  # qmail: an MX pointing at itself
     )),
     ("systemerror", (
         "system error", "internal error", "local error", "server error", "temporary failure",
@@ -447,6 +463,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "interrupted system call", "encountered an error while being processed",
         "loop was found in the mail exchanger", "remote server is misconfigured",
         "system config error", "temporary local problem", "can't create user output file",
+        "delivery to file forbidden", "delivery to pipe forbidden", "lmtp error after",
+        "temporary mta failure on relaying", "several matches found in domino directory",
     )),
     ("rejected", VAGUE),
 )
