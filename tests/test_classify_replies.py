@@ -200,6 +200,8 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      "systemfull", False),
     ("550 an MX or SRV record indicated no SMTP service", "RCPT", "notaccept", True),
     ("550 5.1.1 Unrouteable address", "RCPT", "hostunknown|userunknown", True),
+    # our relay's login refused (a smarthost's answer quoted in our own MTA's bounce)
+    ("535 Error: Invalid user or password", "RCPT", "securityerror", False),
     # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
     ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
 )

@@ -180,6 +180,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "requires authentication", "authentication failed", "auth required",
         "delivery not authorized",  # RFC 3463's own text for X.7.1
         "authentication failure", "authentication credentials invalid",
+        "invalid user or password", "invalid username or password",
         "authentication turned on in your email client", "not subscribed to ses",
         "not authorized to perform ses:",
     )),
@@ -383,7 +384,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "non existent user", "was not found in", "recipient not ok", "badrcptto",
         "badrecipientto", "email name is not found", "there is no one at this address",
         "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
-        "unknown email address", "unknown local-part", "unknown virtual user", "invalid user",
+        "unknown email address", "unknown local-part", "unknown virtual user",
+        "rejected: invalid user",
         "invalid-recipient",
         # Lotus Domino / Notes: not listed in its directory, in its French and Japanese forms
         "non répertorié dans l'annuaire", "ディレクトリには見つかりません",
