@@ -202,6 +202,15 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.1.1 Unrouteable address", "RCPT", "hostunknown|userunknown", True),
     # our relay's login refused (a smarthost's answer quoted in our own MTA's bounce)
     ("535 Error: Invalid user or password", "RCPT", "securityerror", False),
+    # Exchange Online codes (Microsoft's NDR documentation, as sisimai's table reads it)
+    ("501 5.5.4 Invalid domain name", "HELO", "blocked", False),
+    ("550 5.5.4 Invalid domain name", "RCPT", "blocked", False),
+    ("554 5.2.2 Submission quota exceeded", "DATA", "ratelimited", False),
+    ("550 5.7.505 Access denied, banned recipient", "RCPT", "suspend", False),
+    ("550 5.7.501 Access denied, banned sender", "RCPT", "rejected", False),
+    ("550 5.4.4 SMTPSEND.DNS.InvalidArguments; invalid arguments", "RCPT", "networkerror",
+     False),
+    ("550 5.1.4 Recipient address reserved by RFC 2606", "RCPT", "userunknown", True),
     # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
     ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
 )

@@ -67,6 +67,25 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     # OU (the IP refused for policy), all about the sending host; RP: its rate limits
     ("microsoft", r"\b(sc|dy|ou)-00\d \(", "blocked"),
     ("microsoft", r"\brp-00\d \(", "speeding"),
+    # Exchange / Exchange Online codes as sisimai's table of them reads them (its 4.25
+    # Rhost::ExchangeOnline, from Microsoft's NDR documentation): where the status code or
+    # the words alone would name the recipient, or nothing
+    ("microsoft", r"5\.5\.4 invalid domain name", "blocked"),  # our HELO's domain
+    ("microsoft", r"5\.4\.4 .{0,40}invalid ?arguments", "networkerror"),
+    ("microsoft", r"submission quota exceeded|has exceeded permitted limits within|"
+                  r"tenant has exceeded threshold|"
+                  r"exceeded their limit for the number of messages", "ratelimited"),
+    ("microsoft", r"access denied, banned recipient|mailbox cannot be accessed", "suspend"),
+    ("microsoft", r"content filter agent quarantined", "spamdetected"),
+    ("microsoft", r"access denied, rejected by recipient|does not accept email over ipv6|"
+                  r"access denied, please try again later", "blocked"),
+    ("microsoft", r"access denied, banned sender|access denied, spam abuse detected|"
+                  r"blocked from sending from unregistered domains|"
+                  r"sender (?:was )?not authenticated (?:by organization|for)", "rejected"),
+    ("microsoft", r"5\.7\.1 client was not authenticated(?! to send anonymous)",
+     "norelaying"),
+    ("microsoft", r"single label domains not accepted|address reserved by rfc 2606",
+     "userunknown"),
     # Gmail (support.google.com/a/answer/3726730)
     ("gmail", r"content presents a potential", "policyviolation"),
     ("gmail", r"rejected due to spam classification", "spamdetected"),  # Google Groups
