@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib.util
 import os
 import signal
 import smtplib
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import make_msgid
 from pathlib import Path
+from types import ModuleType
 
 from bounced.app import make_verifier, utcnow
 from bounced.config import Settings, load_settings
@@ -31,6 +33,18 @@ from bounced.worker import Worker
 DOMAIN = "bounces.example.test"
 KEY_LINE = "k1 c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzISE="
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ imported as a module (the tests hold the classifier to the figures
+    the benchmarks compute)."""
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_keys(path: Path, text: str = KEY_LINE) -> Path:

@@ -3,24 +3,19 @@ tolerance, and per-message properties that must always hold."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from bounced.classify import classify
 
+from .helpers import bench_module
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
-_spec = importlib.util.spec_from_file_location("classify_score",
-                                               ROOT / "bench" / "classify_score.py")
-assert _spec is not None and _spec.loader is not None
-score_mod = importlib.util.module_from_spec(_spec)
-sys.modules["classify_score"] = score_mod
-_spec.loader.exec_module(score_mod)
+score_mod = bench_module("classify_score")
 ROWS = score_mod.load(CORPUS)
 
 # Floors below the issue's targets where the classifier does not yet meet them (see the

@@ -3,17 +3,9 @@ bounces outside the labelled corpus: failed-address recall and precision must no
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from .helpers import bench_module
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("classify_heldout",
-                                               ROOT / "bench" / "classify_heldout.py")
-assert _spec is not None and _spec.loader is not None
-heldout = importlib.util.module_from_spec(_spec)
-sys.modules["classify_heldout"] = heldout
-_spec.loader.exec_module(heldout)
+heldout = bench_module("classify_heldout")
 
 # Raise them as the classifier improves, never lower them. The three files that disagree:
 # two name the recipient by a bare user name (flufl's AOL and Yale detectors add the domain
