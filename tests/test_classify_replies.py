@@ -202,6 +202,8 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.1.1 Unrouteable address", "RCPT", "hostunknown|userunknown", True),
     # our relay's login refused (a smarthost's answer quoted in our own MTA's bounce)
     ("535 Error: Invalid user or password", "RCPT", "securityerror", False),
+    ("450 service permits 2 unverifyable sending IPs - sender.example is not 192.0.2.10",
+     "MAIL", "requireptr", False),
     # Exchange Online codes (Microsoft's NDR documentation, as sisimai's table reads it)
     ("501 5.5.4 Invalid domain name", "HELO", "blocked", False),
     ("550 5.5.4 Invalid domain name", "RCPT", "blocked", False),

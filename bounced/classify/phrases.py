@@ -205,6 +205,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "ip name lookup failed", "not resolve your address", "reverse mapping",
         "no dns record for your ip", "dns name of your ip", "mismatches client ip",
         "does not match your ip", "client host name", "reverse name",
+        "unverifyable sending ip",  # "service permits 2 unverifyable sending IPs - a is not b"
     )),
     ("notcompliantrfc", (
         "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc822 compliant", "rfc 822",
@@ -267,7 +268,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         # sisimai's Blocked wordings (its 4.25 tables) that the lines above missed
         "no valid recipients from", "access from ip address", "blocked - see http",
         "extreme bad ip profile", "go away", "no access from mail server",
-        "rejecting open proxy", "listed as abusive", "unverifyable sending ip",
+        "rejecting open proxy", "listed as abusive",
         "unwanted messages have been sent from the following ip", "unresolvable relay host",
     )),
     ("policyviolation", (
