@@ -68,6 +68,10 @@ EXPECTED: dict[str, Want] = {
                                       "policyviolation|rejected", False),
     # Sendmail
     "sendmail_user_unknown.eml": one("bounce", "jane@oldcorp.example", "userunknown", True),
+    # Sendmail V5: the recipient's own line says only "Remote protocol error"; the server's
+    # reply ("<<< ...") above it says why
+    "sendmail_v5_remote_protocol_error.eml": one("bounce", "ida@partner.example",
+                                                 "mailboxfull", False),
     "sendmail_deferred.eml": one("delay", "kurt@laggy.example", "expired|networkerror", False),
     # Microsoft 365 / Exchange / Outlook.com
     "m365_recipient_not_found.eml": one("bounce", "lena@contoso.example", "userunknown", True),

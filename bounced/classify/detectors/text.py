@@ -83,8 +83,21 @@ def _reply_follows(lines: list[str], j: int) -> bool:
     return len(rest) >= 2 and rest[0].endswith(":") and bool(REPLY_LINE.match(rest[1]))
 
 
+def _remote_reply(lines: list[str], index: int) -> list[str]:
+    """The remote server's reply lines ("<<< 550 ...") right above a recipient's line of a
+    Sendmail transcript: what the server said, where the recipient's own line may only say
+    "Remote protocol error" (Sendmail V5)."""
+    out: list[str] = []
+    k = index - 1
+    while k >= 0 and index - k <= 5 and lines[k].lstrip().startswith("<<<"):
+        out.insert(0, lines[k].lstrip()[3:].strip())
+        k -= 1
+    return out
+
+
 def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str]) -> str:
     parts = [rest.strip()] if rest.strip(" :<>.,;") else []
+    parts = _remote_reply(lines, index) + parts
     address = starts.get(index, "")
     for j in range(index + 1, min(len(lines), index + 1 + DIAG_LINES)):
         if starts.get(j, address) != address or DIAG_STOP.match(lines[j]):
