@@ -73,6 +73,9 @@ EXPECTED: dict[str, Want] = {
     "sendmail_v5_remote_protocol_error.eml": one("bounce", "ida@partner.example",
                                                  "mailboxfull", False),
     "sendmail_deferred.eml": one("delay", "kurt@laggy.example", "expired|networkerror", False),
+    # the receiving host refused our connection: sisimai's "blocked" (never the address)
+    "sendmail_connection_refused_delay.eml": one("delay", "lena@closed.example", "blocked",
+                                                 False),
     # Microsoft 365 / Exchange / Outlook.com
     "m365_recipient_not_found.eml": one("bounce", "lena@contoso.example", "userunknown", True),
     "m365_banned_ip.eml": one("bounce", "mario@fabrikam.example", "blocked", False),

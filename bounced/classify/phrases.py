@@ -269,6 +269,10 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "no valid recipients from", "access from ip address", "blocked - see http",
         "extreme bad ip profile", "go away", "no access from mail server",
         "rejecting open proxy", "listed as abusive",
+        # the receiving host refused or dropped our connection (Sendmail's "Connection
+        # refused by host", "Connection reset by peer"; Postfix's bare "Connection refused"
+        # of a host that is down stays a network error)
+        "connection refused by", "connection reset by peer",
         "unwanted messages have been sent from the following ip", "unresolvable relay host",
     )),
     ("policyviolation", (
