@@ -191,6 +191,7 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      "non-local e-mail address", "RCPT", "norelaying", False),
     ("451 4.4.0 Host not found, try again", "RCPT", "networkerror|expired", False),
     ("550 Archived recipient", "RCPT", "userunknown", True),
+    ("550 Sender address invalid", "RCPT", "rejected", False),
     ("553 sorry, your envelope recipient is in my badrcptto list (#5.7.1)", "RCPT",
      "userunknown", True),
     ("550 This email address is wrong or no longer valid", "RCPT", "userunknown", True),

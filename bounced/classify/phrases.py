@@ -386,7 +386,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "is not an active address at this host", "mailbox invalid", "mailbox not present",
         "nessun utente simile", "in name directory", "no account by that name",
         "no mail box available for this user", "no matches to nameserver query",
-        "non existent user", "was not found in", "recipient not ok", "badrcptto",
+        "non existent user", "recipient not ok", "badrcptto",
         "badrecipientto", "email name is not found", "there is no one at this address",
         "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
         "unknown email address", "unknown local-part", "unknown virtual user",
@@ -482,7 +482,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 SENDER_REFUSED: tuple[str, ...] = (
     "sender address rejected", "sender rejected", "sender verify failed",
     "sender verification failed", "domain of sender address", "sender domain not found",
-    "sender domain does not exist", "unverified sender",
+    "sender domain does not exist", "unverified sender", "sender address invalid",
+    "sender address is invalid",
 )
 
 # A refusal of the recipient with no reason given ("550 <addr>: Recipient address
