@@ -105,7 +105,7 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "skrzynka pełna", "skrzynka jest pełna", "skrzynka odbiorcy jest pełna",
         "skrzynka odbiorcy przepełniona", "skrzynka przepełniona",  # pl
         "schránka je plná", "plná schránka", "schránka příjemce je plná",  # cs
-        "posta kutusu dolu", "kutusu dolu",  # tr
+        "kutusu dolu",  # tr ("posta kutusu dolu")
         "mailbox vol", "mailbox is vol", "postbus vol", "postbus is vol",
         "mailbox van de ontvanger is vol",  # nl
     )),
@@ -545,28 +545,17 @@ REMOTE_REPLY: tuple[str, ...] = (
 )
 
 # Text after one of these lines is the original message, quoted by a plain-text bounce.
+# (A banner of dashes naming the returned, original or unsent message, or a copy of it, is
+# found by a pattern in bounced/classify/original.py, however many dashes frame it.)
 ORIGINAL_MARKERS: tuple[str, ...] = (
-    "------ this is a copy of the message",
-    "--- below this line is a copy of the message",
-    "----- original message -----",
-    "------ original message follows",
-    "--- original message follows",
     "original message follows",
-    "----- unsent message below -----",
-    "----- unsent message follows -----",
     "message headers follow",
     "content-type: message/rfc822",
-    "------- returned message --------",
     "----- message header follows -----",
     "this is a copy of the original message",
-    "------ this is a copy of your message",
-    "------------------------------ original message",
     "header of the original message",
     "included is a copy of the message header",
-    "-------original message",
-    "--- original message ---",
     "----- the header of the original",
-    "------ original message headers",
     # qmail's "--- Below this line is a copy of the message." in its Japanese localisation
     "以下はメッセージのコピーです", "以下は送信されたメッセージのコピーです",
 )
