@@ -147,14 +147,14 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         original = Original()
     mail.text = mail.text[: quoted_original_start(mail.text)]
     inner = None if nested else _inner_report(mail)
-    forwarded = inner is not None and _forwarded(mail)
-    if inner is not None and forwarded:  # the attached report first, the forwarder's text after
+    if inner is not None and _forwarded(mail):  # the attached report first
         report = _classify(inner, nested=True)
         if report.recipients:
             return report
+        inner = None  # read already: the forwarder's own text is what is left
     detection = _detect(mail)
     if detection is None or not detection.recipients:
-        if inner is not None and not forwarded:
+        if inner is not None:  # a mail system's report whose original is a report
             report = _classify(inner, nested=True)
             if report.recipients:
                 return report
