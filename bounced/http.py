@@ -106,8 +106,9 @@ class HTTPApi:
                 return _unauthorized("missing bearer token")
             # The scheme is case-insensitive (RFC 6750, RFC 9110 section 11.1).
             scheme, _, given = header.partition(" ")
+            # aiohttp hands over undecodable header bytes as surrogates: compare the bytes.
             if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode(), self.token.encode()):
+                    given.strip().encode("utf-8", "surrogateescape"), self.token.encode()):
                 return _unauthorized("wrong bearer token")
             return await handler(request)
         return guarded

@@ -2,6 +2,10 @@
 
 Each session waits for the commit that holds its message, then answers 250. The store is
 written by one flush at a time, so concurrency never costs one fsync per message.
+
+One session's message can never fail the others': when a group's commit fails for any other
+reason than the store being unavailable, each session of the group is committed again on its
+own, and only the one(s) that fail alone get the error (451).
 """
 
 from __future__ import annotations
@@ -9,8 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+import structlog
+
+from bounced.exceptions import StoreUnavailable
 from bounced.model import NewMessage
 from bounced.store import Store
+
+log = structlog.get_logger("bounced.intake")
 
 MAX_BATCH = 200
 
@@ -39,20 +48,45 @@ class Intake:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 ids = await self._store.add_messages([m for msgs, _ in batch for m in msgs])
-            except Exception as exc:  # every waiting session answers 451
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except StoreUnavailable as exc:  # nobody's fault: every waiting session answers 451
+                _fail(batch, exc)
                 continue
-            start = 0
-            for msgs, future in batch:
-                if not future.done():
-                    future.set_result(ids[start : start + len(msgs)])
-                start += len(msgs)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _fail(batch, exc)
+                    continue
+                log.warning("intake.group_commit_failed", sessions=len(batch), error=repr(exc))
+                await self._one_by_one(batch)
+            else:
+                start = 0
+                for msgs, future in batch:
+                    if not future.done():
+                        future.set_result(ids[start : start + len(msgs)])
+                    start += len(msgs)
             if self._on_stored is not None:
                 self._on_stored()
+
+    async def _one_by_one(
+        self, batch: list[tuple[Sequence[NewMessage], asyncio.Future[list[int]]]]
+    ) -> None:
+        """Commit each session of a failed group on its own: one bad message fails alone."""
+        for msgs, future in batch:
+            try:
+                ids = await self._store.add_messages(msgs)
+            except Exception as exc:
+                _fail([(msgs, future)], exc)
+            else:
+                if not future.done():
+                    future.set_result(ids)
 
     async def drain(self) -> None:
         """Wait until every message handed in so far is committed or has failed."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+def _fail(batch: Sequence[tuple[Sequence[NewMessage], asyncio.Future[list[int]]]],
+          exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

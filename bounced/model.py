@@ -30,9 +30,39 @@ class TokenFields:
     token_id: str
 
 
+def envelope_text(value: str) -> str:
+    """An envelope field as the store keeps it: valid UTF-8 text, losslessly.
+
+    SMTP, HTTP headers and the command line hand over undecodable bytes as lone surrogates
+    (Python's surrogateescape), which neither SQLite nor PostgreSQL can store (the old
+    ``UnicodeEncodeError`` that failed the whole group commit); PostgreSQL refuses NUL in
+    text too. Each undecodable byte, control character and DEL is written ``\\xNN`` and a
+    backslash ``\\\\``, so the text names the bytes received exactly and unambiguously."""
+    if value.isprintable() and "\\" not in value:
+        return value  # the common case: nothing to escape
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as surrogateescape carries it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif 0xD800 <= code <= 0xDFFF:  # any other lone surrogate: not a byte, not storable
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class NewMessage:
-    """A message accepted at DATA for one verified recipient, about to be stored."""
+    """A message accepted at DATA for one verified recipient, about to be stored.
+
+    The envelope fields are stored as ``envelope_text`` gives them (escaped where they are not
+    printable UTF-8), so no sender can make a message unstorable. Messages of one DATA
+    transaction carry the same ``raw`` body, which the store keeps once."""
 
     received_at: dt.datetime
     peer: str
@@ -40,6 +70,13 @@ class NewMessage:
     rcpt_to: str
     token: TokenFields
     raw: bytes
+
+    def __post_init__(self) -> None:
+        for name in ("peer", "mail_from", "rcpt_to"):
+            value = getattr(self, name)
+            escaped = envelope_text(value)
+            if escaped is not value:
+                object.__setattr__(self, name, escaped)
 
 
 @dataclass(frozen=True)

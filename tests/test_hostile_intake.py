@@ -1,0 +1,291 @@
+"""Hostile intake: ``bounced serve`` as a real process, attacked over SMTP, HTTP and the pipe.
+
+Every attack here is one a sender (or a careless relay) can make; each test asserts what the
+honest traffic around it still gets, and what ends up in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bounced.config import load_settings
+
+from .helpers import ROOT, DaemonProcess, base_env, days_ago, dsn, free_port, signer
+
+BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
+ALICE = "alice@example.net"
+HTTP_TOKEN = "hostile-intake-test-token-0123456789"
+# An envelope sender in Latin-1, as an old relay passes it on: not UTF-8.
+LATIN1_SENDER = b"j\xe9r\xf4me@example.net"
+LATIN1_STORED = "j\\xe9r\\xf4me@example.net"  # how the store keeps it: escaped, losslessly
+
+
+class SMTPConn:
+    """A raw SMTP client on a socket: sends exactly the bytes given, reads whole replies."""
+
+    def __init__(self, port: int, timeout: float = 20.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.banner = self.reply()
+
+    def reply(self) -> tuple[int, str]:
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"closed after {lines!r}")
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(lines)
+
+    def cmd(self, line: bytes) -> tuple[int, str]:
+        self.sock.sendall(line + b"\r\n")
+        return self.reply()
+
+    def send_data(self, body: bytes) -> None:
+        """The message after DATA's 354, dot-stuffed, without the final dot."""
+        lines = body.split(b"\r\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        self.sock.sendall(b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n"
+                                   for ln in lines))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def http_raw(port: int, request: bytes, timeout: float = 20.0) -> tuple[int, bytes]:
+    """One HTTP/1.1 request sent as these exact bytes; the status and the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def ingest_request(recipient: str, body: bytes, *, sender: bytes | None = None,
+                   auth: bytes = b"Bearer " + HTTP_TOKEN.encode()) -> bytes:
+    headers = [b"POST /v1/bounces?recipient=" + recipient.encode() + b" HTTP/1.1",
+               b"Host: 127.0.0.1", b"Authorization: " + auth, b"Connection: close",
+               b"Content-Type: message/rfc822", b"Content-Length: " + str(len(body)).encode()]
+    if sender is not None:
+        headers.append(b"X-Envelope-Sender: " + sender)
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body
+
+
+class Served:
+    """A running ``bounced serve`` with its ports, its settings and its database."""
+
+    def __init__(self, tmp: Path, store_url: str | None = None, **env: str) -> None:
+        self.smtp_port, self.http_port = free_port(), free_port()
+        extra = {"BOUNCED_SMTP_LISTEN": f"127.0.0.1:{self.smtp_port}",
+                 "BOUNCED_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
+                 "BOUNCED_HTTP_TOKEN": HTTP_TOKEN, "BOUNCED_WORKER_ENABLED": "false"}
+        if store_url is not None:
+            extra["BOUNCED_STORE_URL"] = store_url
+        self.env = base_env(tmp, **{**extra, **env})
+        self.settings = load_settings(env=self.env)
+        self.sign = signer(self.settings)
+        self.log = tmp / "daemon.log"
+        self.proc = DaemonProcess(self.env, self.log)
+
+    def token(self, subject: str) -> str:
+        return self.sign.return_path(subject, ALICE, day=days_ago(1))
+
+    def rows(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        """Rows of a query on the daemon's store (SQLite or PostgreSQL)."""
+        url = self.settings.store_url
+        if url.startswith("sqlite:"):
+            db = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)
+            try:
+                return db.execute(sql.replace("$1", "?").replace("$2", "?"), params).fetchall()
+            finally:
+                db.close()
+        import asyncio
+
+        import asyncpg
+
+        async def fetch() -> list[tuple[object, ...]]:
+            conn = await asyncpg.connect(url)
+            try:
+                return [tuple(r) for r in await conn.fetch(sql, *params)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """``bounced serve`` on SQLite, the worker off (what is stored stays as stored)."""
+    daemon = Served(tmp_path)
+    daemon.proc.start()
+    try:
+        yield daemon
+    finally:
+        daemon.proc.stop()
+
+
+@pytest.fixture
+def served_any(tmp_path: Path, store_url: str) -> Iterator[Served]:
+    """``bounced serve`` on each backend, the worker off."""
+    daemon = Served(tmp_path, store_url)
+    daemon.proc.start()
+    try:
+        yield daemon
+    finally:
+        daemon.proc.stop()
+
+
+def open_transaction(port: int, mail_from: bytes, rcpts: list[str], body: bytes) -> SMTPConn:
+    """A session up to the end of DATA's content: only the final dot is left to send."""
+    conn = SMTPConn(port)
+    assert conn.cmd(b"EHLO mta.example.net")[0] == 250
+    code, text = conn.cmd(b"MAIL FROM:<" + mail_from + b">" +
+                          (b" SMTPUTF8" if not mail_from.isascii() else b""))
+    assert code == 250, text
+    for rcpt in rcpts:
+        code, text = conn.cmd(b"RCPT TO:<" + rcpt.encode() + b">")
+        assert code == 250, text
+    assert conn.cmd(b"DATA")[0] == 354
+    conn.send_data(body)
+    return conn
+
+
+# -- Item 3: a sender that is not UTF-8 is stored, and never fails anyone else's commit -------
+
+def test_latin1_sender_shares_group_commits_and_honest_sessions_get_250(
+    served_any: Served,
+) -> None:
+    """Hostile sessions (a Latin-1 MAIL FROM, with and without SMTPUTF8) end DATA at the same
+    instant as 20 honest ones, in one group commit window, in several trials: every honest
+    session gets 250, and so does every hostile one; each is stored once, the sender escaped."""
+    d = served_any
+    replies: dict[str, tuple[int, str]] = {}
+    for trial in range(4):
+        conns: list[tuple[str, SMTPConn]] = []
+        for n in range(26):
+            hostile = n % 5 == 0
+            subject = f"t{trial}-{'hostile' if hostile else 'honest'}-{n}"
+            rp = d.token(subject)
+            conn = SMTPConn(d.smtp_port)
+            assert conn.cmd(b"EHLO mta.example.net")[0] == 250
+            if hostile:
+                utf8 = b" SMTPUTF8" if n % 10 == 0 else b""
+                code, text = conn.cmd(b"MAIL FROM:<" + LATIN1_SENDER + b">" + utf8)
+            else:
+                code, text = conn.cmd(b"MAIL FROM:<>")
+            assert code == 250, text
+            assert conn.cmd(b"RCPT TO:<" + rp.encode() + b">")[0] == 250
+            assert conn.cmd(b"DATA")[0] == 354
+            conn.send_data(dsn(ALICE, return_path=rp))
+            conns.append((subject, conn))
+        for _, conn in conns:  # every final dot at once: they share the commits
+            conn.sock.sendall(b".\r\n")
+        for subject, conn in conns:
+            replies[subject] = conn.reply()
+            conn.close()
+    refused = {s: r for s, r in replies.items() if r[0] != 250}
+    assert not refused, refused
+    stored = d.rows("SELECT subject, mail_from FROM messages")
+    assert sorted(s for s, _ in stored) == sorted(replies)
+    assert {m for s, m in stored if "hostile" in str(s)} == {LATIN1_STORED}
+    assert {m for s, m in stored if "honest" in str(s)} == {"<>"}
+
+
+def test_unstorable_message_fails_alone_in_its_group_commit(
+    tmp_path: Path, pg_database: str,
+) -> None:
+    """A message the store cannot take (a validly signed subject with a NUL, which PostgreSQL
+    text refuses) ends DATA together with 20 honest ones: it alone gets 451, every honest
+    session gets 250 and is stored once (the failed group is committed again session by
+    session)."""
+    d = Served(tmp_path, pg_database)
+    d.proc.start()
+    try:
+        for trial in range(3):
+            conns = []
+            for n in range(21):
+                subject = f"t{trial}-honest-{n}" if n % 7 else f"t{trial}-nul\x00-{n}"
+                rp = d.token(subject)
+                conns.append((subject, open_transaction(d.smtp_port, b"", [rp],
+                                                        dsn(ALICE, return_path=rp))))
+            for _, conn in conns:
+                conn.sock.sendall(b".\r\n")
+            replies = {subject: conn.reply()[0] for subject, conn in conns}
+            for _, conn in conns:
+                conn.close()
+            assert {s: c for s, c in replies.items() if "honest" in s and c != 250} == {}
+            assert {c for s, c in replies.items() if "nul" in s} == {451}
+        stored = [s for (s,) in d.rows("SELECT subject FROM messages")]
+        assert sorted(stored) == sorted(f"t{t}-honest-{n}" for t in range(3)
+                                        for n in range(21) if n % 7)
+    finally:
+        d.proc.stop()
+
+
+def test_latin1_sender_over_http_is_stored(served_any: Served) -> None:
+    """HTTP ingest with a Latin-1 X-Envelope-Sender stores the message (202), sender escaped."""
+    d = served_any
+    rp = d.token("http-latin1")
+    status, body = http_raw(d.http_port, ingest_request(rp, dsn(ALICE, return_path=rp),
+                                                         sender=LATIN1_SENDER))
+    assert status == 202, body
+    assert d.rows("SELECT mail_from FROM messages WHERE subject = $1", "http-latin1") == [
+        (LATIN1_STORED,)]
+
+
+def test_latin1_sender_through_the_pipe_is_stored(tmp_path: Path) -> None:
+    """``bounced deliver`` with a Latin-1 sender (argument or $SENDER) stores the message and
+    exits 0, where it exited 75 (and the mail server retried it for days)."""
+    env = base_env(tmp_path)
+    sign = signer(load_settings(env=env))
+    for n, (args, sender_env) in enumerate([
+        ([b"--sender", LATIN1_SENDER], None), ([], LATIN1_SENDER),
+    ]):
+        rp = sign.return_path(f"pipe-{n}", ALICE, day=days_ago(1))
+        penv = {k.encode(): v.encode() for k, v in {**os.environ, **env}.items()}
+        if sender_env is not None:
+            penv[b"SENDER"] = sender_env
+        proc = subprocess.run([BOUNCED.encode(), b"deliver", *args, rp.encode()], env=penv,
+                              input=dsn(ALICE, return_path=rp), capture_output=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+    db = sqlite3.connect(tmp_path / "bounced.db")
+    try:
+        assert db.execute("SELECT subject, mail_from FROM messages ORDER BY id").fetchall() == [
+            ("pipe-0", LATIN1_STORED), ("pipe-1", LATIN1_STORED)]
+    finally:
+        db.close()
+
+
+def test_authorization_header_not_utf8_gets_401(served: Served) -> None:
+    """A write request whose Authorization header is not UTF-8 gets 401, not 500."""
+    rp = served.token("auth")
+    status, body = http_raw(served.http_port, ingest_request(
+        rp, dsn(ALICE, return_path=rp), auth=b"Bearer \xff\xfe" + HTTP_TOKEN.encode()))
+    assert status == 401, body
+    assert served.rows("SELECT COUNT(*) FROM messages") == [(0,)]
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
