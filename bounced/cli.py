@@ -42,6 +42,45 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _checked(parse: Any) -> Any:
+    """An argparse type from one of ``bounced.overview``'s parsers: its one-line error becomes
+    a usage error (exit 2)."""
+    from bounced.overview import BadQuery
+
+    def check(text: str) -> Any:
+        try:
+            return parse(text)
+        except BadQuery as exc:
+            raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    return check
+
+
+def _since(text: str) -> dt.datetime:
+    from bounced.app_support import utcnow
+    from bounced.overview import parse_since
+
+    return _checked(lambda t: parse_since(t, utcnow()))(text)  # type: ignore[no-any-return]
+
+
+def _types(text: str) -> tuple[str, ...]:
+    from bounced.overview import parse_types
+
+    return _checked(lambda t: parse_types([t]))(text)  # type: ignore[no-any-return]
+
+
+def _overview(name: str) -> Any:
+    """An argparse type checked by ``bounced.overview``'s parser ``name``."""
+    def parse(text: str) -> Any:
+        from bounced import overview
+
+        return _checked(getattr(overview, name))(text)
+    return parse
+
+
+SINCE_HELP = ("WHEN: a duration back from now (90m, 24h, 7d, 2w), a day YYYY-MM-DD (its start, "
+              "UTC) or a moment YYYY-MM-DDTHH:MM (UTC unless an offset is given)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bounced", description="Bounce handler: signed return "
                                 "paths in, unconfirmed dead addresses out.")
@@ -99,7 +138,36 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["list", "release"], nargs="?", default="list")
     sp.add_argument("domain", nargs="?")
     sp = cmd("events", "show the latest events and where they were delivered")
-    sp.add_argument("--limit", type=_at_least(1), default=20)
+    sp.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
+                    type=_types,
+                    help="only events of this type (repeat, or separate with commas): "
+                    "address.unconfirmed, address.reconfirmed, complaint.received, "
+                    "bounce.unrecognised, breaker.tripped, breaker.released")
+    sp.add_argument("--since", type=_since, metavar="WHEN",
+                    help=f"only events that occurred since {SINCE_HELP}")
+    sp.add_argument("--limit", type=_at_least(1), default=20,
+                    help="show at most this many, newest first (default: 20)")
+    sp.add_argument("--cursor", type=_overview("parse_event_cursor"),
+                    help="go on after the last event shown before (the cursor printed with "
+                    "the previous page)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object per line")
+    sp = cmd("addresses", "list addresses by state, latest change first")
+    sp.add_argument("--state", choices=["unconfirmed", "confirmed", "any"], default="any",
+                    help="only addresses in this state (default: any)")
+    sp.add_argument("--since", type=_since, metavar="WHEN",
+                    help=f"only addresses whose state changed since {SINCE_HELP}")
+    sp.add_argument("--domain", metavar="DOMAIN",
+                    type=_overview("parse_domain"),
+                    help="only addresses at this receiving domain (e.g. example.net)")
+    sp.add_argument("--limit", type=_at_least(1), default=50,
+                    help="show at most this many (default: 50)")
+    sp.add_argument("--cursor", type=_overview("parse_address_cursor"),
+                    help="go on after the last address shown before (the cursor printed "
+                    "with the previous page)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object per line")
+    sp = cmd("stats", "summarise bounces, reasons, domains and decisions, and the queues' health")
+    sp.add_argument("--since", type=_since, metavar="WHEN",
+                    help=f"the period to summarise starts at {SINCE_HELP} (default: 7d)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
@@ -173,11 +241,27 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             settings, args.ids, args.failed, args.quarantined, out),
         "process": lambda: commands.process(settings, out),
         "breaker": lambda: commands.breaker(settings, args.action, args.domain, out),
-        "events": lambda: commands.events(settings, args.limit, args.json, out),
+        "events": lambda: commands.events(settings, _event_query(args), args.json, out),
+        "addresses": lambda: commands.addresses(settings, _address_query(args), args.json, out),
+        "stats": lambda: commands.stats(settings, args.since, args.json, out),
         "purge": lambda: commands.purge(settings, args.raw_days, args.dry_run, out),
     }
     result: int = asyncio.run(handlers[args.command]())
     return result
+
+
+def _event_query(args: argparse.Namespace) -> Any:
+    from bounced.store.reports import EventQuery
+
+    types = tuple(dict.fromkeys(t for given in args.types for t in given))
+    return EventQuery(types=types, since=args.since, limit=args.limit, after=args.cursor)
+
+
+def _address_query(args: argparse.Namespace) -> Any:
+    from bounced.store.reports import AddressQuery
+
+    return AddressQuery(state=None if args.state == "any" else args.state, since=args.since,
+                        domain=args.domain, limit=args.limit, after=args.cursor)
 
 
 def _deliver(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from bounced.config import Settings
 from bounced.exceptions import ConfigError
 from bounced.model import JOB_STATES, Incident
 from bounced.store import Store
+from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Signer, generate_key_line
 from bounced.views import address_details, address_report
 
@@ -253,14 +254,92 @@ async def breaker(settings: Settings, action: str, domain: str | None, out: Text
     return 0
 
 
-async def events(settings: Settings, limit: int, as_json: bool, out: TextIO) -> int:
+async def events(settings: Settings, query: EventQuery, as_json: bool, out: TextIO) -> int:
+    from bounced.overview import event_json, event_page
+
     async with _store(settings) as store:
-        items = await store.events(limit)
+        items, cursor = await event_page(store, query)
     if as_json:
         for event, states in items:
-            print(json.dumps({**event.payload, "deliveries": states}), file=out)
-        return 0
-    table([[_when(e.occurred_at), e.type, e.subject or "", e.id,
-            ", ".join(f"{a}:{st}" for a, st in sorted(states.items())) or "(not yet fanned out)"]
-           for e, states in items], ["occurred", "type", "subject", "id", "deliveries"], out)
+            print(json.dumps(event_json(event, states)), file=out)
+    else:
+        table([[_when(e.occurred_at), e.type, e.subject or "", e.id,
+                ", ".join(f"{a}:{st}" for a, st in sorted(states.items()))
+                or "(not yet fanned out)"]
+               for e, states in items], ["occurred", "type", "subject", "id", "deliveries"], out)
+    _more(cursor)
     return 0
+
+
+def _more(cursor: str | None) -> None:
+    """Where the next page starts, on stderr (stdout stays one table or JSON per line)."""
+    if cursor is not None:
+        print(f"more: add --cursor {cursor}", file=sys.stderr)
+
+
+async def addresses(settings: Settings, query: AddressQuery, as_json: bool, out: TextIO) -> int:
+    from bounced.overview import address_json, address_page
+
+    async with _store(settings) as store:
+        items, cursor = await address_page(store, query)
+    if as_json:
+        for a in items:
+            print(json.dumps(address_json(a)), file=out)
+    elif items:
+        table([[_when(a.changed_at), a.state, a.subject, a.address, a.incidents,
+                a.last_reason or "", _when(a.last_incident_at), a.rule or ""] for a in items],
+              ["changed", "state", "subject", "address", "incidents", "last reason",
+               "last incident", "rule"], out)
+    else:
+        print("no address matches", file=out)
+    _more(cursor)
+    return 0
+
+
+async def stats(settings: Settings, since: dt.datetime | None, as_json: bool,
+                out: TextIO) -> int:
+    from bounced.overview import DEFAULT_SINCE, parse_since, summary
+
+    now = utcnow()
+    async with _store(settings) as store:
+        s = await summary(store, since or parse_since(DEFAULT_SINCE, now), now)
+    if as_json:
+        print(json.dumps(s, indent=2), file=out)
+        return 0
+    print(f"since {s['since'][:19].replace('T', ' ')} UTC", file=out)
+    kinds = ", ".join(f"{k} {n}" for k, n in s["messages"].items()) or "none"
+    print(f"messages   {kinds}", file=out)
+    inc = s["incidents"]
+    print(f"incidents  {inc['total']} ({inc['counting']} counting against the address)",
+          file=out)
+    d = s["decisions"]
+    print(f"decisions  unconfirmed {d['unconfirm']}, reconfirmed {d['reconfirm']}, "
+          f"held by a breaker {d['held']}", file=out)
+    q, o = s["queue"], s["outbox"]
+    print("queue      " + ", ".join(f"{k} {n}" for k, n in q["jobs"].items())
+          + _age(", oldest waiting", q["oldest_job_age_seconds"]), file=out)
+    print("outbox     " + ", ".join(f"{k} {n}" for k, n in o["deliveries"].items())
+          + _age(", oldest pending", o["oldest_pending_age_seconds"]), file=out)
+    if s["bounces_by_reason"]:
+        print("\nbounces by reason:", file=out)
+        table([[r["reason"], r["bounces"], r["counting"]] for r in s["bounces_by_reason"]],
+              ["reason", "bounces", "counting"], out)
+    if s["top_domains"]:
+        print("\ntop receiving domains:", file=out)
+        table([[r["domain"], r["incidents"], r["addresses"], r["counting"]]
+               for r in s["top_domains"]], ["domain", "incidents", "addresses", "counting"], out)
+    tripped = [b for b in s["breakers"] if b["state"] == "tripped"]
+    if tripped:
+        print("\ntripped breakers (bounced breaker release DOMAIN):", file=out)
+        table([[b["domain"], b["addresses"], (b["tripped_at"] or "")[:19].replace("T", " ")]
+               for b in tripped], ["domain", "addresses", "tripped"], out)
+    return 0
+
+
+def _age(label: str, seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{label} {seconds / size:.1f}{unit}"
+    return f"{label} {seconds:.0f}s"

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bounced import overview
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.exceptions import ConfigError
 from bounced.intake import Intake
@@ -24,6 +25,7 @@ from bounced.model import NewMessage
 from bounced.openapi import OPENAPI
 from bounced.smtp import token_fields
 from bounced.store import Store
+from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Verifier
 from bounced.views import address_report
 from bounced.worker import Worker
@@ -94,6 +96,7 @@ class HTTPApi:
             web.get("/v1/breakers", self.breakers),
             web.post("/v1/breakers/{domain}/release", self._write(self.release)),
             web.get("/v1/events", self.events),
+            web.get("/v1/stats", self.stats),
         ])
         return app
 
@@ -171,9 +174,27 @@ class HTTPApi:
     async def addresses(self, request: web.Request) -> web.Response:
         subject = request.query.get("subject")
         address = request.query.get("address")
+        if not subject and not address and "subject" not in request.query \
+                and "address" not in request.query:
+            return await self._address_list(request)
         if bool(subject) == bool(address):
             return _error(400, "give exactly one of ?subject= or ?address=")
         return web.json_response(await address_report(self.store, subject, address))
+
+    async def _address_list(self, request: web.Request) -> web.Response:
+        """Without ?subject= or ?address=: the addresses matching the filters, a page."""
+        q = request.query
+        try:
+            query = AddressQuery(
+                state=overview.parse_state(q.get("state")),
+                since=_since(q.get("since"), self.now()),
+                domain=overview.parse_domain(q.get("domain")),
+                limit=overview.parse_limit(q.get("limit")),
+                after=overview.parse_address_cursor(q.get("cursor")))
+        except overview.BadQuery as exc:
+            return _error(400, str(exc))
+        items, cursor = await overview.address_page(self.store, query)
+        return _page(request, [overview.address_json(a) for a in items], cursor)
 
     async def reconfirm(self, request: web.Request) -> web.Response:
         subject = request.match_info["subject"]
@@ -222,14 +243,43 @@ class HTTPApi:
         return web.json_response({"domain": domain, "state": "released"})
 
     async def events(self, request: web.Request) -> web.Response:
+        q = request.query
         try:
-            limit = max(1, min(int(request.query.get("limit", "50")), 500))
-        except ValueError:
-            return _error(400, "limit: an integer")
-        items = await self.store.events(limit)
-        return web.json_response([{**e.payload, "deliveries": states} for e, states in items])
+            query = EventQuery(
+                types=overview.parse_types(q.getall("type", [])),
+                since=_since(q.get("since"), self.now()),
+                limit=overview.parse_limit(q.get("limit")),
+                after=overview.parse_event_cursor(q.get("cursor")))
+        except overview.BadQuery as exc:
+            return _error(400, str(exc))
+        items, cursor = await overview.event_page(self.store, query)
+        return _page(request, [overview.event_json(e, states) for e, states in items], cursor)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        now = self.now()
+        try:
+            since = overview.parse_since(request.query.get("since", overview.DEFAULT_SINCE),
+                                         now)
+            return web.json_response(await overview.summary(self.store, since, now))
+        except overview.BadQuery as exc:
+            return _error(400, str(exc))
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _since(text: str | None, now: dt.datetime) -> dt.datetime | None:
+    return None if text is None else overview.parse_since(text, now)
+
+
+def _page(request: web.Request, items: list[dict[str, Any]], cursor: str | None
+          ) -> web.Response:
+    """One page of a list: a JSON array, and where the next page is (RFC 8288 ``Link``, and
+    the bare cursor in ``X-Next-Cursor`` for scripts) unless this was the last."""
+    headers = {}
+    if cursor is not None:
+        url = request.rel_url.update_query(cursor=cursor)
+        headers = {"Link": f'<{url}>; rel="next"', "X-Next-Cursor": cursor}
+    return web.json_response(items, headers=headers)
 

@@ -7,6 +7,32 @@ from typing import Any
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
 _JSON_OBJ = {"application/json": {"schema": {"type": "object"}}}
+_WHEN = ("a duration back from now (90m, 24h, 7d, 2w), a day YYYY-MM-DD (its start, UTC) or "
+         "a moment YYYY-MM-DDTHH:MM[:SS][+HH:MM] (UTC unless an offset is given)")
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_PAGE = {
+    "limit": {"name": "limit", "in": "query", "description": "items per page, 1 to 500 "
+              "(default 50)", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+    "cursor": {"name": "cursor", "in": "query", "description": "where the page starts: the "
+               "X-Next-Cursor of the previous page (opaque)", "schema": {"type": "string"}},
+}
+_NEXT = {
+    "Link": {"description": 'the next page\'s URL, rel="next" (RFC 8288); absent on the last '
+             "page", "schema": {"type": "string"}},
+    "X-Next-Cursor": {"description": "the cursor of the next page; absent on the last page",
+                      "schema": {"type": "string"}},
+}
+
+
+def _list_of(schema: str) -> dict[str, Any]:
+    return {"description": "one page, newest first", "headers": _NEXT, "content": {
+        "application/json": {"schema": {"type": "array", "items": {
+            "$ref": f"#/components/schemas/{schema}"}}}}}
+
+
+def _counts(*names: str) -> dict[str, Any]:
+    return {"type": "object", "required": list(names), "additionalProperties": {
+        "type": "integer"}, "properties": {n: {"type": "integer"} for n in names}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -29,6 +55,68 @@ OPENAPI: dict[str, Any] = {
                     "reconfirmed_at": {"type": ["string", "null"]},
                     "incidents": {"type": "array", "items": {"type": "object"}},
                     "decisions": {"type": "array", "items": {"type": "object"}}}}}}},
+            "AddressSummary": {"type": "object", "required": [
+                "subject", "address", "domain", "fingerprint", "state", "changed_at",
+                "incidents", "rule"], "properties": {
+                "subject": {"type": "string"}, "address": {"type": "string"},
+                "domain": {"type": "string"}, "fingerprint": {"type": "string"},
+                "state": {"type": "string", "enum": ["confirmed", "unconfirmed"]},
+                "changed_at": _TIME, "reconfirmed_at": _TIME,
+                "incidents": {"type": "integer", "description": "incidents recorded (kept)"},
+                "last_incident_at": _TIME, "last_reason": {"type": ["string", "null"]},
+                "rule": {"type": ["string", "null"],
+                         "description": "the rule of the latest decision"}}},
+            "Event": {"type": "object", "required": ["type", "id", "occurred_at", "deliveries"],
+                      "properties": {
+                "type": {"type": "string"}, "id": {"type": "string"},
+                "subject": {"type": ["string", "null"]},
+                "fingerprint": {"type": ["string", "null"]},
+                "occurred_at": {"type": "string", "format": "date-time"},
+                "deliveries": {"type": "object", "description": "action name: delivery state",
+                               "additionalProperties": {"type": "string"}}}},
+            "Stats": {"type": "object", "required": [
+                "since", "now", "messages", "incidents", "bounces_by_reason", "top_domains",
+                "decisions", "daily", "queue", "outbox", "breakers"], "properties": {
+                "since": {"type": "string", "format": "date-time"},
+                "now": {"type": "string", "format": "date-time"},
+                "messages": {"type": "object", "description": "messages received since, by "
+                             "kind ('unprocessed': not classified yet)",
+                             "additionalProperties": {"type": "integer"}},
+                "incidents": {"type": "object", "required": ["total", "counting", "by_kind"],
+                              "properties": {"total": {"type": "integer"},
+                                             "counting": {"type": "integer"},
+                                             "by_kind": {"type": "object"}}},
+                "bounces_by_reason": {"type": "array", "items": {"type": "object", "required": [
+                    "reason", "bounces", "counting"], "properties": {
+                    "reason": {"type": "string"}, "bounces": {"type": "integer"},
+                    "counting": {"type": "integer"}}}},
+                "top_domains": {"type": "array", "items": {"type": "object", "required": [
+                    "domain", "incidents", "addresses", "counting"], "properties": {
+                    "domain": {"type": "string"}, "incidents": {"type": "integer"},
+                    "addresses": {"type": "integer"}, "counting": {"type": "integer"}}}},
+                "decisions": _counts("unconfirm", "reconfirm", "held"),
+                "daily": {"type": "object", "required": ["days", "bounces_by_reason",
+                                                         "decisions"], "properties": {
+                    "days": {"type": "array", "items": {"type": "string", "format": "date"}},
+                    "bounces_by_reason": {"type": "object", "description": "reason: bounces "
+                                          "per day, one number per entry of days",
+                                          "additionalProperties": {"type": "array", "items": {
+                                              "type": "integer"}}},
+                    "decisions": {"type": "object", "additionalProperties": {
+                        "type": "array", "items": {"type": "integer"}}}}},
+                "queue": {"type": "object", "required": ["jobs", "oldest_job_at"],
+                          "properties": {
+                    "jobs": _counts("pending", "processing", "done", "failed", "quarantined"),
+                    "oldest_job_at": _TIME,
+                    "oldest_job_age_seconds": {"type": ["number", "null"]}}},
+                "outbox": {"type": "object", "required": ["deliveries", "oldest_pending_at"],
+                           "properties": {
+                    "deliveries": _counts("pending", "delivered", "dead", "skipped",
+                                          "unfanned"),
+                    "oldest_pending_at": _TIME,
+                    "oldest_pending_age_seconds": {"type": ["number", "null"]},
+                    "oldest_unfanned_at": _TIME}},
+                "breakers": {"type": "array", "items": {"type": "object"}}}},
         },
     },
     "paths": {
@@ -43,12 +131,25 @@ OPENAPI: dict[str, Any] = {
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
             "description": "OpenAPI document", "content": _JSON_OBJ}}}},
         "/v1/addresses": {"get": {
-            "summary": "State, history and the reasons for one subject or address",
+            "summary": "State, history and the reasons for one subject or address; without "
+                       "either, a page of the addresses matching the filters",
             "parameters": [
                 {"name": "subject", "in": "query", "schema": {"type": "string"}},
-                {"name": "address", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the report", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/AddressReport"}}}},
+                {"name": "address", "in": "query", "schema": {"type": "string"}},
+                {"name": "state", "in": "query", "description": "list: only this state",
+                 "schema": {"type": "string", "enum": ["unconfirmed", "confirmed", "any"]}},
+                {"name": "since", "in": "query", "description": "list: only addresses whose "
+                 f"state changed since WHEN: {_WHEN}", "schema": {"type": "string"}},
+                {"name": "domain", "in": "query", "description": "list: only addresses at "
+                 "this receiving domain", "schema": {"type": "string"}},
+                _PAGE["limit"], _PAGE["cursor"]],
+            "responses": {"200": {
+                "description": "the report (subject or address), or one page of addresses, "
+                               "latest change first (never changed last)",
+                "headers": _NEXT, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/AddressReport"},
+                    {"type": "array", "items": {
+                        "$ref": "#/components/schemas/AddressSummary"}}]}}}},
                 "400": _ERROR}}},
         "/v1/subjects/{subject}/reconfirm": {"post": {
             "summary": "The application confirmed the subject's address again",
@@ -83,10 +184,25 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": {"description": "released", "content": _JSON_OBJ},
                           "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
         "/v1/events": {"get": {
-            "summary": "The latest events and their delivery states",
-            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "events", "content": {"application/json": {
-                "schema": {"type": "array", "items": {"type": "object"}}}}},
+            "summary": "The latest events and their delivery states, newest first",
+            "parameters": [
+                {"name": "type", "in": "query", "description": "only events of these types "
+                 "(repeat, or separate with commas)", "style": "form", "explode": True,
+                 "schema": {"type": "array", "items": {"type": "string", "enum": [
+                     "address.unconfirmed", "address.reconfirmed", "complaint.received",
+                     "bounce.unrecognised", "breaker.tripped", "breaker.released"]}}},
+                {"name": "since", "in": "query", "description": "only events that occurred "
+                 f"since WHEN: {_WHEN}", "schema": {"type": "string"}},
+                _PAGE["limit"], _PAGE["cursor"]],
+            "responses": {"200": _list_of("Event"), "400": _ERROR}}},
+        "/v1/stats": {"get": {
+            "summary": "What happened since WHEN (default 7d): messages by kind, bounces by "
+                       "reason, top receiving domains, decisions, per UTC day; the queue, the "
+                       "outbox and the breakers now",
+            "parameters": [{"name": "since", "in": "query", "description": _WHEN,
+                            "schema": {"type": "string", "default": "7d"}}],
+            "responses": {"200": {"description": "the summary", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Stats"}}}},
                 "400": _ERROR}}},
     },
 }

@@ -21,6 +21,7 @@ from bounced.model import (
     NewMessage,
     Plan,
 )
+from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 
 # Given the address's state, its recorded history, the new incidents and the recent figures
 # of the receiving domain (for the breaker), say what to record.
@@ -202,6 +203,17 @@ class Store(Protocol):
 
     async def release_breaker(self, domain: str, now: dt.datetime) -> bool:
         """Release a tripped breaker (an event says so); False if it was not tripped."""
+
+    # The operator's lists and summaries (read-only).
+
+    async def address_list(self, query: AddressQuery) -> list[AddressSummary]:
+        """Addresses matching the query, latest change first (never changed last)."""
+
+    async def event_list(self, query: EventQuery) -> list[tuple[Event, dict[str, str]]]:
+        """Events matching the query, newest first, each with its deliveries' states."""
+
+    async def summary(self, since: dt.datetime, now: dt.datetime) -> Summary:
+        """What happened since ``since``, and how the queue and the outbox stand now."""
 
 
 def open_store(url: str) -> Store:

@@ -47,6 +47,7 @@ from bounced.store.postgres_admin import (
     incident_row,
 )
 from bounced.store.postgres_outbox import PostgresOutbox, add_event
+from bounced.store.postgres_reports import PostgresReports
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,7 +114,7 @@ def _job(r: Any) -> Job:
     )
 
 
-class PostgresStore(PostgresAdmin, PostgresOutbox):
+class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
     """Store backed by one PostgreSQL database, shared by any number of daemons."""
 
     overlap_finish = True  # see Store.overlap_finish

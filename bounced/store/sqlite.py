@@ -31,6 +31,7 @@ from bounced.store.sqlite_jobs import (
     reconfirm_tx,
 )
 from bounced.store.sqlite_outbox import SQLiteOutbox
+from bounced.store.sqlite_reports import SQLiteReports
 
 UTC = dt.UTC
 
@@ -38,7 +39,7 @@ UTC = dt.UTC
 MIN_SQLITE = (3, 35, 0)  # RETURNING and ALTER TABLE ... DROP COLUMN (migration 0005)
 
 
-class SQLiteStore(SQLiteAdmin, SQLiteOutbox):
+class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
     """Store backed by one SQLite file."""
 
     overlap_finish = False  # see Store.overlap_finish

@@ -1,0 +1,154 @@
+"""The operator's lists and summaries from the PostgreSQL store: read-only queries.
+
+The summary's statements run in one REPEATABLE READ READ ONLY transaction, so its figures
+are of one moment although other daemons write meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from bounced.model import Event
+from bounced.store.postgres_admin import Connections
+from bounced.store.reports import (
+    TOP_DOMAINS,
+    AddressQuery,
+    AddressSummary,
+    EventQuery,
+    Summary,
+    day_of,
+)
+from bounced.store.sqlite_reports import like_domain
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # never-changed addresses sort as the epoch
+
+ADDRESS_SUMMARY = (
+    "SELECT a.subject, a.fingerprint, a.address, a.state, a.changed_at, a.reconfirmed_at, "
+    "(SELECT COUNT(*) FROM incidents i WHERE i.subject = a.subject "
+    " AND i.fingerprint = a.fingerprint), "
+    "l.received_at, l.reason, "
+    "(SELECT d.rule FROM decisions d WHERE d.subject = a.subject "
+    " AND d.fingerprint = a.fingerprint ORDER BY d.decided_at DESC, d.id DESC LIMIT 1) "
+    "FROM addresses a LEFT JOIN LATERAL (SELECT i.received_at, i.reason FROM incidents i "
+    " WHERE i.subject = a.subject AND i.fingerprint = a.fingerprint "
+    " ORDER BY i.received_at DESC, i.id DESC LIMIT 1) l ON TRUE"
+)
+
+
+def _address_summary(r: Any) -> AddressSummary:
+    return AddressSummary(
+        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=r[4],
+        reconfirmed_at=r[5], incidents=int(r[6]), last_incident_at=r[7], last_reason=r[8],
+        rule=r[9])
+
+
+class PostgresReports:
+    """Mixed into PostgresStore, which provides ``_conn`` and ``_tx``."""
+
+    async def address_list(self: Connections, query: AddressQuery) -> list[AddressSummary]:
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def arg(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.state is not None:
+            clauses.append(f"a.state = {arg(query.state)}")
+        if query.since is not None:
+            clauses.append(f"a.changed_at >= {arg(query.since)}")
+        if query.domain is not None:
+            clauses.append(f"lower(a.address) LIKE {arg(like_domain(query.domain))} ESCAPE '\\'")
+        if query.after is not None:
+            changed, subject, fp = query.after
+            clauses.append(
+                f"(COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz), a.subject, "
+                f"a.fingerprint) < ({arg(changed or EPOCH)}, {arg(subject)}, {arg(fp)})")
+        where = " AND ".join(clauses) or "TRUE"
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"{ADDRESS_SUMMARY} WHERE {where} ORDER BY "
+                f"COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz) DESC, "
+                f"a.subject DESC, a.fingerprint DESC LIMIT {arg(query.limit)}", *params)
+        return [_address_summary(r) for r in rows]
+
+    async def event_list(
+        self: Connections, query: EventQuery
+    ) -> list[tuple[Event, dict[str, str]]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def arg(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.types:
+            clauses.append(f"e.type = ANY({arg(list(query.types))}::text[])")
+        if query.since is not None:
+            clauses.append(f"e.occurred_at >= {arg(query.since)}")
+        if query.after is not None:
+            clauses.append(
+                f"(e.occurred_at, e.id) < ({arg(query.after[0])}, {arg(query.after[1])})")
+        where = " AND ".join(clauses) or "TRUE"
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at, "
+                "COALESCE((SELECT jsonb_object_agg(d.action, d.state) FROM deliveries d "
+                "WHERE d.event_id = e.id), '{}'::jsonb) "
+                f"FROM events e WHERE {where} "
+                f"ORDER BY e.occurred_at DESC, e.id DESC LIMIT {arg(query.limit)}",
+                *params)
+        return [(Event(id=r[0], type=r[1], subject=r[2], fingerprint=r[3],
+                       payload=json.loads(r[4]), occurred_at=r[5]), json.loads(r[6]))
+                for r in rows]
+
+    async def summary(self: Connections, since: dt.datetime, now: dt.datetime) -> Summary:
+        async with self._conn() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            messages = await conn.fetch(
+                "SELECT kind, COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY kind",
+                since)
+            incidents = await conn.fetch(
+                "SELECT kind, reason, counts, COUNT(*) FROM incidents WHERE received_at >= $1 "
+                "GROUP BY kind, reason, counts", since)
+            domains = await conn.fetch(
+                "SELECT domain, COUNT(*) AS n, COUNT(DISTINCT fingerprint), "
+                "COUNT(*) FILTER (WHERE counts) FROM incidents WHERE received_at >= $1 "
+                "GROUP BY domain ORDER BY n DESC, domain LIMIT $2", since, TOP_DOMAINS)
+            decisions = await conn.fetch(
+                "SELECT action, COUNT(*) FROM decisions WHERE decided_at >= $1 GROUP BY action",
+                since)
+            daily_bounces = await conn.fetch(
+                "SELECT floor(extract(epoch FROM received_at) / 86400)::int AS day, reason, "
+                "COUNT(*) FROM incidents WHERE received_at >= $1 AND kind = 'bounce' "
+                "GROUP BY day, reason", since)
+            daily_decisions = await conn.fetch(
+                "SELECT floor(extract(epoch FROM decided_at) / 86400)::int AS day, action, "
+                "COUNT(*) FROM decisions WHERE decided_at >= $1 GROUP BY day, action", since)
+            queue = await conn.fetch("SELECT state, COUNT(*) FROM messages GROUP BY state")
+            oldest_job = await conn.fetchval(
+                "SELECT MIN(received_at) FROM messages WHERE state IN ('pending', 'processing')")
+            outbox = await conn.fetch("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+            oldest_delivery = await conn.fetchval(
+                "SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'")
+            unfanned = await conn.fetchrow(
+                "SELECT COUNT(*), MIN(occurred_at) FROM events WHERE NOT fanned_out")
+            breakers = await conn.fetch(
+                "SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
+                "ORDER BY domain")
+        return Summary(
+            since=since, now=now,
+            messages={r[0]: int(r[1]) for r in messages},
+            incidents={(r[0], r[1], bool(r[2])): int(r[3]) for r in incidents},
+            domains=[(r[0], int(r[1]), int(r[2]), int(r[3])) for r in domains],
+            decisions={r[0]: int(r[1]) for r in decisions},
+            daily_bounces={(day_of(r[0]), r[1]): int(r[2]) for r in daily_bounces},
+            daily_decisions={(day_of(r[0]), r[1]): int(r[2]) for r in daily_decisions},
+            queue={r[0]: int(r[1]) for r in queue}, oldest_job=oldest_job,
+            outbox={**{r[0]: int(r[1]) for r in outbox}, "unfanned": int(unfanned[0])},
+            oldest_delivery=oldest_delivery, oldest_unfanned=unfanned[1],
+            breakers=[{"domain": r[0], "state": r[1], "addresses": r[2], "tripped_at": r[3],
+                       "released_at": r[4]} for r in breakers],
+        )
