@@ -9,10 +9,14 @@ Every reply is put into two bounces, as the sending side's MTA would write them 
 - ``dsn``: an RFC 3464 report as Postfix writes it (text part "host MX[IP] said: REPLY (in
   reply to RCPT TO command)", Remote-MTA naming the provider's MX host, the reply's
   enhanced status as Status, the reply joined into one folded Diagnostic-Code line);
-- ``text``: a plain-text bounce as Exim writes it (no DSN part: the address, the host, "SMTP
-  error from remote mail server after RCPT TO:<addr>:", the reply's lines as received).
+- ``exim``: a plain-text bounce as Exim writes it (no DSN part: the address, the host, "SMTP
+  error from remote mail server after RCPT TO:<addr>:", the reply's lines as received);
+- ``qmail``: a plain-text bounce as qmail-send writes it ("<addr>:", "IP does not like
+  recipient." or another of its stage sentences, "Remote host said: REPLY"; for a 4xx,
+  "I'm not going to try again; this message has been in the queue too long.", so there
+  ``expired`` is also right).
 
-Prints, per form and for both together: rows, recipients found, reason right, hard right,
+Prints, per form and for all forms together: rows, recipients found, reason right, hard right,
 the soft replies called hard (each named) and the hard ones missed; then the same per
 provider. ``--misses FILE`` writes every row whose reason or hard flag is wrong, with what
 was expected and what came out, as Markdown.
@@ -47,7 +51,7 @@ REASONS = frozenset({
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 # The SMTP stage a reply answers, as the table writes it.
 STAGES = ("CONNECT", "HELO", "MAIL", "RCPT", "DATA")
-FORMS = ("dsn", "text")
+FORMS = ("dsn", "exim", "qmail")
 
 SENDER = "bounce-k1.20251103.u5.00112233445566778899@bounces.example.org"
 RELAY = "relay.example.org"
@@ -264,7 +268,7 @@ def _exim_stage(row: Row) -> str:
             "DATA": "after end of data"}[row.stage]
 
 
-def text_bounce(row: Row) -> bytes:
+def exim_bounce(row: Row) -> bytes:
     """The plain-text bounce Exim writes when the provider answers ``row.reply``."""
     lines = "\n".join(f"    {line.strip()}" for line in _render(row, row.reply).splitlines()
                       if line.strip())
@@ -294,7 +298,47 @@ recipients. This is a permanent error. The following address(es) failed:
     return text.encode("utf-8")
 
 
-WRAPPERS: dict[str, Callable[[Row], bytes]] = {"dsn": dsn_bounce, "text": text_bounce}
+_QMAIL_STAGE = {"CONNECT": "Connected to {ip} but greeting failed.",
+                "HELO": "Connected to {ip} but my name was rejected.",
+                "MAIL": "Connected to {ip} but sender was rejected.",
+                "RCPT": "{ip} does not like recipient.",
+                "DATA": "{ip} failed after I sent the message."}
+
+
+def qmail_bounce(row: Row) -> bytes:
+    """The plain-text bounce qmail-send writes when the provider answers ``row.reply``."""
+    reply = "\n".join(line.strip() for line in _render(row, row.reply).splitlines()
+                      if line.strip())
+    if row.reply.startswith("4"):
+        ending = "I'm not going to try again; this message has been in the queue too long."
+    else:
+        ending = f"Giving up on {row.ip}."
+    text = f"""\
+Return-Path: <>
+Received: (qmail 28713 invoked for bounce); 3 Nov 2025 10:00:01 -0000
+Date: 3 Nov 2025 10:00:01 -0000
+From: MAILER-DAEMON@{RELAY}
+To: {SENDER}
+Subject: failure notice
+Message-ID: <20251103100001.28713.qmail@{RELAY}>
+
+Hi. This is the qmail-send program at {RELAY}.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<{row.rcpt}>:
+{_QMAIL_STAGE[row.stage].format(ip=row.ip)}
+Remote host said: {reply}
+{ending}
+
+--- Below this line is a copy of the message.
+
+{_original_headers(row)}"""
+    return text.encode("utf-8")
+
+
+WRAPPERS: dict[str, Callable[[Row], bytes]] = {
+    "dsn": dsn_bounce, "exim": exim_bounce, "qmail": qmail_bounce}
 
 
 # --------------------------------------------------------------------------- scoring
@@ -313,8 +357,15 @@ class Result:
     kind: str
 
     @property
+    def accepted(self) -> tuple[str, ...]:
+        """The reasons right for this form: qmail's bounce of a 4xx also says it expired."""
+        if self.form == "qmail" and self.row.reply.startswith("4"):
+            return (*self.row.accepted, "expired")
+        return self.row.accepted
+
+    @property
     def reason_right(self) -> bool:
-        return self.found and self.reason in self.row.accepted
+        return self.found and self.reason in self.accepted
 
     @property
     def hard_right(self) -> bool:
@@ -393,13 +444,20 @@ def misses_markdown(results: list[Result]) -> str:
     out = ["# Provider-table misses",
            "",
            "Written by `.venv/bin/python bench/classify_providers.py --misses FILE` (table: "
-           "tests/classify/providers/, forms: `dsn` = Postfix RFC 3464 report, `text` = "
-           "Exim plain-text bounce).",
+           "tests/classify/providers/, forms: `dsn` = Postfix RFC 3464 report, `exim` = "
+           "Exim plain-text bounce, `qmail` = qmail-send plain-text bounce).",
            "",
            f"{len(results)} classifications of {len(results) // len(FORMS)} rows: reason right "
            f"{total.reason_right:.1f} %, hard right {total.hard_right:.1f} %, "
            f"{len(total.soft_called_hard)} soft called hard, {len(total.missed_hard)} hard "
            f"missed, {len(wrong)} misses in all.", ""]
+    pairs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in wrong:
+        pairs[(r.row.reason, r.reason if r.found else "not found")].append(r.key)
+    out += ["## Classes of failure (expected reason -> reason given: count, rows)", ""]
+    for (want, got), keys in sorted(pairs.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        out.append(f"- {want} -> {got}: {len(keys)} ({', '.join(keys)})")
+    out.append("")
     for title, items in groups:
         out += [f"## {title}: {len(items)}", ""]
         by_row: dict[str, list[Result]] = defaultdict(list)
@@ -411,8 +469,10 @@ def misses_markdown(results: list[Result]) -> str:
                                              if r.found else f"recipient not found (kind {r.kind})")
                             for r in rs)
             out += [f"- `{rid}` ({row.provider}, {row.file}.toml, {row.stage}, mx {row.mx})",
-                    f"  - reply: `{row.one_line}`",
-                    f"  - expected: {'|'.join(row.accepted)} hard={row.hard}",
+                    f"  - reply: `{_render(row, row.one_line)}`",
+                    f"  - expected: {'|'.join(row.accepted)} hard={row.hard}"
+                    + (" (qmail form of a 4xx: also expired)" if row.reply.startswith("4")
+                       else ""),
                     f"  - got: {got}"]
         out.append("")
     return "\n".join(out)
@@ -436,29 +496,29 @@ def main() -> int:
         return 2
     results = evaluate(rows)
     print(f"provider table: {len(rows)} rows, {len({r.provider for r in rows})} providers, "
-          f"{len({r.file for r in rows})} files; each row as a Postfix DSN and an Exim text "
-          "bounce")
+          f"{len({r.file for r in rows})} files; each row as a Postfix DSN, an Exim and a "
+          "qmail text bounce")
     head = (f"{'':<34} {'n':>5} {'found%':>7} {'reason%':>8} {'hard%':>8} {'s->h':>6} "
             f"{'missH':>6}")
     print(head)
     for form in FORMS:
         print(_line(form, figures([r for r in results if r.form == form])))
     total = figures(results)
-    print(_line("both", total))
+    print(_line("all forms", total))
     print(f"soft replies called hard ({len(total.soft_called_hard)}): "
           f"{', '.join(total.soft_called_hard) or 'none'}")
     print(f"hard replies missed ({len(total.missed_hard)}): "
           f"{', '.join(total.missed_hard) or 'none'}")
     print()
-    print("per provider (both forms)")
+    print("per provider (all forms)")
     print(head)
     for provider in sorted({r.provider for r in rows}, key=str.lower):
         print(_line(provider[:34], figures([r for r in results if r.row.provider == provider])))
     if args.rows:
         print()
         for r in misses(results):
-            print(f"{r.key}: expected {'|'.join(r.row.accepted)} hard={r.row.hard}, got "
-                  f"{r.reason or '-'} hard={r.hard} ({r.row.one_line[:90]})")
+            print(f"{r.key}: expected {'|'.join(r.accepted)} hard={r.row.hard}, got "
+                  f"{r.reason or '-'} hard={r.hard} ({_render(r.row, r.row.one_line)[:90]})")
     if args.misses:
         args.misses.write_text(misses_markdown(results) + "\n", encoding="utf-8")
         print(f"\nmisses written to {args.misses}")
