@@ -144,7 +144,7 @@ def load(folder: Path = TABLE) -> list[Row]:
             if hard != (reason in HARD_REASONS and code.group(1) == "5"):
                 raise TableError(f"{where_row}: hard={hard} contradicts reason {reason} with "
                                  f"a {code.group(1)}xx reply (see README: labelling rules)")
-            if any((a in HARD_REASONS) != (reason in HARD_REASONS) for a in also):
+            if any((a in HARD_REASONS and code.group(1) == "5") != hard for a in also):
                 raise TableError(f"{where_row}: an alternative reason changes the hard flag")
             row_domain = _text(entry, "domain", where_row, domain)
             rows.append(Row(
