@@ -85,7 +85,8 @@ class HTTPApi:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.smtp.max_message_size + 65536)
+        # The size limit of every way in: a message SMTP refuses is refused here too (413).
+        app = web.Application(client_max_size=self.settings.smtp.max_message_size)
         app.add_routes([
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_endpoint),

@@ -16,7 +16,7 @@ from email.errors import HeaderParseError
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake import Intake
@@ -34,6 +34,7 @@ NOT_RELAY_CLIENT = "554 5.7.1 Access denied: not a relay client of this bounce h
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 NO_RECIPIENTS = "503 5.5.1 No valid recipients"
+TOO_LARGE = "552 5.3.4 Message too big for system"
 
 REJECT_TOKEN = {
     "wrong-domain": "550 5.1.1 Not a bounce address of this domain",
@@ -105,7 +106,11 @@ class BounceHandler:
             self._count(f"rejected.{exc.reason}")
             log.info("smtp.rcpt_rejected", peer=_peer(session), reason=exc.reason, detail=str(exc))
             return REJECT_TOKEN.get(exc.reason, "550 5.1.1 No such bounce address")
-        accepted.append((address, token_fields(token)))
+        fields = token_fields(token)
+        if any(fields == seen for _, seen in accepted):
+            # The same token again (any letter case): accepted once, stored once.
+            return OK_RCPT
+        accepted.append((address, fields))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK_RCPT
@@ -157,7 +162,12 @@ def _peer(session: Session | None) -> str:
 
 
 class BouncedSMTP(SMTP):
-    """aiosmtpd's protocol with relay-network and connection-count gates."""
+    """aiosmtpd's protocol with relay-network and connection-count gates, and a DATA reader
+    of its own: lines of any length, the size limit on the message as stored."""
+
+    # The stream reader's buffer limit: a command line longer than this is refused as
+    # aiosmtpd refuses it (500), a DATA line is read in pieces of at most this many octets.
+    line_length_limit = 65536
 
     def __init__(self, handler: BounceHandler, server: SMTPServer, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -199,6 +209,64 @@ class BouncedSMTP(SMTP):
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return addr, rest
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA with another policy for long lines: real MTAs send lines over the
+        1,000 octets of RFC 5321 (bounces quote what they were given), and aiosmtpd's
+        permanent ``500 Line too long`` made the sender drop a legitimate bounce. Every line is
+        kept as sent; the one limit is the size of the message as stored (552 beyond it, the
+        same limit HTTP ingest and the pipe apply). The body is built in one buffer rather
+        than a list of lines."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = await self._read_data()
+        if content is None:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(TOO_LARGE)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> bytes | None:
+        """The message up to the lone dot, dot-unstuffed; None when it is over the size limit
+        (read to its end all the same, keeping nothing, so that the 552 answers it)."""
+        limit = self.data_size_limit
+        body = bytearray()
+        too_large = False
+        line_start = True
+        while True:
+            try:
+                piece = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                # No line end within the buffer: take what is there (all but a possible CR)
+                # and go on with the rest of the line.
+                piece = await self._reader.read(exc.consumed)
+            except asyncio.CancelledError:  # the connection went away (aiosmtpd's contract)
+                self._writer.close()
+                raise
+            if line_start and piece == b".\r\n":
+                break
+            if line_start and piece.startswith(b"."):
+                piece = piece[1:]  # RFC 5321 4.5.2: the transparency dot
+            line_start = piece.endswith(b"\r\n")
+            if too_large:
+                continue
+            body += piece
+            if limit and len(body) > limit:
+                too_large = True
+                body = bytearray()  # keep nothing of a message that will be refused
+        return None if too_large else bytes(body)
 
     async def _handle_client(self) -> None:
         peer = self.session.peer if self.session is not None else None

@@ -37,7 +37,7 @@ from bounced.model import (
     Plan,
     TokenFields,
 )
-from bounced.store import Outcome, Planner
+from bounced.store import Outcome, Planner, shared_bodies
 from bounced.store.migrations import migrations
 from bounced.store.postgres_admin import (
     ADDRESS_COLUMNS,
@@ -82,7 +82,8 @@ INSERT_EVENT = (
     "VALUES ($1, $2, $3, $4, $5::json, $6) ON CONFLICT (id) DO NOTHING"
 )
 # Expired leases first (a dead worker's jobs), then due pending jobs, each read in index order;
-# with each its raw body (its own table since migration 0005; NULL once purged).
+# with each its body (its own table, shared by a transaction's recipients since migration
+# 0006; NULL once purged), sent once per claim: on the first row that has it.
 CLAIM = f"""
 WITH expired AS (
     SELECT id FROM messages WHERE state = '{PROCESSING}' AND claimed_until < $1
@@ -97,21 +98,25 @@ WITH expired AS (
         attempts = m.attempts + 1
     FROM chosen WHERE m.id = chosen.id
     RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.key_id,
-        m.send_day, m.fingerprint, m.token_id, m.attempts
+        m.send_day, m.fingerprint, m.token_id, m.attempts, m.body_id
 )
 SELECT c.id, c.received_at, c.mail_from, c.rcpt_to, c.subject, c.stream, c.key_id, c.send_day,
-    c.fingerprint, c.token_id, r.raw, c.attempts
-FROM claimed c LEFT JOIN message_raw r ON r.message_id = c.id
+    c.fingerprint, c.token_id,
+    CASE WHEN row_number() OVER (PARTITION BY c.body_id ORDER BY c.id) = 1 THEN b.raw END,
+    c.attempts, c.body_id
+FROM claimed c LEFT JOIN bodies b ON b.id = c.body_id
 """
 
 
-def _job(r: Any) -> Job:
-    return Job(
+def _jobs(rows: Sequence[Any]) -> list[Job]:
+    """The claimed jobs in id order, the jobs of one body sharing its one bytes object."""
+    bodies = {r[12]: r[10] for r in rows if r[10] is not None}
+    return sorted((Job(
         id=r[0], received_at=r[1], mail_from=r[2], rcpt_to=r[3],
         token=TokenFields(subject=r[4], stream=r[5], key_id=r[6], day=r[7], fingerprint=r[8],
                           token_id=r[9]),
-        raw=r[10], attempts=r[11],
-    )
+        raw=bodies.get(r[12]), attempts=r[11],
+    ) for r in rows), key=lambda j: j.id)
 
 
 class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
@@ -189,30 +194,34 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
             await conn.fetchval("SELECT 1")
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
-        """One statement for the whole group (one round trip, atomic on its own): each message
-        takes its id from the sequence first, so its row and its raw body's row get the same
-        one; the ids are returned in the messages' order."""
+        """One statement for the whole group (one round trip, atomic on its own): each distinct
+        body (the recipients of one DATA transaction share theirs) and then each message take
+        their ids from the sequences first, so a message's row names its body's; the ids are
+        returned in the messages' order."""
         if not messages:
             return []
+        bodies, which = shared_bodies(messages)
         async with self._conn() as conn:
             rows = await conn.fetch(
-                "WITH u AS (SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, "
-                "u.* FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], "
+                "WITH b AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('bodies', 'id')) "
+                "AS id, b.w, b.n FROM unnest($12::bytea[]) WITH ORDINALITY AS b(w, n)), "
+                "bi AS (INSERT INTO bodies (id, raw) OVERRIDING SYSTEM VALUE SELECT id, w FROM b), "
+                "u AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS "
+                "id, u.* FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], "
                 "$5::text[], $6::text[], $7::text[], $8::date[], $9::text[], $10::text[], "
-                "$11::int[], $12::bytea[]) WITH ORDINALITY AS u(r, p, f, t, s, st, k, d, fp, ti, "
-                "z, w, n)), "
+                "$11::int[], $14::int[]) WITH ORDINALITY AS u(r, p, f, t, s, st, k, d, fp, ti, "
+                "z, bn, n)), "
                 "m AS (INSERT INTO messages (id, received_at, peer, mail_from, rcpt_to, subject, "
-                "stream, key_id, send_day, fingerprint, token_id, size, state, next_attempt_at) "
-                "OVERRIDING SYSTEM VALUE SELECT id, r, p, f, t, s, st, k, d, fp, ti, z, $13, r "
-                "FROM u), "
-                "b AS (INSERT INTO message_raw (message_id, raw) SELECT id, w FROM u) "
+                "stream, key_id, send_day, fingerprint, token_id, size, state, next_attempt_at, "
+                "body_id) OVERRIDING SYSTEM VALUE SELECT u.id, r, p, f, t, s, st, k, d, fp, ti, "
+                "z, $13, r, b.id FROM u JOIN b ON b.n = u.bn) "
                 "SELECT id FROM u ORDER BY n",
                 [m.received_at for m in messages], [m.peer for m in messages],
                 [m.mail_from for m in messages], [m.rcpt_to for m in messages],
                 [m.token.subject for m in messages], [m.token.stream for m in messages],
                 [m.token.key_id for m in messages], [m.token.day for m in messages],
                 [m.token.fingerprint for m in messages], [m.token.token_id for m in messages],
-                [len(m.raw) for m in messages], [m.raw for m in messages], PENDING,
+                [len(m.raw) for m in messages], bodies, PENDING, [n + 1 for n in which],
             )
         return [int(r[0]) for r in rows]
 
@@ -221,7 +230,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
     ) -> list[Job]:
         async with self._tx() as conn:
             rows = await conn.fetch(CLAIM, now, worker, now + lease, limit)
-        return sorted((_job(r) for r in rows), key=lambda j: j.id)
+        return _jobs(rows)
 
     async def finish(
         self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime

@@ -32,10 +32,17 @@ INCIDENT_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
     "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "EXISTS (SELECT 1 FROM message_raw WHERE message_id = messages.id)"
+    "body_id IS NOT NULL"
 )
 # Messages whose raw body is kept (done ones lose it to retention).
-HAS_RAW = "id IN (SELECT message_id FROM message_raw)"
+HAS_RAW = "body_id IS NOT NULL"
+# Bodies retention may drop: every message of them done and received before the cutoff (the
+# recipients of one transaction share a body and are processed one by one).
+EXPIRED_BODIES = (
+    "SELECT DISTINCT body_id FROM messages m WHERE state = $1 AND received_at < $2 "
+    "AND body_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages o WHERE "
+    "o.body_id = m.body_id AND (o.state != $1 OR o.received_at >= $2))"
+)
 ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
 
 
@@ -138,7 +145,7 @@ class PostgresAdmin:
         async with self._conn() as conn:
             row = await conn.fetchrow(
                 f"SELECT {MESSAGE_COLUMNS}, "
-                "(SELECT raw FROM message_raw WHERE message_id = messages.id) FROM messages "
+                "(SELECT raw FROM bodies WHERE id = messages.body_id) FROM messages "
                 "WHERE id = $1", message_id
             )
             if row is None:
@@ -174,19 +181,19 @@ class PostgresAdmin:
         async with self._tx() as conn:
             if dry_run:
                 raw = await conn.fetchval(
-                    "SELECT COUNT(*) FROM message_raw r JOIN messages m ON m.id = r.message_id "
-                    "WHERE m.state = $1 AND m.received_at < $2",
+                    f"SELECT COUNT(*) FROM messages WHERE body_id IN ({EXPIRED_BODIES})",
                     DONE, raw_before,
                 )
                 old = await conn.fetchval(
                     "SELECT COUNT(*) FROM incidents WHERE received_at < $1", incidents_before
                 )
                 return {"raw_messages": int(raw), "incidents": int(old)}
+            # The bodies go and their messages let go of them in one statement (the foreign
+            # key is checked at its end); the count is of messages, as before bodies were shared.
             raw = _rowcount(await conn.execute(
-                "WITH gone AS (DELETE FROM message_raw r USING messages m "
-                "WHERE m.id = r.message_id AND m.state = $1 AND m.received_at < $2 "
-                "RETURNING r.message_id) "
-                "UPDATE messages SET raw_purged_at = now() FROM gone WHERE id = gone.message_id",
+                f"WITH gone AS (DELETE FROM bodies WHERE id IN ({EXPIRED_BODIES}) RETURNING id) "
+                "UPDATE messages SET raw_purged_at = now(), body_id = NULL FROM gone "
+                "WHERE messages.body_id = gone.id",
                 DONE, raw_before,
             ))
             old = _rowcount(await conn.execute(

@@ -19,7 +19,7 @@ import aiosqlite
 from bounced.config import sqlite_path
 from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Decision, Job, NewMessage, Plan
-from bounced.store import Outcome, Planner
+from bounced.store import Outcome, Planner, shared_bodies
 from bounced.store.migrations import migrations
 from bounced.store.sqlite_admin import SQLiteAdmin
 from bounced.store.sqlite_jobs import (
@@ -167,24 +167,25 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
             raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def add_messages(self, messages: Sequence[NewMessage]) -> list[int]:
-        """The messages and their raw bodies in one transaction, in one trip to aiosqlite's
-        thread: one multi-row INSERT into each table, committed (synchronous=FULL) before it
-        returns.
+        """The messages and their bodies (each distinct body once: the recipients of one DATA
+        transaction share it) in one transaction, in one trip to aiosqlite's thread: one
+        multi-row INSERT into each table, committed (synchronous=FULL) before it returns.
 
         The ids come from the last one: the rows of one INSERT get consecutive ids, in VALUES
         order (AUTOINCREMENT: each the largest so far plus one, under the write lock). RETURNING
         would read them one step at a time, and each step waits for the GIL again."""
         if not messages:
             return []
+        bodies, which = shared_bodies(messages)
         params: list[Any] = []
-        for m in messages:
+        for m, body in zip(messages, which, strict=True):
             params += (
                 m.received_at.timestamp(), m.peer, m.mail_from, m.rcpt_to, m.token.subject,
                 m.token.stream, m.token.key_id, m.token.day.isoformat(), m.token.fingerprint,
-                m.token.token_id, len(m.raw), PENDING, m.received_at.timestamp(),
+                m.token.token_id, len(m.raw), PENDING, m.received_at.timestamp(), body,
             )
         try:
-            last = await self._transact(_insert_tx, params, [m.raw for m in messages])
+            last = await self._transact(_insert_tx, params, bodies, len(messages))
         except sqlite3.Error as exc:  # an OperationalError arrives as StoreError already
             raise StoreError(f"SQLite insert failed: {exc}") from exc
         return list(range(last - len(messages) + 1, last + 1))
@@ -286,22 +287,31 @@ def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list
     return q(conn._conn, sql, params)  # in aiosqlite's thread
 
 
-def _insert_tx(db: sqlite3.Connection, params: Sequence[Any], raws: Sequence[bytes]) -> int:
-    """The messages (13 parameters each) and then their raw bodies; the id of the last message."""
-    rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(raws))
+def _insert_tx(
+    db: sqlite3.Connection, params: list[Any], bodies: Sequence[bytes], count: int
+) -> int:
+    """The bodies, then the messages (14 parameters each, the last the index of its body,
+    replaced here by the body's id); the id of the last message."""
+    cur = db.execute("INSERT INTO bodies (raw) VALUES " + ",".join(["(?)"] * len(bodies)),
+                     bodies)
+    try:
+        last_body = cur.lastrowid
+    finally:
+        cur.close()
+    if last_body is None:
+        raise StoreError("SQLite insert reported no row id")
+    first_body = last_body - len(bodies) + 1
+    for n in range(13, len(params), 14):
+        params[n] += first_body
+    rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * count)
     cur = db.execute(
         "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, key_id, "
-        f"send_day, fingerprint, token_id, size, state, next_attempt_at) VALUES {rows}", params)
+        f"send_day, fingerprint, token_id, size, state, next_attempt_at, body_id) VALUES {rows}",
+        params)
     try:
         last = cur.lastrowid
     finally:
         cur.close()
     if last is None:
         raise StoreError("SQLite insert reported no row id")
-    first = last - len(raws) + 1
-    bodies: list[Any] = []
-    for n, raw in enumerate(raws):
-        bodies += (first + n, raw)
-    db.execute("INSERT INTO message_raw (message_id, raw) VALUES "
-               + ",".join(["(?,?)"] * len(raws)), bodies).close()
     return last

@@ -43,10 +43,17 @@ INCIDENT_COLUMNS = (
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
     "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "EXISTS (SELECT 1 FROM message_raw WHERE message_id = messages.id)"
+    "body_id IS NOT NULL"
 )
 # Messages whose raw body is kept (done ones lose it to retention).
-HAS_RAW = "id IN (SELECT message_id FROM message_raw)"
+HAS_RAW = "body_id IS NOT NULL"
+# Bodies retention may drop: every message of them done and received before the cutoff (the
+# recipients of one transaction share a body and are processed one by one).
+EXPIRED_BODIES = (
+    "SELECT DISTINCT body_id FROM messages m WHERE state = ?1 AND received_at < ?2 "
+    "AND body_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages o WHERE "
+    "o.body_id = m.body_id AND (o.state != ?1 OR o.received_at >= ?2))"
+)
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
@@ -134,8 +141,8 @@ class SQLiteAdmin:
 
     async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
         rows = await self._read(
-            f"SELECT {MESSAGE_COLUMNS}, (SELECT raw FROM message_raw "
-            "WHERE message_id = messages.id) FROM messages WHERE id = ?",
+            f"SELECT {MESSAGE_COLUMNS}, (SELECT raw FROM bodies "
+            "WHERE id = messages.body_id) FROM messages WHERE id = ?",
             (message_id,),
         )
         if not rows:
@@ -170,29 +177,33 @@ class SQLiteAdmin:
     async def purge(
         self, *, raw_before: dt.datetime, incidents_before: dt.datetime, dry_run: bool
     ) -> dict[str, int]:
-        # Done messages received before the cutoff whose raw body is still kept.
-        expired = (f"state = ? AND received_at < ? AND {HAS_RAW}", (DONE, raw_before.timestamp()))
+        cutoff = (DONE, raw_before.timestamp())
         async with self._tx():
-            raw = await self._execute(f"SELECT COUNT(*) FROM messages WHERE {expired[0]}",
-                                      expired[1])
+            # The messages whose (shared) body goes: a temporary table of its ids, read thrice.
+            await self._execute("CREATE TEMP TABLE IF NOT EXISTS purge_bodies "
+                                "(id INTEGER PRIMARY KEY)")
+            await self._execute("DELETE FROM temp.purge_bodies")
+            await self._execute(f"INSERT INTO temp.purge_bodies {EXPIRED_BODIES}", cutoff)
+            raw = await self._execute(
+                "SELECT COUNT(*) FROM messages WHERE body_id IN (SELECT id FROM "
+                "temp.purge_bodies)")
             old = await self._execute(
                 "SELECT COUNT(*) FROM incidents WHERE received_at < ?",
                 (incidents_before.timestamp(),),
             )
             if not dry_run:
                 await self._execute(
-                    f"UPDATE messages SET raw_purged_at = ? WHERE {expired[0]}",
-                    (dt.datetime.now(UTC).timestamp(), *expired[1]),
+                    "UPDATE messages SET raw_purged_at = ?, body_id = NULL "
+                    "WHERE body_id IN (SELECT id FROM temp.purge_bodies)",
+                    (dt.datetime.now(UTC).timestamp(),),
                 )
                 await self._execute(
-                    "DELETE FROM message_raw WHERE message_id IN "
-                    f"(SELECT id FROM messages WHERE {expired[0]})",
-                    expired[1],
-                )
+                    "DELETE FROM bodies WHERE id IN (SELECT id FROM temp.purge_bodies)")
                 await self._execute(
                     "DELETE FROM incidents WHERE received_at < ?",
                     (incidents_before.timestamp(),),
                 )
+            await self._execute("DELETE FROM temp.purge_bodies")
         return {"raw_messages": raw[0][0], "incidents": old[0][0]}
 
 

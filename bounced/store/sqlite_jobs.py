@@ -43,13 +43,14 @@ from bounced.store.sqlite_admin import (
 
 # The planner sees at most this many of an address's counting incidents (as in postgres.py).
 HISTORY_LIMIT = 1000
-# The raw body (its own table, migration 0005) is read by a subquery of RETURNING: one statement.
+# The bodies (their own table, shared by a transaction's recipients: migration 0006) are read
+# after the claim, each once, however many of the claimed jobs share it.
 CLAIM = (
     "UPDATE messages SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
     "WHERE id IN (SELECT id FROM messages WHERE (state = ? AND next_attempt_at <= ?) OR "
     "(state = ? AND claimed_until < ?) ORDER BY id LIMIT ?) RETURNING id, received_at, "
-    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, "
-    "(SELECT raw FROM message_raw WHERE message_id = messages.id), attempts"
+    "mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, token_id, body_id, "
+    "attempts"
 )
 ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
 INSERT_INCIDENT = (
@@ -85,6 +86,10 @@ def claim_tx(
     t = now.timestamp()
     rows = q(db, CLAIM, (PROCESSING, worker, t + lease.total_seconds(), PENDING, t, PROCESSING, t,
                          limit))
+    wanted = sorted({r[10] for r in rows if r[10] is not None})
+    bodies: dict[int, bytes] = dict(q(
+        db, f"SELECT id, raw FROM bodies WHERE id IN ({','.join('?' * len(wanted))})", wanted,
+    )) if wanted else {}
     return [
         Job(
             id=r[0], received_at=utc_from_ts(r[1]), mail_from=r[2], rcpt_to=r[3],
@@ -92,7 +97,7 @@ def claim_tx(
                 subject=r[4], stream=r[5], key_id=r[6], day=dt.date.fromisoformat(r[7]),
                 fingerprint=r[8], token_id=r[9],
             ),
-            raw=r[10], attempts=r[11],
+            raw=bodies.get(r[10]), attempts=r[11],
         )
         for r in sorted(rows, key=lambda r: r[0])
     ]
