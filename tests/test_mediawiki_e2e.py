@@ -562,15 +562,14 @@ def test_the_maintenance_script_applies_an_event_from_stdin(wiki: Wiki) -> None:
     assert other.returncode == 65 and "BOUNCED_EVENT_ID" in other.stderr
 
 
-@pytest.mark.skipif(not mdwe_supported(), reason="prctl(PR_SET_MDWE) needs Linux 6.3+")
 def test_php_under_memory_deny_write_execute_needs_pcre_jit_off(wiki: Wiki) -> None:
     """Under the unit's MemoryDenyWriteExecute=yes PHP warns about its PCRE JIT on every run;
     the drop-in's command line (-d pcre.jit=0) runs the script cleanly."""
+    if not mdwe_supported():
+        pytest.skip("prctl(PR_SET_MDWE), to refuse W+X memory as systemd does, needs Linux 6.3+")
     [user] = wiki.add_users(("Sandboxed", "sandboxed@example.net")).values()
     body = event_body({**unconfirm_event(user, event_id="evt_s"), "type": "breaker.tripped"})
     env = command_env(wiki)
-    plain = wiki.php("-c", "/dev/null", "-r", "1;", env=env)  # php itself works
-    assert plain.returncode == 0
     with_jit = subprocess.run([sys.executable, "-c", MDWE, "php", str(SCRIPT)], input=body,
                               capture_output=True, env={**os.environ, **env}, timeout=60,
                               check=False)
