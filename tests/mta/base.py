@@ -104,6 +104,9 @@ class MTAInstance:
         self.port = 0
         self.root: Path | None = None
         self.log_copy: Path | None = None
+        # Prepended to the command that starts the server (e.g. world.private_resolver_argv
+        # to give it a resolver of its own); empty: started as is.
+        self.command_prefix: list[str] = []
 
     # -- to be provided by the MTA ---------------------------------------------------------
 

@@ -150,9 +150,13 @@ class EximInstance(MTAInstance):
         log_copy: Path | None = None,
         snippet_dir: Path = SNIPPET_DIR,
         pipe: PipeRoute | None = None,
+        extra_routers: str = "",
+        extra_transports: str = "",
     ) -> None:
         super().__init__()
         self.pipe = pipe
+        self.extra_routers = extra_routers
+        self.extra_transports = extra_transports
         self.bounce_port = bounce_port
         self.remote_port = remote_port
         self.bounce_domain = bounce_domain
@@ -228,6 +232,7 @@ begin routers
 
 {snippet.router}
 {remote}
+{self.extra_routers}
 
 begin transports
 
@@ -236,6 +241,8 @@ remote_smtp:
   driver = smtp
   allow_localhost
   hosts_avoid_tls = {LOOPBACK}
+
+{self.extra_transports}
 
 begin retry
 
@@ -273,7 +280,7 @@ begin retry
             output = (self._dir() / "daemon.out").open("ab")
             try:
                 self.proc = subprocess.Popen(
-                    [str(exim_binary()), "-C", str(self.config_path), "-bdf",
+                    [*self.command_prefix, str(exim_binary()), "-C", str(self.config_path), "-bdf",
                      f"-q{self.timing.queue_interval}"],
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     start_new_session=True,

@@ -347,7 +347,8 @@ class PostfixInstance(MTAInstance):
                 self.stop()
                 raise RuntimeError(f"postfix check failed: {check.stderr.strip()}")
             mark = self.log_mark()
-            started = self.postfix("start", check=False)
+            started = self._run(*self.command_prefix, POSTFIX, "-c", str(self.config_dir),
+                                "start", check=False)
             if started.returncode == 0 and self._wait_listening(timeout, mark):
                 self._master_pid = self._read_master_pid()
                 return

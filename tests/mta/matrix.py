@@ -1,0 +1,430 @@
+"""Run every scenario through every MTA that can run here, all at once, and keep the bounces.
+
+    .venv/bin/python -m tests.mta.matrix                 # run, print the matrix and timing
+    .venv/bin/python -m tests.mta.matrix --write         # ... and rewrite tests/mta_corpus
+    .venv/bin/python -m tests.mta.matrix --mta postfix --mta exim --write
+
+Needs root and the MTAs that ``.ci/install-mta`` installs; an MTA that cannot run is
+listed with the reason (and ``--write`` keeps its committed files). Each MTA gets its own
+instance under a temp dir; all of them send to one ``world.World`` concurrently, and each
+bounce is attributed by its envelope recipient ``bounce-<mta>-<submission>@<bounce domain>``.
+
+Corpus files are ``tests/mta_corpus/emails/<mta>-<version>-<scenario>.eml``, normalised for
+stable diffs (``normalise``): this run's loopback addresses and port become 127.0.0.2
+(the MX), 127.0.0.4 (the refusing host), 127.0.0.53 and 2525; every date becomes
+``Thu, 01 Jan 2026 00:00:00 +0000`` (ISO forms ``2026-01-01 00:00:00``); MIME boundaries,
+queue ids and message ids become numbered placeholders (each consistently within its
+file); the machine's hostname becomes ``host.invalid``. Nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .adapters import LIFETIME, EximMatrix, MatrixMTA, PostfixMatrix, SubmitError
+from .remote import Received
+from .scenarios import EXPIRY, SCENARIOS, Scenario, message_for, submissions
+from .world import World
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "mta_corpus"
+
+
+def adapter_classes() -> dict[str, type[MatrixMTA]]:
+    """Every MTA of the matrix, in the order of the tables."""
+    from .chasquid import ChasquidMatrix
+    from .courier import CourierMatrix
+    from .dma import DmaMatrix
+    from .opensmtpd import OpenSMTPDMatrix
+    from .sendmail import SendmailMatrix
+
+    classes: list[type[MatrixMTA]] = [PostfixMatrix, EximMatrix, SendmailMatrix,
+                                      OpenSMTPDMatrix, CourierMatrix, DmaMatrix,
+                                      ChasquidMatrix]
+    return {c.kind: c for c in classes}
+
+
+@dataclass
+class Outcome:
+    """One cell of the matrix: a bounce produced (``raw``), or skipped/missing with why."""
+
+    mta: str
+    scenario: str
+    status: str  # "produced", "skipped", "missing"
+    detail: str = ""
+    raw: bytes | None = None
+    file: str = ""
+
+
+@dataclass
+class MTARun:
+    """What one MTA did: version, cells, seconds from start to stop."""
+
+    kind: str
+    label: str
+    version: str = ""
+    skipped: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    log_tail: str = ""
+
+
+def sender_for(kind: str, submission: str, domain: str) -> str:
+    return f"bounce-{kind}-{submission}@{domain}"
+
+
+def file_name(kind: str, version: str, scenario: str, part: int = 0) -> str:
+    suffix = f"-part{part}" if part else ""
+    return f"{kind}-{version}-{scenario}{suffix}.eml"
+
+
+# -- normalisation --------------------------------------------------------------------------
+
+_MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+_DAYS = "Mon|Tue|Wed|Thu|Fri|Sat|Sun"
+RFC_DATE = re.compile(
+    rf"(?:(?:{_DAYS}),?\s+)?\d{{1,2}}\s+(?:{_MONTHS})\s+\d{{4}}\s+\d{{1,2}}:\d{{2}}(?::\d{{2}})?"
+    rf"(?:\s+(?:[+-]\d{{4}}|UTC?|GMT|[A-Z]{{3,4}}))?(?:\s+\([A-Za-z ]{{1,10}}\))?")
+CTIME_DATE = re.compile(rf"(?:{_DAYS})\s+(?:{_MONTHS})\s+\d{{1,2}}\s+\d{{2}}:\d{{2}}:\d{{2}}"
+                        rf"(?:\s+[A-Z]{{3,4}})?\s+\d{{4}}")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|\s?[+-]\d{2}:?\d{2})?")
+BOUNDARY = re.compile(r"""boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))""", re.IGNORECASE)
+MSG_ID_HEADER = re.compile(
+    r"^(?:Message-ID|In-Reply-To|References|Original-Envelope-Id|X-Original-Message-ID)"
+    r":[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+MSG_ID = re.compile(r"<([^<>@\s]+)@([^<>\s]+)>")
+RECEIVED_ID = re.compile(r"\bid\s+([A-Za-z0-9][A-Za-z0-9._-]{5,})", re.IGNORECASE)
+ENVID = re.compile(r"^Original-Envelope-Id:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def normalise(raw: bytes, volatile: dict[str, str], queue_id_patterns: Sequence[str] = ()
+              ) -> bytes:
+    """Replace what changes from run to run (see the module docstring); bytes preserved."""
+    text = raw.decode("latin-1")  # byte-transparent: UTF-8 and 8-bit text survive as is
+    hostname = socket.gethostname()
+    replacements = dict(volatile)
+    if hostname and len(hostname) > 3:
+        replacements[hostname] = "host.invalid"
+        fqdn = socket.getfqdn()
+        if fqdn != hostname and len(fqdn) > 3:
+            replacements[fqdn] = "host.invalid"
+    for old in sorted(replacements, key=len, reverse=True):
+        if old.isdigit():
+            text = re.sub(rf"(?<![\d.]){re.escape(old)}(?!\d)", replacements[old], text)
+        else:
+            text = text.replace(old, replacements[old])
+    placeholders: dict[str, str] = {}
+
+    def hold(value: str, kind: str) -> None:
+        if value and value not in placeholders and len(value) >= 6:
+            placeholders[value] = f"{kind}{sum(1 for v in placeholders.values() if v.startswith(kind)) + 1:02d}"
+
+    for match in BOUNDARY.finditer(text):
+        hold(match.group(1) or match.group(2), "=_matrix_boundary_")
+    for header in MSG_ID_HEADER.finditer(text):
+        for local, _domain in MSG_ID.findall(header.group(1)):
+            hold(local, "matrix-msgid-")
+    for match in ENVID.finditer(text):
+        if not match.group(1).startswith("matrix-"):
+            hold(match.group(1), "matrix-envid-")
+    for match in RECEIVED_ID.finditer(text):
+        hold(match.group(1), "QID")
+    for pattern in queue_id_patterns:
+        for match in re.finditer(pattern, text):
+            hold(match.group(0), "QID")
+    for old in sorted(placeholders, key=len, reverse=True):
+        text = text.replace(old, placeholders[old])
+    text = RFC_DATE.sub("Thu, 01 Jan 2026 00:00:00 +0000", text)
+    text = CTIME_DATE.sub("Thu Jan  1 00:00:00 2026", text)
+    text = ISO_DATE.sub("2026-01-01 00:00:00", text)
+    return text.encode("latin-1")
+
+
+# -- running --------------------------------------------------------------------------------
+
+def _plan(adapter: MatrixMTA) -> tuple[dict[str, list[Scenario]], list[Outcome]]:
+    """The submissions this MTA makes (each with the scenarios it yields) and the skips."""
+    lacks = adapter.all_lacks()
+    plan: dict[str, list[Scenario]] = {}
+    skipped = []
+    for name, group in submissions().items():
+        for scenario in group:
+            missing = sorted(f for f in scenario.requires if f in lacks)
+            if missing:
+                skipped.append(Outcome(adapter.kind, scenario.name, "skipped",
+                                       "; ".join(lacks[f] for f in missing)))
+            else:
+                plan.setdefault(name, []).append(scenario)
+    return plan, skipped
+
+
+def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print) -> MTARun:
+    """Start ``adapter``, submit every scenario it supports, collect the bounces, stop."""
+    run = MTARun(adapter.kind, adapter.label)
+    reason = adapter.missing_reason()
+    if reason is not None:
+        run.skipped = reason
+        return run
+    run.version = adapter.version()
+    started = time.monotonic()
+    try:
+        adapter.start(world)
+    except Exception as exc:
+        run.skipped = f"{adapter.label} did not start: {exc}"
+        run.log_tail = adapter.log_tail()
+        adapter.stop()
+        return run
+    try:
+        plan, skipped = _plan(adapter)
+        run.outcomes.extend(skipped)
+        senders = {name: sender_for(adapter.kind, name, world.bounce_domain) for name in plan}
+        failed_submit: dict[str, str] = {}
+        for name, group in plan.items():
+            first = group[0]
+            try:
+                adapter.submit(senders[name], first.recipients,
+                               message_for(first, senders[name]), first.mail_options,
+                               first.rcpt_options)
+            except (SubmitError, OSError) as exc:
+                failed_submit[name] = f"submission failed: {exc}"
+        assert world.smtp is not None
+        wanted = {n: len(g) for n, g in plan.items() if n not in failed_submit}
+        expiring = any(len(g) > 1 or g[0].requires for g in plan.values())
+        timeout = LIFETIME + 45 if expiring else 40
+
+        def arrived(messages: list[Received]) -> bool:
+            counts = {n: 0 for n in wanted}
+            rcpt_to_name = {senders[n].lower(): n for n in wanted}
+            for m in messages:
+                for rcpt in m.rcpt_tos:
+                    name = rcpt_to_name.get(rcpt.lower())
+                    if name is not None:
+                        counts[name] += 1
+            return all(counts[n] >= wanted[n] for n in wanted)
+
+        complete = world.smtp.wait(arrived, timeout)
+        if complete:
+            time.sleep(1.0)  # a second bounce for the same message (one per recipient)
+        messages = world.smtp.snapshot()
+        for name, group in plan.items():
+            got = [m for m in messages if senders[name].lower() in
+                   (r.lower() for r in m.rcpt_tos)]
+            if name in failed_submit:
+                run.outcomes.extend(Outcome(adapter.kind, s.name, "missing",
+                                            failed_submit[name]) for s in group)
+                continue
+            if len(group) == 1 and group[0].requires & {EXPIRY} and got:
+                picks = [got[-1]]  # delay warnings before the final failure: not asked for
+            elif len(group) > 1 and len(got) >= 1:
+                # a delay notice and the final failure: first and last arrival
+                picks: list[Received | None] = [got[0] if len(got) > 1 else None, got[-1]]
+            else:
+                picks = [got[0] if got else None] if len(got) <= 1 else list(got)
+            if len(group) == 1 and len(picks) > 1:  # one bounce per recipient
+                for part, message in enumerate(picks, 1):
+                    assert message is not None
+                    run.outcomes.append(Outcome(
+                        adapter.kind, group[0].name, "produced", f"part {part}",
+                        raw=message.data,
+                        file=file_name(adapter.kind, run.version, group[0].name, part)))
+                continue
+            for scenario, message in zip(group, picks, strict=False):
+                if message is None:
+                    run.outcomes.append(Outcome(adapter.kind, scenario.name, "missing",
+                                                f"no bounce within {timeout}s"))
+                else:
+                    run.outcomes.append(Outcome(
+                        adapter.kind, scenario.name, "produced", raw=message.data,
+                        file=file_name(adapter.kind, run.version, scenario.name)))
+    finally:
+        run.log_tail = adapter.log_tail()
+        adapter.stop()
+        run.seconds = time.monotonic() - started
+    volatile = {**world.volatile(), **adapter.volatile()}
+    for outcome in run.outcomes:
+        if outcome.raw is not None:
+            outcome.raw = normalise(outcome.raw, volatile, adapter.queue_id_patterns)
+    order = {s.name: i for i, s in enumerate(SCENARIOS)}
+    run.outcomes.sort(key=lambda o: (order[o.scenario], o.file))
+    log(f"{adapter.label} {run.version}: {sum(o.status == 'produced' for o in run.outcomes)} "
+        f"bounces in {run.seconds:.1f}s")
+    return run
+
+
+@dataclass
+class MatrixResult:
+    runs: list[MTARun]
+    seconds: float
+
+
+def run_matrix(kinds: Sequence[str] | None = None, workdir: Path | None = None,
+               log: Callable[[str], None] = print) -> MatrixResult:
+    """Every MTA (or ``kinds``) concurrently against one world; bounded by the timeouts."""
+    classes = adapter_classes()
+    chosen = list(kinds) if kinds else list(classes)
+    base = Path(tempfile.mkdtemp(prefix="bounced-matrix-", dir=workdir))
+    base.chmod(0o755)
+    started = time.monotonic()
+    try:
+        with World(base / "world") as world:
+            adapters = []
+            for kind in chosen:
+                directory = base / kind
+                directory.mkdir()
+                directory.chmod(0o755)
+                adapters.append(classes[kind](directory))
+            lock = threading.Lock()
+
+            def logged(line: str) -> None:
+                with lock:
+                    log(line)
+
+            with ThreadPoolExecutor(max_workers=len(adapters)) as pool:
+                runs = list(pool.map(lambda a: run_mta(a, world, logged), adapters))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return MatrixResult(runs, time.monotonic() - started)
+
+
+# -- the corpus -----------------------------------------------------------------------------
+
+def manifest_row(run: MTARun, outcome: Outcome) -> dict[str, object]:
+    """A manifest line in tests/corpus/manifest.jsonl's format (plus ``scenario``)."""
+    from .scenarios import BY_NAME
+
+    scenario = BY_NAME[outcome.scenario]
+    expected = list(scenario.expected)
+    if outcome.detail.startswith("part ") and outcome.raw is not None:
+        text = outcome.raw.decode("utf-8", "replace").lower()
+        expected = [e for e in expected if e.recipient.lower() in text]
+    return {
+        "file": outcome.file,
+        "origin": f"bounced MTA matrix: {run.label} {run.version}, scenario "
+                  f"{scenario.name} ({scenario.what})",
+        "kind": "mta-matrix", "module": run.label, "family": run.label, "category": "bounce",
+        "scenario": scenario.name,
+        "expected": [e.manifest() for e in expected],
+    }
+
+
+def write_corpus(result: MatrixResult, out: Path = CORPUS) -> list[str]:
+    """Replace the files of every MTA that ran; keep the others. Returns the files written."""
+    emails = out / "emails"
+    emails.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.jsonl"
+    rows: dict[str, dict[str, object]] = {}
+    if manifest_path.exists():
+        for line in manifest_path.read_text().splitlines():
+            row = json.loads(line)
+            rows[row["file"]] = row
+    kinds_path = out / "expected-kinds.json"
+    kinds: dict[str, str] = {"_comment": "Delay notices (kind delay); every other file of "
+                             "this corpus is a bounce."}
+    if kinds_path.exists():
+        kinds.update(json.loads(kinds_path.read_text()))
+    written = []
+    for run in result.runs:
+        if not run.version or not any(o.raw for o in run.outcomes):
+            continue
+        for path in emails.glob(f"{run.kind}-*.eml"):
+            path.unlink()
+            rows.pop(path.name, None)
+            kinds.pop(path.name, None)
+        for outcome in run.outcomes:
+            if outcome.raw is None:
+                continue
+            (emails / outcome.file).write_bytes(outcome.raw)
+            rows[outcome.file] = manifest_row(run, outcome)
+            from .scenarios import BY_NAME
+
+            if BY_NAME[outcome.scenario].kind != "bounce":
+                kinds[outcome.file] = BY_NAME[outcome.scenario].kind
+            written.append(outcome.file)
+    manifest_path.write_text("".join(json.dumps(rows[k], ensure_ascii=False) + "\n"
+                                     for k in sorted(rows)))
+    kinds_path.write_text(json.dumps(dict(sorted(kinds.items(), key=lambda kv: (
+        not kv[0].startswith("_"), kv[0]))), indent=1, ensure_ascii=False) + "\n")
+    cells_path = out / "matrix.json"
+    cells: dict[str, object] = {}
+    if cells_path.exists():
+        cells = json.loads(cells_path.read_text())
+    for run in result.runs:
+        if run.version and any(o.raw for o in run.outcomes):
+            cells[run.kind] = {"label": run.label, "version": run.version,
+                               "cells": {o.scenario: (o.status if o.status != "skipped"
+                                                      else f"skipped: {o.detail}")
+                                         for o in run.outcomes}}
+    cells_path.write_text(json.dumps(cells, indent=1, ensure_ascii=False) + "\n")
+    return written
+
+
+def table(result: MatrixResult) -> str:
+    """The matrix as text: one line per MTA, one column per scenario."""
+    names = [s.name for s in SCENARIOS]
+    lines = [f"{'MTA':<22} " + " ".join(f"{i + 1:>2}" for i in range(len(names)))]
+    notes = []
+    for run in result.runs:
+        label = f"{run.label} {run.version}".strip()
+        if run.skipped:
+            lines.append(f"{label:<22} not run: {run.skipped}")
+            continue
+        marks = []
+        for name in names:
+            cells = [o for o in run.outcomes if o.scenario == name]
+            status = cells[0].status if cells else "missing"
+            marks.append({"produced": " +", "skipped": " -", "missing": " !"}[status])
+            for o in cells:
+                if o.status != "produced":
+                    notes.append(f"  {run.kind} {name}: {o.status}: {o.detail}")
+        lines.append(f"{label:<22} " + " ".join(marks) + f"   ({run.seconds:.0f}s)")
+    legend = "  ".join(f"{i + 1}={n}" for i, n in enumerate(names))
+    return "\n".join([*lines, "(+ produced, - skipped, ! missing)", legend, *notes])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mta", action="append", choices=list(adapter_classes()),
+                        help="run only this MTA (repeatable)")
+    parser.add_argument("--write", action="store_true",
+                        help=f"rewrite the corpus in {CORPUS.relative_to(ROOT)}")
+    parser.add_argument("--out", type=Path, default=CORPUS, help="corpus directory")
+    parser.add_argument("--logs", action="store_true", help="print each MTA's log tail")
+    args = parser.parse_args(argv)
+    result = run_matrix(args.mta)
+    print(table(result))
+    if args.logs:
+        for run in result.runs:
+            print(f"--- {run.label} log tail\n{run.log_tail}")
+    print(f"live matrix: {result.seconds:.1f}s wall clock for "
+          f"{sum(1 for r in result.runs if not r.skipped)} MTAs")
+    if args.write:
+        written = write_corpus(result, args.out)
+        print(f"wrote {len(written)} files to {args.out}")
+    missing = [o for r in result.runs for o in r.outcomes if o.status == "missing"]
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def classification(raw: bytes) -> tuple[str, list[tuple[str, str, str, str, bool]]]:
+    """What bounced's classifier makes of a bounce: kind and per recipient (address,
+    action, status, reason, hard), sorted. Two bounces that read the same compare equal."""
+    from bounced.classify import classify
+
+    report = classify(raw)
+    return report.kind, sorted((r.address, r.action, r.status, r.reason, r.hard)
+                               for r in report.recipients)

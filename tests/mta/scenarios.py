@@ -1,0 +1,160 @@
+"""The scenarios of the MTA matrix: what is sent, how the world answers, what the bounce must
+say, all known by construction (the remote's replies are in ``world.REPLIES``).
+
+Labels use the project's vocabulary (README "How a bounce is read"): reasons are sisimai's
+identifiers; hard only for userunknown, hostunknown, hasmoved and notaccept with a 5xx;
+a rejection of our IP, our DMARC/SPF, our size or our relaying is never hard; a message
+that expired in the queue is ``expired``, not hard; a delay notice is kind ``delay`` (its
+recipients ``delayed``/``expired``, as sisimai reads every Action: delayed).
+
+``status`` is the enhanced code the remote (or DNS) gave, "" where none exists; ``status
+class`` is its first digit for a rejection, and 4 for an expiry (the MTA gave up on
+temporary failures; several MTAs still write 5.x.x there, which the classifier must not
+read as permanent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import formatdate, make_msgid
+
+from .world import NULLMX_DOMAIN, NXDOMAIN_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN
+
+# Features a scenario may need; an MTA lacking one skips the scenario with its reason.
+DSN = "dsn"            # RET=/NOTIFY=/ENVID= (RFC 3461) accepted on submission
+SMTPUTF8_F = "smtputf8"  # SMTPUTF8 (RFC 6531) on submission and to the remote
+DELAY = "delay"        # a delay warning before the final failure
+EXPIRY = "expiry"      # a queue lifetime short enough for a test
+NULLMX = "nullmx"      # RFC 7505 null MX understood
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One failed recipient as the bounce must report it."""
+
+    recipient: str
+    reason: str
+    hard: bool
+    status: str
+    action: str = "failed"
+
+    def manifest(self) -> dict[str, object]:
+        """The expected entry in tests/corpus/manifest.jsonl's format."""
+        return {"recipient": self.recipient, "alternate_addresses": [], "reason": self.reason,
+                "status": self.status, "replycode": "", "hardbounce": self.hard,
+                "feedbacktype": "", "action": self.action}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One bounce the matrix wants from every MTA that supports it."""
+
+    name: str
+    what: str
+    recipients: tuple[str, ...]
+    expected: tuple[Expect, ...]
+    kind: str = "bounce"
+    requires: frozenset[str] = frozenset()
+    mail_options: tuple[str, ...] = ()
+    rcpt_options: tuple[str, ...] = ()
+    # Scenarios sharing a ``message`` are one submission; its bounces are assigned in
+    # arrival order (a delay notice comes before the final failure).
+    message: str = ""
+    order: int = 0
+    utf8: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def submission(self) -> str:
+        return self.message or self.name
+
+
+def _r(local: str, domain: str = REMOTE_DOMAIN) -> str:
+    return f"{local}@{domain}"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("rcpt-userunknown", "550 5.1.1 user unknown at RCPT",
+             (_r("unknown-rcpt"),), (Expect(_r("unknown-rcpt"), "userunknown", True, "5.1.1"),)),
+    Scenario("data-userunknown", "550 user unknown at the end of DATA",
+             (_r("gone-data"),), (Expect(_r("gone-data"), "userunknown", True, ""),)),
+    Scenario("mailboxfull", "552 5.2.2 mailbox full at RCPT",
+             (_r("quota-full"),), (Expect(_r("quota-full"), "mailboxfull", False, "5.2.2"),)),
+    Scenario("blocked-dnsbl", "554 5.7.1 our IP listed in a DNSBL, at RCPT",
+             (_r("dnsbl-listed"),), (Expect(_r("dnsbl-listed"), "blocked", False, "5.7.1"),)),
+    Scenario("dmarc", "550 5.7.26 DMARC/SPF failure at the end of DATA",
+             (_r("dmarc-fail"),), (Expect(_r("dmarc-fail"), "authfailure", False, "5.7.26"),)),
+    Scenario("toolarge", "552 5.3.4 message too large at the end of DATA",
+             (_r("big-message"),),
+             (Expect(_r("big-message"), "emailtoolarge", False, "5.3.4"),)),
+    Scenario("relaying-denied", "550 5.7.1 relaying denied at RCPT",
+             (_r("relay-denied"),), (Expect(_r("relay-denied"), "norelaying", False, "5.7.1"),)),
+    Scenario("tempfail-delay", "451 4.3.0 at RCPT: the delay warning",
+             (_r("later-tempfail"),),
+             (Expect(_r("later-tempfail"), "expired", False, "4.3.0", "delayed"),),
+             kind="delay", requires=frozenset({DELAY, EXPIRY}), message="tempfail", order=0),
+    Scenario("tempfail-expired", "451 4.3.0 at RCPT until the queue lifetime ends",
+             (_r("later-tempfail"),), (Expect(_r("later-tempfail"), "expired", False, "4.3.0"),),
+             requires=frozenset({EXPIRY}), message="tempfail", order=1),
+    Scenario("refused-delay", "connection refused: the delay warning",
+             (_r("someone", REFUSED_DOMAIN),),
+             (Expect(_r("someone", REFUSED_DOMAIN), "expired", False, "4.4.1", "delayed"),),
+             kind="delay", requires=frozenset({DELAY, EXPIRY}), message="refused", order=0),
+    Scenario("refused-expired", "connection refused until the queue lifetime ends",
+             (_r("someone", REFUSED_DOMAIN),),
+             (Expect(_r("someone", REFUSED_DOMAIN), "expired", False, "4.4.1"),),
+             requires=frozenset({EXPIRY}), message="refused", order=1),
+    Scenario("nxdomain", "the recipient domain does not exist (NXDOMAIN)",
+             (_r("someone", NXDOMAIN_DOMAIN),),
+             (Expect(_r("someone", NXDOMAIN_DOMAIN), "hostunknown", True, "5.1.2"),)),
+    Scenario("nullmx", "the recipient domain has a null MX (RFC 7505)",
+             (_r("someone", NULLMX_DOMAIN),),
+             (Expect(_r("someone", NULLMX_DOMAIN), "notaccept", True, "5.1.10"),),
+             requires=frozenset({NULLMX})),
+    Scenario("mixed", "five recipients, one delivered, four refused for different reasons",
+             (_r("unknown-mixed"), _r("quota-mixed"), _r("relay-mixed"), _r("moved-mixed"),
+              _r("alice-mixed")),
+             (Expect(_r("unknown-mixed"), "userunknown", True, "5.1.1"),
+              Expect(_r("quota-mixed"), "mailboxfull", False, "5.2.2"),
+              Expect(_r("relay-mixed"), "norelaying", False, "5.7.1"),
+              Expect(_r("moved-mixed"), "hasmoved", True, "5.1.6"))),
+    Scenario("ret-hdrs", "RET=HDRS, NOTIFY=FAILURE, ENVID: 550 5.1.1 at RCPT",
+             (_r("unknown-hdrs"),), (Expect(_r("unknown-hdrs"), "userunknown", True, "5.1.1"),),
+             requires=frozenset({DSN}), mail_options=("RET=HDRS", "ENVID=matrix-ret-hdrs"),
+             rcpt_options=("NOTIFY=FAILURE",)),
+    Scenario("ret-full", "RET=FULL, NOTIFY=FAILURE, ENVID: 550 5.1.1 at RCPT",
+             (_r("unknown-full"),), (Expect(_r("unknown-full"), "userunknown", True, "5.1.1"),),
+             requires=frozenset({DSN}), mail_options=("RET=FULL", "ENVID=matrix-ret-full"),
+             rcpt_options=("NOTIFY=FAILURE",)),
+    Scenario("smtputf8", "an SMTPUTF8 recipient (UTF-8 local part), 550 5.1.1 at RCPT",
+             (_r("unknown-jürgen"),),
+             (Expect(_r("unknown-jürgen"), "userunknown", True, "5.1.1"),),
+             requires=frozenset({SMTPUTF8_F}), mail_options=("SMTPUTF8",), utf8=True),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def submissions() -> dict[str, list[Scenario]]:
+    """Scenarios grouped by the message that produces them, in arrival order."""
+    groups: dict[str, list[Scenario]] = {}
+    for scenario in SCENARIOS:
+        groups.setdefault(scenario.submission, []).append(scenario)
+    for group in groups.values():
+        group.sort(key=lambda s: s.order)
+    return groups
+
+
+def message_for(scenario: Scenario, sender: str) -> bytes:
+    """The application's message for a scenario (a small plain-text mail)."""
+    msg = EmailMessage()
+    msg["From"] = "Test application <app@app.example.test>"
+    msg["To"] = ", ".join(scenario.recipients)
+    msg["Subject"] = f"bounced MTA matrix: {scenario.submission}"
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="app.example.test")
+    msg["X-Bounced-Return-Path"] = sender
+    msg.set_content(f"A message of the MTA matrix, scenario {scenario.submission}.\n")
+    return msg.as_bytes(policy=SMTPUTF8 if scenario.utf8 else SMTP)
