@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .adapters import LIFETIME, EximMatrix, MatrixMTA, PostfixMatrix, SubmitError
 from .remote import Received
-from .scenarios import EXPIRY, SCENARIOS, Scenario, message_for, submissions
+from .scenarios import APP_FROM, EXPIRY, SCENARIOS, Scenario, message_for, submissions
 from .world import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +152,14 @@ def normalise(raw: bytes, volatile: dict[str, str], queue_id_patterns: Sequence[
     return text.encode("latin-1")
 
 
+def report_text(raw: bytes) -> str:
+    """The MTA's own words, lowercased: the bounce up to the returned copy of our message
+    (whose To: header names every recipient of it, failed or not)."""
+    text = raw.decode("utf-8", "replace")
+    cut = text.find(f"From: {APP_FROM}")
+    return (text if cut < 0 else text[:cut]).lower()
+
+
 # -- running --------------------------------------------------------------------------------
 
 def _plan(adapter: MatrixMTA) -> tuple[dict[str, list[Scenario]], list[Outcome]]:
@@ -177,9 +185,9 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
     if reason is not None:
         run.skipped = reason
         return run
-    run.version = adapter.version()
     started = time.monotonic()
     try:
+        run.version = adapter.version()
         adapter.start(world)
     except Exception as exc:
         run.skipped = f"{adapter.label} did not start: {exc}"
@@ -201,7 +209,7 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
                 failed_submit[name] = f"submission failed: {exc}"
         assert world.smtp is not None
         wanted = {n: len(g) for n, g in plan.items() if n not in failed_submit}
-        expiring = any(len(g) > 1 or g[0].requires for g in plan.values())
+        expiring = any(EXPIRY in s.requires for g in plan.values() for s in g)
         timeout = LIFETIME + 45 if expiring else 40
 
         def arrived(messages: list[Received]) -> bool:
@@ -233,6 +241,12 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
             else:
                 picks = [got[0] if got else None] if len(got) <= 1 else list(got)
             if len(group) == 1 and len(picks) > 1:  # one bounce per recipient
+                def rank(message: Received | None, scenario: Scenario = group[0]) -> int:
+                    text = report_text(message.data) if message else ""
+                    return next((i for i, e in enumerate(scenario.expected)
+                                 if e.recipient.lower() in text), len(scenario.expected))
+
+                picks.sort(key=rank)  # parts numbered in the scenario's order, not arrival's
                 for part, message in enumerate(picks, 1):
                     assert message is not None
                     run.outcomes.append(Outcome(
@@ -307,7 +321,7 @@ def manifest_row(run: MTARun, outcome: Outcome) -> dict[str, object]:
     scenario = BY_NAME[outcome.scenario]
     expected = list(scenario.expected)
     if outcome.detail.startswith("part ") and outcome.raw is not None:
-        text = outcome.raw.decode("utf-8", "replace").lower()
+        text = report_text(outcome.raw)
         expected = [e for e in expected if e.recipient.lower() in text]
     return {
         "file": outcome.file,
@@ -393,6 +407,49 @@ def table(result: MatrixResult) -> str:
     return "\n".join([*lines, "(+ produced, - skipped, ! missing)", legend, *notes])
 
 
+def _words(raw: bytes, recipient: str, limit: int = 6) -> list[str]:
+    """The report's lines about ``recipient`` (its address, diagnostic, status, action)."""
+    text = report_text(raw)
+    local = recipient.split("@")[0].lower()
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    keep = []
+    for i, line in enumerate(lines):
+        if local in line or re.match(r"(diagnostic-code|status|action|subject):", line):
+            keep.append(line + (" " + lines[i + 1] if i + 1 < len(lines)
+                                and lines[i + 1] and local in line else ""))
+    return [k[:200] for k in dict.fromkeys(keep)][:limit]
+
+
+def misreads(corpus: Path = CORPUS) -> str:
+    """Markdown: every recipient or message of the corpus the classifier reads otherwise
+    than the label, with the words of the bounce that matter (for the classifier's work)."""
+    kinds_path = corpus / "expected-kinds.json"
+    kinds = json.loads(kinds_path.read_text()) if kinds_path.exists() else {}
+    out = []
+    for line in (corpus / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        raw = (corpus / "emails" / row["file"]).read_bytes()
+        kind, got = classification(raw)
+        by_address = {g[0].lower(): g for g in got}
+        wrong = []
+        expected_kind = kinds.get(row["file"], "bounce")
+        if kind != expected_kind:
+            wrong.append(f"kind {kind}, expected {expected_kind}")
+        for exp in row["expected"]:
+            g = by_address.get(exp["recipient"].lower())
+            label = f"{exp['reason']}{' hard' if exp['hardbounce'] else ''}"
+            if g is None:
+                wrong.append(f"{exp['recipient']}: not found (expected {label})")
+            elif g[3] != exp["reason"] or g[4] != exp["hardbounce"]:
+                wrong.append(f"{exp['recipient']}: got {g[3]}{' hard' if g[4] else ''} "
+                             f"({g[1]}, {g[2] or 'no status'}), expected {label}")
+        if wrong:
+            words = _words(raw, row["expected"][0]["recipient"]) if row["expected"] else []
+            out.append(f"- `{row['file']}` ({row['scenario']}): " + "; ".join(wrong)
+                       + "".join(f"\n    - `{w}`" for w in words))
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mta", action="append", choices=list(adapter_classes()),
@@ -401,7 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"rewrite the corpus in {CORPUS.relative_to(ROOT)}")
     parser.add_argument("--out", type=Path, default=CORPUS, help="corpus directory")
     parser.add_argument("--logs", action="store_true", help="print each MTA's log tail")
+    parser.add_argument("--misreads", action="store_true",
+                        help="only list the committed corpus's misread bounces (no MTA run)")
     args = parser.parse_args(argv)
+    if args.misreads:
+        print(misreads(args.out), end="")
+        return 0
     result = run_matrix(args.mta)
     print(table(result))
     if args.logs:
@@ -416,10 +478,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if missing else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def classification(raw: bytes) -> tuple[str, list[tuple[str, str, str, str, bool]]]:
     """What bounced's classifier makes of a bounce: kind and per recipient (address,
     action, status, reason, hard), sorted. Two bounces that read the same compare equal."""
@@ -428,3 +486,7 @@ def classification(raw: bytes) -> tuple[str, list[tuple[str, str, str, str, bool
     report = classify(raw)
     return report.kind, sorted((r.address, r.action, r.status, r.reason, r.hard)
                                for r in report.recipients)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -186,8 +186,12 @@ class _WorldHandler:
 class WorldServer:
     """One aiosmtpd server on ``hosts`` (same port on each), in a thread of its own."""
 
-    def __init__(self, hosts: list[str], bounce_domain: str) -> None:
+    def __init__(self, hosts: list[str], bounce_domain: str,
+                 smtp_port_host: str | None = None) -> None:
         self.hosts = hosts
+        self.smtp_port_host = smtp_port_host
+        self.port25 = False
+        self.port25_error = "not asked for"
         self.port = 0
         self.messages: list[Received] = []
         self._cond = threading.Condition()
@@ -237,10 +241,23 @@ class WorldServer:
             ready.set()
             loop.close()
             return
+        servers = [server]
+        if self.smtp_port_host is not None:
+            # Port 25 of the MX address too, for MTAs that always deliver to port 25 (the
+            # address is this run's own; nothing else listens there unless port 25 is
+            # bound on every address, and then those MTAs skip with the reason).
+            try:
+                servers.append(loop.run_until_complete(loop.create_server(
+                    protocol, host=self.smtp_port_host, port=25, reuse_address=False)))
+                self.port25 = True
+            except OSError as exc:
+                self.port25_error = str(exc)
         ready.set()
         try:
             loop.run_forever()
         finally:
+            for one in servers[1:]:
+                one.close()
             server.close()
             tasks = asyncio.all_tasks(loop)
             for task in tasks:
@@ -320,7 +337,7 @@ class World:
             except OSError as exc:  # port 53 of that address taken: another subnet
                 last = exc
                 continue
-            smtp = WorldServer(hosts, self.bounce_domain)
+            smtp = WorldServer(hosts, self.bounce_domain, smtp_port_host=self.mx_ip)
             try:
                 smtp.start(port)
             except OSError as exc:
@@ -363,14 +380,18 @@ def private_resolver_argv(resolv_conf: Path) -> list[str]:
     The bind mount exists only in that namespace (``--propagation private``): the system's
     file and every other process are untouched, and it disappears with the last process.
     """
-    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-            'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv_conf)]
+    return namespace_argv({resolv_conf: Path("/etc/resolv.conf")})
 
 
-def bind_mounts_argv(mounts: dict[Path, Path]) -> list[str]:
-    """Like ``private_resolver_argv`` for several files: {private file: path it covers}."""
-    script = " && ".join(f'mount --bind "${i * 2 + 1}" "${i * 2 + 2}"'
-                         for i in range(len(mounts)))
+def namespace_argv(mounts: dict[Path, Path], hostname: str | None = None) -> list[str]:
+    """Like ``private_resolver_argv`` for several bind mounts ({private path: path it
+    covers}), and with ``hostname`` a UTS namespace of its own with that host name (for
+    MTAs that take their name from the system and have no setting for it)."""
+    steps = [f'mount --bind "${i * 2 + 1}" "${i * 2 + 2}"' for i in range(len(mounts))]
     args = [str(p) for pair in mounts.items() for p in pair]
-    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-            f'{script} && shift {len(args)} && exec "$@"', "sh", *args]
+    flags = ["--mount", "--propagation", "private"]
+    if hostname is not None:
+        flags.append("--uts")
+        steps.append(f"hostname {hostname}")
+    return ["unshare", *flags, "--", "/bin/sh", "-c",
+            f'{" && ".join(steps)} && shift {len(args)} && exec "$@"', "sh", *args]
