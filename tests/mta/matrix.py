@@ -410,7 +410,7 @@ def table(result: MatrixResult) -> str:
 def _words(raw: bytes, recipient: str, limit: int = 6) -> list[str]:
     """The report's lines about ``recipient`` (its address, diagnostic, status, action)."""
     text = report_text(raw)
-    local = recipient.split("@")[0].lower()
+    local = recipient.rsplit("@", 1)[0].lower()
     lines = [" ".join(line.split()) for line in text.splitlines()]
     keep = []
     for i, line in enumerate(lines):
