@@ -10,6 +10,11 @@ and aiosmtpd stand-ins for the "remote" domain and for bounced.
 - ``dsn.delivery_status()``: the per-recipient fields of a DSN, for assertions.
 - ``fixtures``: ``mta_remote``, ``mta_capture``, ``mta_factory`` (Postfix and Exim),
   ``postfix_factory``.
+- The MTA matrix (tests/test_mta_matrix.py, ``python -m tests.mta.matrix``): ``world`` (a
+  scripted DNS and remote, a private resolver), ``scenarios`` (what is sent, the labels by
+  construction), ``adapters`` (Postfix, Exim) and one module per other MTA (``sendmail``,
+  ``opensmtpd``, ``courier``, ``dma``, ``chasquid``), ``matrix`` (run them all, normalise,
+  write tests/mta_corpus).
 
     with RemoteServer() as remote, CaptureServer() as bounced_standin:
         with PostfixInstance(remote_port=remote.port, bounce_port=bounced_standin.port) as mta:

@@ -132,6 +132,8 @@ class EximInstance(MTAInstance):
     Same routing and API as PostfixInstance: ``remote_domain`` to ``remote_port``,
     ``bounce_domain`` to ``bounce_port`` through the operator snippet, or with ``pipe``
     through the pipe-mode snippet into ``bounced deliver`` (``bounce_port`` unused then).
+    ``extra_routers``/``extra_transports`` are appended to those sections (after the
+    remote route), e.g. a dnslookup router for the MTA matrix.
     """
 
     name = "Exim"

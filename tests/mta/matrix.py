@@ -213,18 +213,26 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
         timeout = LIFETIME + 45 if expiring else 40
 
         def arrived(messages: list[Received]) -> bool:
-            counts = {n: 0 for n in wanted}
+            got: dict[str, list[Received]] = {n: [] for n in wanted}
             rcpt_to_name = {senders[n].lower(): n for n in wanted}
             for m in messages:
                 for rcpt in m.rcpt_tos:
                     name = rcpt_to_name.get(rcpt.lower())
                     if name is not None:
-                        counts[name] += 1
-            return all(counts[n] >= wanted[n] for n in wanted)
+                        got[name].append(m)
+            for name, count in wanted.items():
+                if count > 1 and len(got[name]) < count:  # a delay notice, then the final
+                    return False
+                if count == 1:  # every failed recipient reported (some MTAs: one bounce each)
+                    texts = [report_text(m.data) for m in got[name]]
+                    if not all(any(e.recipient.lower() in t for t in texts)
+                               for e in plan[name][0].expected):
+                        return False
+            return True
 
         complete = world.smtp.wait(arrived, timeout)
         if complete:
-            time.sleep(1.0)  # a second bounce for the same message (one per recipient)
+            time.sleep(0.5)  # nothing more is expected; a stray duplicate would show here
         messages = world.smtp.snapshot()
         for name, group in plan.items():
             got = [m for m in messages if senders[name].lower() in
