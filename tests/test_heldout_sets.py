@@ -1,0 +1,52 @@
+"""The classifier on real bounces labelled by other projects (tests/heldout/*, flufl.bounce's
+messages): per set, no figure may get worse than what the classifier achieves today."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .helpers import bench_module
+
+sets = bench_module("heldout_sets")
+
+# What the classifier achieves now (bench/heldout_sets.py prints the same figures). Raise
+# a floor / lower a ceiling when the classifier improves; never the other way. The misreads
+# behind each figure are listed by `bench/heldout_sets.py --problems`.
+AT_LEAST = {
+    "flufl": {"recall": 97.0, "precision": 99.2},
+    "bounceparser": {"recall": 90.9, "precision": 100.0, "reason_agreement": 92.2},
+}
+AT_MOST = {
+    "flufl": {"false_hard": 0.0, "bounce_empty": 0.9},
+    "bounceparser": {"missed_hard": 12.5, "false_hard": 4.1, "non_bounce_wrong": 0.0,
+                     "bounce_empty": 3.7},
+}
+MESSAGES = {"flufl": 116, "bounceparser": 126}
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, Any]:
+    """Every set scored once for the module."""
+    return dict(sets.evaluate())
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_heldout_set_meets_its_floors(name: str, scores: dict[str, Any]) -> None:
+    """Failed addresses, hard flags and reasons of the set's messages are read as well as today."""
+    score = scores[name]
+    figures = score.figures()
+    assert figures["messages"] == MESSAGES[name]
+    low = {key: round(figures[key], 1) for key, floor in AT_LEAST[name].items()
+           if round(figures[key], 1) < floor}
+    high = {key: round(figures[key], 1) for key, ceiling in AT_MOST[name].items()
+            if round(figures[key], 1) > ceiling}
+    problems = "\n".join(score.problems)
+    assert not low and not high, (f"{name}: below floors {low}, above ceilings {high}; "
+                                  f"misreads:\n{problems}")
+
+
+def test_every_set_is_floored(scores: dict[str, Any]) -> None:
+    """A set added under tests/heldout gets its floors here too."""
+    assert set(scores) - {"overall"} == set(MESSAGES)
