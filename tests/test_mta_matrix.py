@@ -35,6 +35,8 @@ def matrix_fixture() -> Iterator[MatrixResult]:
 
 def _run(matrix: MatrixResult, kind: str) -> MTARun:
     run = next(r for r in matrix.runs if r.kind == kind)
+    if run.error:
+        pytest.fail(f"{run.error}\n{run.log_tail}")
     if run.skipped:
         pytest.skip(f"{run.label}: {run.skipped}")
     return run
@@ -75,7 +77,7 @@ def test_regenerated_bounce_reads_as_committed(
 def test_committed_corpus_has_no_file_the_matrix_would_not_write(matrix: MatrixResult) -> None:
     """For every MTA that ran, the committed files are exactly the ones this run produced."""
     for run in matrix.runs:
-        if run.skipped:
+        if run.skipped or run.error:
             continue
         produced = {o.file for o in run.outcomes if o.raw is not None}
         committed = {p.name for p in (CORPUS / "emails").glob(f"{run.kind}-*.eml")}

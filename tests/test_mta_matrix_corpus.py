@@ -28,7 +28,7 @@ FILE_NAME = re.compile(r"^(?P<mta>[a-z]+)-(?P<version>[0-9][0-9A-Za-z.]*)-(?P<sc
 
 # What the classifier achieves on this corpus today (the classifier's issue raises them to
 # its targets: every recipient found, hard right for all, reason >= 98 %, kind right).
-FLOORS = {"recall": 100.0, "precision": 100.0, "reason_agreement": 84.0, "kind_correct": 98.0}
+FLOORS = {"recall": 100.0, "precision": 100.0, "reason_agreement": 80.5, "kind_correct": 97.0}
 CEILINGS = {"false_hard": 0.0, "missed_hard": 12.0}
 
 
@@ -78,6 +78,19 @@ def test_matrix_lists_every_cell_with_a_file_or_a_reason() -> None:
                 assert f"{name}.eml" in files or f"{name}-part1.eml" in files, name
             else:
                 assert state.startswith("skipped: ") and len(state) > 20, (name, state)
+
+
+def test_ret_hdrs_returns_headers_and_ret_full_the_whole_message() -> None:
+    """RET=HDRS bounces carry no body of ours, RET=FULL ones do (OpenSMTPD 6.8 ignores HDRS)."""
+    body = b"A message of the MTA matrix"
+    hdrs = sorted((CORPUS / "emails").glob("*-ret-hdrs.eml"))
+    full = sorted((CORPUS / "emails").glob("*-ret-full.eml"))
+    assert len(hdrs) >= 4 and {p.name.split("-")[0] for p in hdrs} == \
+        {p.name.split("-")[0] for p in full}
+    for path in hdrs:
+        assert (body in path.read_bytes()) == path.name.startswith("opensmtpd-"), path.name
+    for path in full:
+        assert body in path.read_bytes(), path.name
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[str(r["file"]) for r in ROWS])

@@ -28,7 +28,7 @@ from typing import ClassVar
 from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA, SubmitError
 from .base import process_alive
 from .scenarios import SMTPUTF8_F
-from .world import REFUSED_DOMAIN, REMOTE_DOMAIN, World
+from .world import CLOSING_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN, World
 
 ROOT = Path(os.environ.get("BOUNCED_COURIER_ROOT", "/var/cache/bounced-test/courier/root"))
 COURIERD = ROOT / "usr" / "lib" / "courier" / "courier" / "courierd"
@@ -88,6 +88,7 @@ class CourierMatrix(MatrixMTA):
             "me": HOSTNAME, "defaultdomain": HOSTNAME,
             "esmtproutes": (f"{REMOTE_DOMAIN}: [{world.mx_ip}],{world.port}\n"
                             f"{world.bounce_domain}: [{world.mx_ip}],{world.port}\n"
+                            f"{CLOSING_DOMAIN}: [{world.closing_ip}],{world.port}\n"
                             f"{REFUSED_DOMAIN}: [{world.closed_ip}],{world.port}"),
             # the queue lifetime and the delay warning; retries every couple of seconds
             "queuetime": f"{LIFETIME}", "warntime": f"{DELAY_WARNING}",

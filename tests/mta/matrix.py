@@ -75,7 +75,8 @@ class MTARun:
     kind: str
     label: str
     version: str = ""
-    skipped: str = ""
+    skipped: str = ""  # cannot run here (not installed, not root): the reason
+    error: str = ""  # installed but did not start
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     log_tail: str = ""
@@ -189,8 +190,8 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
     try:
         run.version = adapter.version()
         adapter.start(world)
-    except Exception as exc:
-        run.skipped = f"{adapter.label} did not start: {exc}"
+    except Exception as exc:  # installed but broken: a failure, not a skip
+        run.error = f"{adapter.label} did not start: {exc}"
         run.log_tail = adapter.log_tail()
         adapter.stop()
         return run
@@ -399,8 +400,9 @@ def table(result: MatrixResult) -> str:
     notes = []
     for run in result.runs:
         label = f"{run.label} {run.version}".strip()
-        if run.skipped:
-            lines.append(f"{label:<22} not run: {run.skipped}")
+        if run.skipped or run.error:
+            lines.append(f"{label:<22} " + (f"not run: {run.skipped}" if run.skipped
+                                            else f"FAILED: {run.error}"))
             continue
         marks = []
         for name in names:
@@ -478,12 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in result.runs:
             print(f"--- {run.label} log tail\n{run.log_tail}")
     print(f"live matrix: {result.seconds:.1f}s wall clock for "
-          f"{sum(1 for r in result.runs if not r.skipped)} MTAs")
+          f"{sum(1 for r in result.runs if not r.skipped and not r.error)} MTAs")
     if args.write:
         written = write_corpus(result, args.out)
         print(f"wrote {len(written)} files to {args.out}")
     missing = [o for r in result.runs for o in r.outcomes if o.status == "missing"]
-    return 1 if missing else 0
+    return 1 if missing or any(r.error for r in result.runs) else 0
 
 
 def classification(raw: bytes) -> tuple[str, list[tuple[str, str, str, str, bool]]]:

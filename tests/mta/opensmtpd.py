@@ -24,7 +24,14 @@ from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA
 from .base import pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
 from .scenarios import NULLMX
-from .world import NULLMX_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN, World, namespace_argv
+from .world import (
+    CLOSING_DOMAIN,
+    NULLMX_DOMAIN,
+    REFUSED_DOMAIN,
+    REMOTE_DOMAIN,
+    World,
+    namespace_argv,
+)
 
 ROOT = Path(os.environ.get("BOUNCED_OPENSMTPD_ROOT", "/var/cache/bounced-test/opensmtpd/root"))
 BINARY = ROOT / "usr" / "sbin" / "smtpd"
@@ -75,16 +82,19 @@ class OpenSMTPDMatrix(MatrixMTA):
     def config(self, world: World) -> str:
         relay = f"smtp+notls://{world.mx_ip}:{world.port}"
         refused = f"smtp+notls://{world.closed_ip}:{world.port}"
+        closing = f"smtp+notls://{world.closing_ip}:{world.port}"
         return f"""\
 queue ttl {LIFETIME}s
 bounce warn-interval {DELAY_WARNING}s
 listen on {LOOPBACK} port {self.port} hostname {HOSTNAME}
 action "world" relay host "{relay}" helo {HOSTNAME}
 action "refused" relay host "{refused}" helo {HOSTNAME}
+action "closing" relay host "{closing}" helo {HOSTNAME}
 action "mx" relay helo {HOSTNAME}
 match from any for domain "{REMOTE_DOMAIN}" action "world"
 match from any for domain "{world.bounce_domain}" action "world"
 match from any for domain "{REFUSED_DOMAIN}" action "refused"
+match from any for domain "{CLOSING_DOMAIN}" action "closing"
 match from local for domain "{NULLMX_DOMAIN}" action "mx"
 match from local for any action "mx"
 """

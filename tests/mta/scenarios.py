@@ -20,7 +20,13 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid
 
-from .world import NULLMX_DOMAIN, NXDOMAIN_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN
+from .world import (
+    CLOSING_DOMAIN,
+    NULLMX_DOMAIN,
+    NXDOMAIN_DOMAIN,
+    REFUSED_DOMAIN,
+    REMOTE_DOMAIN,
+)
 
 # Features a scenario may need; an MTA lacking one skips the scenario with its reason.
 DSN = "dsn"            # RET=/NOTIFY=/ENVID= (RFC 3461) accepted on submission
@@ -99,6 +105,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("tempfail-expired", "451 4.3.0 at RCPT until the queue lifetime ends",
              (_r("later-tempfail"),), (Expect(_r("later-tempfail"), "expired", False, "4.3.0"),),
              requires=frozenset({EXPIRY}), message="tempfail", order=1),
+    Scenario("tempfail421-delay", "421 4.3.2 at RCPT, connection closed: the delay warning",
+             (_r("someone", CLOSING_DOMAIN),),
+             (Expect(_r("someone", CLOSING_DOMAIN), "expired", False, "4.3.2", "delayed"),),
+             kind="delay", requires=frozenset({DELAY, EXPIRY}), message="tempfail421",
+             order=0),
+    Scenario("tempfail421-expired", "421 4.3.2 at RCPT, connection closed, until the queue "
+             "lifetime ends",
+             (_r("someone", CLOSING_DOMAIN),),
+             (Expect(_r("someone", CLOSING_DOMAIN), "expired", False, "4.3.2"),),
+             requires=frozenset({EXPIRY}), message="tempfail421", order=1),
     Scenario("refused-delay", "connection refused: the delay warning",
              (_r("someone", REFUSED_DOMAIN),),
              (Expect(_r("someone", REFUSED_DOMAIN), "expired", False, "4.4.1", "delayed"),),

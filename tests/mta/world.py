@@ -5,8 +5,9 @@ server for every remote domain, and a resolver only the MTAs under test use.
   (127.R.S.53: resolv.conf cannot name a port, and a random /24 of 127/8 keeps concurrent
   runs apart). ``remote.test`` and the bounce domain have an MX pointing at the world's
   SMTP server; ``refused.test`` an MX pointing at an address where nothing listens;
-  ``nullmx.test`` a null MX (RFC 7505); ``nxdomain.test`` and every other name NXDOMAIN.
-- ``WorldServer`` (aiosmtpd) listens on the same port P on 127.0.0.1 and on the MX address:
+  ``nullmx.test`` a null MX (RFC 7505); ``closing.test`` an MX of its own (421 and a
+  closed connection at RCPT); ``nxdomain.test`` and every other name NXDOMAIN.
+- ``WorldServer`` (aiosmtpd) listens on the same port P on 127.0.0.1 and the MX addresses:
   mail for the bounce domain is caught (the bounces the MTAs send back); mail for
   ``remote.test`` is answered by the recipient's local part (``REPLIES``).
 - ``private_resolver_argv()``: the command prefix that runs an MTA in a private mount
@@ -39,6 +40,8 @@ from .remote import Received
 BOUNCE_DOMAIN = "bounces.example.test"
 REMOTE_DOMAIN = "remote.test"
 REFUSED_DOMAIN = "refused.test"
+CLOSING_DOMAIN = "closing.test"
+CLOSING_HOST = "mx.closing.test"
 NULLMX_DOMAIN = "nullmx.test"
 NXDOMAIN_DOMAIN = "nxdomain.test"
 MX_HOST = "mx.remote.test"
@@ -77,6 +80,13 @@ REPLIES: dict[str, Reply] = {
 }
 
 
+# closing.test answers every RCPT with 421 and closes the connection (RFC 5321 4.2.1). It
+# has an MX host of its own, so MTAs that keep connections open per host never mix it up
+# with the remote domain's sessions.
+CLOSING = Reply("rcpt", "421 4.3.2 mx.closing.test Service not available, closing "
+                        "transmission channel")
+
+
 def reply_for(address: str) -> Reply | None:
     """The scripted reply for a remote-domain address, or None when it is accepted."""
     local = address.rsplit("@", 1)[0].lower()
@@ -95,7 +105,8 @@ def _pick_subnet() -> tuple[int, int]:
 class ScriptedDNS:
     """A DNS server (UDP and TCP) on ``address``:53 with the world's fixed zone."""
 
-    def __init__(self, address: str, mx_ip: str, closed_ip: str, bounce_domain: str) -> None:
+    def __init__(self, address: str, mx_ip: str, closed_ip: str, bounce_domain: str,
+                 closing_ip: str) -> None:
         from dnslib import AAAA, MX, QTYPE, RR, A
         from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
@@ -106,6 +117,8 @@ class ScriptedDNS:
             MX_HOST: [RR(MX_HOST, QTYPE.A, rdata=A(mx_ip), ttl=60)],
             REFUSED_DOMAIN: [RR(REFUSED_DOMAIN, QTYPE.MX, rdata=MX(REFUSED_HOST, 10), ttl=60)],
             REFUSED_HOST: [RR(REFUSED_HOST, QTYPE.A, rdata=A(closed_ip), ttl=60)],
+            CLOSING_DOMAIN: [RR(CLOSING_DOMAIN, QTYPE.MX, rdata=MX(CLOSING_HOST, 10), ttl=60)],
+            CLOSING_HOST: [RR(CLOSING_HOST, QTYPE.A, rdata=A(closing_ip), ttl=60)],
             NULLMX_DOMAIN: [RR(NULLMX_DOMAIN, QTYPE.MX, rdata=MX(".", 0), ttl=60)],
         }
         self.queries: list[tuple[str, str]] = []
@@ -163,6 +176,11 @@ class _WorldHandler:
         if domain == self.bounce_domain:
             if not address.lower().startswith("bounce-"):
                 return f"550 5.1.1 <{address}>: not a bounce address"
+        elif domain == CLOSING_DOMAIN:
+            if server.transport is not None:
+                # closed once the reply is written (a transport flushes, then closes)
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            return CLOSING.line
         elif domain == REMOTE_DOMAIN:
             reply = reply_for(address)
             if reply is not None and reply.stage == "rcpt":
@@ -309,6 +327,10 @@ class World:
         return self.ip(4)
 
     @property
+    def closing_ip(self) -> str:
+        return self.ip(3)
+
+    @property
     def dns_ip(self) -> str:
         return self.ip(53)
 
@@ -326,14 +348,15 @@ class World:
         last: BaseException | None = None
         for _ in range(attempts):
             self.subnet = _pick_subnet()
-            hosts = [LOOPBACK, self.mx_ip]
+            hosts = [LOOPBACK, self.mx_ip, self.closing_ip]
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind((LOOPBACK, 0))
                 port = int(sock.getsockname()[1])
-            if not _port_free_everywhere(port, [self.mx_ip, self.closed_ip]):
+            if not _port_free_everywhere(port, [*hosts[1:], self.closed_ip]):
                 continue
             try:
-                dns = ScriptedDNS(self.dns_ip, self.mx_ip, self.closed_ip, self.bounce_domain)
+                dns = ScriptedDNS(self.dns_ip, self.mx_ip, self.closed_ip, self.bounce_domain,
+                                  self.closing_ip)
             except OSError as exc:  # port 53 of that address taken: another subnet
                 last = exc
                 continue
@@ -370,7 +393,8 @@ class World:
 
     def volatile(self) -> dict[str, str]:
         """This run's addresses and port, and the stable values a corpus file gets instead."""
-        return {self.mx_ip: "127.0.0.2", self.closed_ip: "127.0.0.4",
+        return {self.mx_ip: "127.0.0.2", self.closing_ip: "127.0.0.3",
+                self.closed_ip: "127.0.0.4",
                 self.dns_ip: "127.0.0.53", str(self.port): "2525"}
 
 
