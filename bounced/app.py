@@ -75,4 +75,6 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is an optional extra
         return asyncio.run(coro_factory())
-    return uvloop.run(coro_factory())
+    # asyncio.Runner rather than uvloop.run(), which needs uvloop 0.18 (Debian 12 has 0.17).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro_factory())

@@ -17,6 +17,7 @@ from bounced import __version__
 from bounced.config import Settings, load_settings
 from bounced.exceptions import BouncedError
 from bounced.logs import configure
+from bounced.model import JOB_STATES
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
@@ -101,42 +102,52 @@ def _parser() -> argparse.ArgumentParser:
     cmd("migrate", "apply pending schema migrations to the store")
     sp = cmd("keygen", "write a new signing key file", config=False)
     sp.add_argument("--out", required=True, metavar="FILE", help="key file to create (mode 0600)")
-    sp.add_argument("--id", dest="key_id", help="key id (default: random)")
+    sp.add_argument("--id", dest="key_id", metavar="ID", help="key id (default: random)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     sp = cmd("sign", "print a signed return path for a recipient")
-    sp.add_argument("--subject", required=True, help="the application's id for the recipient")
-    sp.add_argument("--address", required=True, help="the recipient's email address")
-    sp.add_argument("--stream", help="optional mail stream name")
-    sp.add_argument("--at", type=_date, help="issue day YYYY-MM-DD (default: today)")
+    sp.add_argument("--subject", required=True, metavar="S",
+                    help="the application's id for the recipient")
+    sp.add_argument("--address", required=True, metavar="ADDRESS",
+                    help="the recipient's email address")
+    sp.add_argument("--stream", metavar="NAME", help="optional mail stream name")
+    sp.add_argument("--at", type=_date, metavar="YYYY-MM-DD",
+                    help="issue day (default: today)")
     sp = cmd("verify", "check a return path and print what it carries")
     sp.add_argument("address", help="the return path, e.g. bounce-...@bounces.example.org")
-    sp.add_argument("--at", type=_date, help="verify as of this day (default: today)")
+    sp.add_argument("--at", type=_date, metavar="YYYY-MM-DD",
+                    help="verify as of this day (default: today)")
     sp = cmd("status", "show an address's state and history")
     who = sp.add_mutually_exclusive_group(required=True)
-    who.add_argument("--subject")
-    who.add_argument("--address")
+    who.add_argument("--subject", metavar="S", help="the application's id for the recipient")
+    who.add_argument("--address", metavar="ADDRESS", help="an email address (matched by its "
+                     "fingerprint, in any case)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("reconfirm", "record that the application confirmed the address again")
-    sp.add_argument("--subject", required=True)
+    sp.add_argument("--subject", required=True, metavar="S",
+                    help="the application's id for the recipient; history before now stops "
+                    "counting")
     sp = cmd("queue", "show job counts and the latest jobs by state")
-    sp.add_argument("--state", help="only jobs in this state")
-    sp.add_argument("--limit", type=_at_least(1), default=10)
+    sp.add_argument("--state", choices=JOB_STATES, help="only jobs in this state")
+    sp.add_argument("--limit", type=_at_least(1), default=10, metavar="N",
+                    help="latest jobs shown per state (default: 10)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("show", "show one stored message: envelope, token, classification, incidents")
-    sp.add_argument("id", type=int)
+    sp.add_argument("id", type=int, metavar="ID", help="the message id (bounced queue shows it)")
     sp.add_argument("--raw", action="store_true", help="print the raw message too")
     sp = cmd("reprocess", "queue stored messages for processing again")
     which = sp.add_mutually_exclusive_group(required=True)
-    which.add_argument("ids", nargs="*", type=int, default=[])
-    which.add_argument("--failed", action="store_true")
-    which.add_argument("--quarantined", action="store_true")
+    which.add_argument("ids", nargs="*", type=int, default=[], metavar="ID",
+                       help="message ids to process again")
+    which.add_argument("--failed", action="store_true", help="every failed message")
+    which.add_argument("--quarantined", action="store_true", help="every quarantined message")
     sp = cmd("deliver", "pipe mode: store one message from stdin (exit codes: sysexits)")
     sp.add_argument("recipient", nargs="?", help="envelope recipient (default: $RECIPIENT, "
                     "$ORIGINAL_RECIPIENT, or $LOCAL_PART@$DOMAIN)")
-    sp.add_argument("--sender", help="envelope sender (default: $SENDER)")
+    sp.add_argument("--sender", metavar="ADDRESS", help="envelope sender (default: $SENDER)")
     sp = cmd("breaker", "list domain breakers, or release one")
-    sp.add_argument("action", choices=["list", "release"], nargs="?", default="list")
-    sp.add_argument("domain", nargs="?")
+    sp.add_argument("action", choices=["list", "release"], nargs="?", default="list",
+                    help="list the breakers (default), or release the one of DOMAIN")
+    sp.add_argument("domain", nargs="?", metavar="DOMAIN", help="the receiving domain to release")
     sp = cmd("events", "show the latest events and where they were delivered")
     sp.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
                     type=_types,
@@ -171,10 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("process", "process every runnable stored message now, then exit")
     sp = cmd("purge", "drop raw messages and incidents past their retention")
-    sp.add_argument("--dry-run", action="store_true")
-    sp.add_argument("--raw-days", type=_at_least(0), default=None,
+    sp.add_argument("--dry-run", action="store_true", help="count what would go, drop nothing")
+    sp.add_argument("--raw-days", type=_at_least(0), default=None, metavar="DAYS",
                     help="keep raw messages this long (default: [retention] raw_days)")
-    sub.add_parser("classify", help="classify bounce messages: bounced classify [--json] FILE...|-",
+    sub.add_parser("classify", help="classify bounce messages without storing anything",
                    add_help=False)
     return p
 
