@@ -13,7 +13,6 @@ import structlog
 from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
 from bounced.config import Settings
 from bounced.daemon import Daemon
-from bounced.exceptions import ConfigError
 from bounced.sdnotify import notify
 
 log = structlog.get_logger("bounced.app")
@@ -37,13 +36,9 @@ async def serve(
     daemon = Daemon(settings, env, now, store_wait=STARTUP_STORE_WAIT)
     extend = asyncio.create_task(_extend_start_timeout(env))
     try:
+        # A port in use, a bad action or key: a ConfigError naming the setting, which the
+        # command prints as its one-line error (`bounced serve: [smtp] listen ...`).
         await daemon.start()
-    except OSError as exc:
-        log.error("bounced.listen_failed", listen=settings.smtp.listen,
-                  http=settings.http.listen if settings.http.enabled else None, error=str(exc))
-        return 1
-    except ConfigError:
-        raise
     finally:
         extend.cancel()
     stop = asyncio.Event()

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from bounced import __version__
 from bounced.config import Settings, load_settings
@@ -82,8 +82,15 @@ SINCE_HELP = ("WHEN: a duration back from now (90m, 24h, 7d, 2w), a day YYYY-MM-
               "UTC) or a moment YYYY-MM-DDTHH:MM (UTC unless an offset is given)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what was wrong, where to read more), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bounced", description="Bounce handler: signed return "
+    p = _Parser(prog="bounced", description="Bounce handler: signed return "
                                 "paths in, unconfirmed dead addresses out.")
     p.add_argument("--version", action="version", version=f"bounced {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

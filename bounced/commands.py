@@ -265,10 +265,20 @@ async def events(settings: Settings, query: EventQuery, as_json: bool, out: Text
     else:
         table([[_when(e.occurred_at), e.type, e.subject or "", e.id,
                 ", ".join(f"{a}:{st}" for a, st in sorted(states.items()))
-                or "(not yet fanned out)"]
+                or _undelivered(settings, e.type)]
                for e, states in items], ["occurred", "type", "subject", "id", "deliveries"], out)
     _more(cursor)
     return 0
+
+
+def _undelivered(settings: Settings, event_type: str) -> str:
+    """Why an event has no delivery: no action would take it, or the dispatcher has not
+    reached it yet."""
+    if not settings.actions:
+        return "(no action configured)"
+    if not any(event_type in a.events for a in settings.actions):
+        return "(no action takes this type)"
+    return "(not yet fanned out)"
 
 
 def _more(cursor: str | None) -> None:

@@ -7,7 +7,8 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import aiohttp
 import structlog
@@ -16,6 +17,7 @@ from bounced.actions import build_actions
 from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
 from bounced.config import Settings
 from bounced.dispatch import Dispatcher
+from bounced.exceptions import ConfigError
 from bounced.http import HTTPApi, load_token
 from bounced.intake import Intake
 from bounced.metrics import Metrics
@@ -33,6 +35,17 @@ log = structlog.get_logger("bounced.daemon")
 # commit of a few messages waited 3.5-4 ms for it (p50), 1.1 ms with 0.1 ms. Only threads that
 # wait for the GIL are switched to, so a short interval costs nothing when the store is idle.
 SWITCH_INTERVAL = 0.0001
+
+
+async def _listening(setting: str, address: str,
+                     start: Coroutine[Any, Any, tuple[str, int]]) -> tuple[str, int]:
+    """Bind a listener; a port in use (or an address not ours) is the setting's fault."""
+    try:
+        return await start
+    except OSError as exc:
+        # asyncio's strerror repeats the address: the errno's own words are enough
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{setting} {address}: {reason}") from None
 
 
 class Daemon:
@@ -64,8 +77,12 @@ class Daemon:
         token = load_token(s.http, self.env) if s.http.enabled else None
         self._session = aiohttp.ClientSession() if any(a.type == "webhook" for a in s.actions) \
             else None
-        actions = build_actions(s.actions, self.env, self._session)
-        self.store: Store = await open_ready_store(s, self.store_wait)
+        try:  # a bad action or an unreachable store: close the session, no "Unclosed" noise
+            actions = build_actions(s.actions, self.env, self._session)
+            self.store: Store = await open_ready_store(s, self.store_wait)
+        except BaseException:
+            await self._close_resources()
+            raise
         try:
             self.worker = Worker(self.store, s, self.now, metrics=self.metrics)
             self.dispatcher = Dispatcher(self.store, s.outbox, actions, self.now,
@@ -80,12 +97,17 @@ class Daemon:
             self.handler = BounceHandler(self.verifier, self.intake, s.smtp, self.now,
                                          metrics=self.metrics)
             self.smtp = SMTPServer(self.handler, s.smtp)
-            self.smtp_address = await self.smtp.start()
+            self.smtp_address = await _listening("[smtp] listen", s.smtp.listen, self.smtp.start())
             if s.http.enabled:
                 self.http = HTTPApi(s, self.store, self.intake, self.verifier,
                                     self.worker if s.worker.enabled else None, self.metrics,
                                     self.now, token)
-                self.http_address = await self.http.start()
+                try:
+                    self.http_address = await _listening("[http] listen", s.http.listen,
+                                                         self.http.start())
+                except BaseException:
+                    await self.smtp.stop()
+                    raise
         except BaseException:
             await self._close_resources()
             raise

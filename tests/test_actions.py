@@ -105,10 +105,15 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        # Stop waits at most 2 s for requests in flight: an AppRunner setting since aiohttp 3.9,
+        # a TCPSite one before (Debian 12 has 3.8, where AppRunner passes it on to every
+        # connection's handler, which then closes connections at once).
+        modern = tuple(int(n) for n in aiohttp.__version__.split(".")[:2]) >= (3, 9)
+        self._runner = web.AppRunner(app, access_log=None,
+                                     **({"shutdown_timeout": 2} if modern else {}))
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port,
-                          reuse_address=True).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True,
+                          **({} if modern else {"shutdown_timeout": 2})).start()
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -174,3 +174,94 @@ def test_numbers_out_of_range_are_usage_errors(tmp_path: Path) -> None:
         assert proc.returncode == 2, (args, proc.stderr)
         assert option in proc.stderr, proc.stderr
     assert not (tmp_path / "b.db").exists()
+
+
+def mistake(env: dict[str, str], *args: str, code: int = 1) -> str:
+    """Run a command a user got wrong: it exits ``code`` and says why in one line (the
+    last on stderr; log lines of the daemon may come before it), without a traceback."""
+    proc = run(env, *args)
+    assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert lines and "Traceback" not in proc.stderr and "Unclosed" not in proc.stderr, (
+        args, proc.stderr)
+    return lines[-1]
+
+
+def test_usage_mistakes_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    """An unknown command, a missing or malformed argument, a choice that does not exist:
+    one line naming the command and what was wrong (and where to read more), exit 2."""
+    env = base_env(tmp_path)
+    for args, said in (
+        (["nosuch"], "bounced: argument COMMAND: invalid choice: 'nosuch'"),
+        ([], "bounced: the following arguments are required: COMMAND"),
+        (["sign", "--subject", "1"], "bounced sign: the following arguments are required: "
+                                     "--address"),
+        (["verify", "x", "--at", "2026-13-01"], "bounced verify: argument --at: not a date"),
+        (["queue", "--state", "stuck"], "bounced queue: argument --state: invalid choice"),
+        (["status"], "bounced status: one of the arguments --subject --address is required"),
+        (["breaker", "mend"], "bounced breaker: argument action: invalid choice: 'mend'"),
+        (["show", "seven"], "bounced show: argument ID: invalid int value: 'seven'"),
+    ):
+        line = mistake(env, *args, code=2)
+        assert line.startswith(said) and line.endswith("--help)"), (args, line)
+    assert not (tmp_path / "bounced.db").exists()
+
+
+def test_serve_mistakes_name_the_setting_in_one_line(tmp_path: Path) -> None:
+    """`bounced serve` with its port taken, or with a webhook that has no secret, exits 1
+    with one line naming the setting, and leaves no aiohttp "Unclosed client session" noise."""
+    import socket
+
+    env = base_env(tmp_path, BOUNCED_LOG_FORMAT="json")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = mistake({**env, "BOUNCED_HTTP_LISTEN": f"127.0.0.1:{port}"}, "serve")
+        assert line == f"bounced serve: [http] listen 127.0.0.1:{port}: Address already in use"
+    cfg = tmp_path / "webhook.toml"
+    cfg.write_text('[actions.app]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n')
+    line = mistake(env, "serve", "--config", str(cfg))
+    assert line.startswith("bounced serve: [actions.app]: a webhook needs a secret")
+    line = mistake(env, "serve", "--config", str(tmp_path / "missing.toml"))
+    assert line.startswith("bounced serve: ") and "missing.toml" in line
+
+
+def test_command_mistakes_are_one_line_with_exit_1(tmp_path: Path) -> None:
+    """A message id that does not exist, a breaker that is not tripped, a key file that
+    exists, a file that is not mail: one line, exit 1."""
+    env = base_env(tmp_path)
+    assert "123" in mistake(env, "show", "123")
+    assert run(env, "breaker", "release", "example.net").returncode == 1
+    assert "exists" in mistake(env, "keygen", "--out", env["BOUNCED_VERP_KEYS_FILE"])
+    not_mail = tmp_path / "notes.txt"
+    not_mail.write_text("Dear diary,\nno bounce today.\n")
+    assert mistake(env, "classify", str(not_mail)) == (
+        f"bounced classify: {not_mail}: not a mail message (it does not start with header "
+        "fields); give the raw message, headers included")
+    assert "No such file" in mistake(env, "classify", str(tmp_path / "nothing.eml"))
+
+
+def test_events_say_why_nothing_was_delivered(tmp_path: Path) -> None:
+    """With no action configured, `bounced events` says so instead of "(not yet fanned
+    out)" forever; an event type no action takes says that."""
+    from .helpers import DaemonProcess
+
+    env = base_env(tmp_path, BOUNCED_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+                   BOUNCED_LOG_FORMAT="json")
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        rp = run(env, "sign", "--subject", "9", "--address", "c@example.net",
+                 check=True).stdout.strip()
+        not_a_bounce = f"From: c@example.net\r\nTo: {rp}\r\nSubject: hi\r\n\r\nthanks\r\n"
+        assert smtp_send(daemon.port, [rp], not_a_bounce.encode())["DATA"][0] == 250
+    finally:
+        daemon.stop()
+    run(env, "process", check=True)
+    table = run(env, "events", check=True).stdout
+    assert "bounce.unrecognised" in table and "(no action configured)" in table, table
+    cfg = tmp_path / "alerts-only.toml"
+    cfg.write_text('[actions.pager]\ntype = "log"\nevents = ["breaker.tripped"]\n')
+    table = run(env, "events", "--config", str(cfg), check=True).stdout
+    assert "(no action takes this type)" in table, table

@@ -97,7 +97,7 @@ def test_development_key_generated_with_warning(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    """When the SMTP port is taken the daemon exits 1 with a log line, not a traceback."""
+    """When the SMTP port is taken the daemon exits 1 with one line naming the setting."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -108,7 +108,8 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             capture_output=True, timeout=30, check=False,
         )
     assert proc.returncode == 1
-    assert b"bounced.listen_failed" in proc.stderr
+    last = proc.stderr.decode().strip().splitlines()[-1]
+    assert last == f"bounced serve: [smtp] listen 127.0.0.1:{port}: Address already in use"
     assert b"Traceback" not in proc.stderr
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import BinaryIO, TextIO
 
@@ -14,6 +15,8 @@ EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 MAX_INPUT = 64 * 1024 * 1024  # bytes read from one input
+# A raw message starts with a header field ("Name:"), or an mbox "From " line.
+HEADER_START = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +70,10 @@ def main(argv: list[str], stdout: TextIO | None = None,
             status = EXIT_FAIL
             continue
         report = classify(raw)
+        if report.kind == "unknown" and not HEADER_START.match(raw):
+            print(f"bounced classify: {path}: not a mail message (it does not start with "
+                  "header fields); give the raw message, headers included", file=sys.stderr)
+            status = EXIT_FAIL
         if as_json:
             obj = {"file": path, **report.to_json()}
             print(json.dumps(obj, ensure_ascii=False), file=out)
