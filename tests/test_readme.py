@@ -39,5 +39,7 @@ def test_quick_start_commands_exist() -> None:
 def test_referenced_files_exist() -> None:
     """Every repository path the README names exists."""
     for path in ("config/bounced.toml", "systemd/bounced.service", "docs/token-format.md",
-                 "tests/vectors/tokens.json", "config/postfix", "config/exim"):
+                 "tests/vectors/tokens.json", "config/postfix", "config/exim",
+                 "config/prometheus/bounced-alerts.yml", "config/grafana/bounced-dashboard.json",
+                 ".ci/package"):
         assert (ROOT / path).exists(), path
