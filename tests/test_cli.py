@@ -192,15 +192,15 @@ def test_usage_mistakes_are_one_line_with_exit_2(tmp_path: Path) -> None:
     one line naming the command and what was wrong (and where to read more), exit 2."""
     env = base_env(tmp_path)
     for args, said in (
-        (["nosuch"], "bounced: argument COMMAND: invalid choice: 'nosuch'"),
-        ([], "bounced: the following arguments are required: COMMAND"),
-        (["sign", "--subject", "1"], "bounced sign: the following arguments are required: "
+        (["nosuch"], "bounced: error: argument COMMAND: invalid choice: 'nosuch'"),
+        ([], "bounced: error: the following arguments are required: COMMAND"),
+        (["sign", "--subject", "1"], "bounced sign: error: the following arguments are required: "
                                      "--address"),
-        (["verify", "x", "--at", "2026-13-01"], "bounced verify: argument --at: not a date"),
-        (["queue", "--state", "stuck"], "bounced queue: argument --state: invalid choice"),
-        (["status"], "bounced status: one of the arguments --subject --address is required"),
-        (["breaker", "mend"], "bounced breaker: argument action: invalid choice: 'mend'"),
-        (["show", "seven"], "bounced show: argument ID: invalid int value: 'seven'"),
+        (["verify", "x", "--at", "2026-13-01"], "bounced verify: error: argument --at: not a date"),
+        (["queue", "--state", "stuck"], "bounced queue: error: argument --state: invalid choice"),
+        (["status"], "bounced status: error: one of the arguments --subject --address is required"),
+        (["breaker", "mend"], "bounced breaker: error: argument action: invalid choice: 'mend'"),
+        (["show", "seven"], "bounced show: error: argument ID: invalid int value: 'seven'"),
     ):
         line = mistake(env, *args, code=2)
         assert line.startswith(said) and line.endswith("--help)"), (args, line)
