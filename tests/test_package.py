@@ -194,3 +194,22 @@ def test_packaged_daemon_relays_one_bounce_to_status_stats_and_dashboard(
     if list(Path("/usr/lib/python3/dist-packages/bounced").glob("dashboard*")):
         status, page = http_get(http_port, "/dashboard")
         assert status == 200 and b"<html" in page.lower()
+
+
+def test_versions_agree_and_the_changelog_dates_the_release() -> None:
+    """`bounced --version`, pyproject, the Debian package and the changelog's latest dated
+    release name the same version; unreleased changes stay under "Unreleased"."""
+    import re
+    import tomllib
+
+    from bounced import __version__
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    debian = re.match(r"bounced \(([^)-]+)-\d+\)",
+                      (ROOT / "debian" / "changelog").read_text())
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## \[(\d[^\]]*)\] - (\d{4}-\d\d-\d\d)$", changelog, flags=re.M)
+    assert debian is not None and releases
+    assert __version__ == pyproject == debian.group(1) == releases[0][0]
+    assert changelog.index("## [Unreleased]") < changelog.index(f"## [{__version__}]")
+    assert "purge --limit" not in changelog
