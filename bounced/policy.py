@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from bounced.config import BreakerSettings, PolicySettings
 from bounced.model import CONFIRMED, AddressState, Decision, DomainStats, Incident, Plan
@@ -119,3 +120,21 @@ def decide(
         decided_at=now,
         evidence=tuple(i.evidence() for i in evidence),
     )
+
+
+def with_incident_ids(plan: Plan, ids: Sequence[int]) -> Plan:
+    """The plan whose decision's evidence names its new incidents by the ids the store gave
+    them (``ids``: the plan's incidents' ids, in order): the decision was drawn up before
+    they were stored, when their id was still None."""
+    if plan.decision is None or not plan.incidents:
+        return plan
+    stored = {_key(i.evidence()): n for i, n in zip(plan.incidents, ids[-len(plan.incidents):],
+                                                    strict=True)}
+    evidence = tuple(e if e.get("id") is not None else {**e, "id": stored.get(_key(e))}
+                     for e in plan.decision.evidence)
+    return dataclasses.replace(plan, decision=dataclasses.replace(plan.decision,
+                                                                  evidence=evidence))
+
+
+def _key(evidence: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, v) for k, v in evidence.items() if k != "id"))

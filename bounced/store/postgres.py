@@ -37,6 +37,7 @@ from bounced.model import (
     Plan,
     TokenFields,
 )
+from bounced.policy import with_incident_ids
 from bounced.store import Outcome, Planner, shared_bodies
 from bounced.store.migrations import migrations
 from bounced.store.postgres_admin import (
@@ -362,6 +363,9 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
                          i.reporting_mta)
                         for i in plan.incidents
                     ])
+                if plan.decision is not None:  # its evidence names the incidents just stored
+                    plan = with_incident_ids(plan, [r[0] for r in await conn.fetch(
+                        "SELECT id FROM incidents WHERE message_id = $1 ORDER BY id", job.id)])
                 new_events += await self._apply_plan(conn, plan, state, stats, outcome, now)
                 if plan.decision is not None:
                     changed.add(key)

@@ -32,6 +32,7 @@ from bounced.model import (
     Plan,
     TokenFields,
 )
+from bounced.policy import with_incident_ids
 from bounced.store import Outcome, Planner
 from bounced.store.sqlite_admin import (
     INCIDENT_COLUMNS,
@@ -205,6 +206,9 @@ def _record(
              int(i.hard), int(i.counts), i.diagnostic, i.remote_mta, i.domain, i.reporting_mta)
             for i in plan.incidents
         ]).close()
+        if plan.decision is not None:  # its evidence names the incidents just stored
+            plan = with_incident_ids(plan, [r[0] for r in q(
+                db, "SELECT id FROM incidents WHERE message_id = ? ORDER BY id", (job.id,))])
         _apply_plan(db, plan, state, stats, outcome, now)
     for event in outcome.events:
         _add_event(db, event)
