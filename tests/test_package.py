@@ -15,7 +15,6 @@ import pwd
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ def test_suite_uses_this_checkout_not_an_installed_bounced() -> None:
     assert Path(bounced.__file__).resolve().is_relative_to(ROOT)
     venv_command = ROOT / ".venv" / "bin" / "bounced"
     assert venv_command.exists()
-    assert "/usr/lib/python3/dist-packages" not in sys.path
+    assert shutil.which("bounced", path=str(venv_command.parent)) == str(venv_command)
 
 
 def as_bounced(*args: str, env: dict[str, str] | None = None,
