@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bounced import overview
+from bounced import dashboard, overview
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.exceptions import ConfigError
 from bounced.intake import Intake
@@ -98,6 +98,8 @@ class HTTPApi:
             web.post("/v1/breakers/{domain}/release", self._write(self.release)),
             web.get("/v1/events", self.events),
             web.get("/v1/stats", self.stats),
+            web.get("/dashboard", self.dashboard),
+            web.get("/dashboard/{asset}", self.dashboard_asset),
         ])
         return app
 
@@ -264,6 +266,18 @@ class HTTPApi:
             return web.json_response(await overview.summary(self.store, since, now))
         except overview.BadQuery as exc:
             return _error(400, str(exc))
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return web.Response(body=dashboard.read(dashboard.PAGE), headers=dashboard.HEADERS,
+                            content_type="text/html", charset="utf-8")
+
+    async def dashboard_asset(self, request: web.Request) -> web.Response:
+        found = dashboard.ASSETS.get(request.match_info["asset"])
+        if found is None:
+            return _error(404, "no such dashboard file")
+        name, media_type = found
+        return web.Response(body=dashboard.read(name), headers=dashboard.HEADERS,
+                            content_type=media_type, charset="utf-8")
 
 
 def _iso(value: Any) -> str | None:

@@ -195,6 +195,21 @@ OPENAPI: dict[str, Any] = {
                  f"since WHEN: {_WHEN}", "schema": {"type": "string"}},
                 _PAGE["limit"], _PAGE["cursor"]],
             "responses": {"200": _list_of("Event"), "400": _ERROR}}},
+        "/dashboard": {"get": {
+            "summary": "The dashboard page (HTML): bounces per day by reason, unconfirmations, "
+                       "top domains, breakers, queue and outbox; drawn from /v1/stats",
+            "parameters": [{"name": "since", "in": "query", "description": "the period shown: "
+                            "90m, 24h, 7d, 2w... (default 7d)", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the page", "content": {
+                "text/html": {"schema": {"type": "string"}}}}}}},
+        "/dashboard/{asset}": {"get": {
+            "summary": "The dashboard's scripts and style sheets (its own and uPlot's)",
+            "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {
+                "type": "string", "enum": ["dashboard.js", "dashboard.css", "uPlot.iife.min.js",
+                                           "uPlot.min.css"]}}],
+            "responses": {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}}}}, "404": _ERROR}}},
         "/v1/stats": {"get": {
             "summary": "What happened since WHEN (default 7d): messages by kind, bounces by "
                        "reason, top receiving domains, decisions, per UTC day; the queue, the "
