@@ -18,12 +18,16 @@ from bounced.store.reports import (
     AddressSummary,
     EventQuery,
     Summary,
+    daily_bounces,
     day_of,
+    incident_counts,
 )
 from bounced.store.sqlite_reports import like_domain
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # never-changed addresses sort as the epoch
 
+# The page's addresses are chosen first, then each one's latest incident and decision looked
+# up: only for the page, not for every address that matches.
 ADDRESS_SUMMARY = (
     "SELECT a.subject, a.fingerprint, a.address, a.state, a.changed_at, a.reconfirmed_at, "
     "(SELECT COUNT(*) FROM incidents i WHERE i.subject = a.subject "
@@ -31,10 +35,13 @@ ADDRESS_SUMMARY = (
     "l.received_at, l.reason, "
     "(SELECT d.rule FROM decisions d WHERE d.subject = a.subject "
     " AND d.fingerprint = a.fingerprint ORDER BY d.decided_at DESC, d.id DESC LIMIT 1) "
-    "FROM addresses a LEFT JOIN LATERAL (SELECT i.received_at, i.reason FROM incidents i "
+    "FROM (SELECT * FROM addresses a WHERE {where} ORDER BY {order} LIMIT {limit}) a "
+    "LEFT JOIN LATERAL (SELECT i.received_at, i.reason FROM incidents i "
     " WHERE i.subject = a.subject AND i.fingerprint = a.fingerprint "
-    " ORDER BY i.received_at DESC, i.id DESC LIMIT 1) l ON TRUE"
+    " ORDER BY i.received_at DESC, i.id DESC LIMIT 1) l ON TRUE ORDER BY {order}"
 )
+ORDER = (f"COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz) DESC, a.subject DESC, "
+         "a.fingerprint DESC")
 
 
 def _address_summary(r: Any) -> AddressSummary:
@@ -67,11 +74,9 @@ class PostgresReports:
                 f"(COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz), a.subject, "
                 f"a.fingerprint) < ({arg(changed or EPOCH)}, {arg(subject)}, {arg(fp)})")
         where = " AND ".join(clauses) or "TRUE"
+        sql = ADDRESS_SUMMARY.format(where=where, order=ORDER, limit=arg(query.limit))
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"{ADDRESS_SUMMARY} WHERE {where} ORDER BY "
-                f"COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz) DESC, "
-                f"a.subject DESC, a.fingerprint DESC LIMIT {arg(query.limit)}", *params)
+            rows = await conn.fetch(sql, *params)
         return [_address_summary(r) for r in rows]
 
     async def event_list(
@@ -110,9 +115,12 @@ class PostgresReports:
             messages = await conn.fetch(
                 "SELECT kind, COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY kind",
                 since)
+            # One pass over the period's incidents for the reasons and the days, one for the
+            # domains; both read the index alone where vacuumed (migration 0007).
             incidents = await conn.fetch(
-                "SELECT kind, reason, counts, COUNT(*) FROM incidents WHERE received_at >= $1 "
-                "GROUP BY kind, reason, counts", since)
+                "SELECT floor(extract(epoch FROM received_at) / 86400)::int AS day, kind, "
+                "reason, counts, COUNT(*) FROM incidents WHERE received_at >= $1 "
+                "GROUP BY day, kind, reason, counts", since)
             domains = await conn.fetch(
                 "SELECT domain, COUNT(*) AS n, COUNT(DISTINCT fingerprint), "
                 "COUNT(*) FILTER (WHERE counts) FROM incidents WHERE received_at >= $1 "
@@ -120,10 +128,6 @@ class PostgresReports:
             decisions = await conn.fetch(
                 "SELECT action, COUNT(*) FROM decisions WHERE decided_at >= $1 GROUP BY action",
                 since)
-            daily_bounces = await conn.fetch(
-                "SELECT floor(extract(epoch FROM received_at) / 86400)::int AS day, reason, "
-                "COUNT(*) FROM incidents WHERE received_at >= $1 AND kind = 'bounce' "
-                "GROUP BY day, reason", since)
             daily_decisions = await conn.fetch(
                 "SELECT floor(extract(epoch FROM decided_at) / 86400)::int AS day, action, "
                 "COUNT(*) FROM decisions WHERE decided_at >= $1 GROUP BY day, action", since)
@@ -141,10 +145,10 @@ class PostgresReports:
         return Summary(
             since=since, now=now,
             messages={r[0]: int(r[1]) for r in messages},
-            incidents={(r[0], r[1], bool(r[2])): int(r[3]) for r in incidents},
+            incidents=incident_counts(incidents),
             domains=[(r[0], int(r[1]), int(r[2]), int(r[3])) for r in domains],
             decisions={r[0]: int(r[1]) for r in decisions},
-            daily_bounces={(day_of(r[0]), r[1]): int(r[2]) for r in daily_bounces},
+            daily_bounces=daily_bounces(incidents),
             daily_decisions={(day_of(r[0]), r[1]): int(r[2]) for r in daily_decisions},
             queue={r[0]: int(r[1]) for r in queue}, oldest_job=oldest_job,
             outbox={**{r[0]: int(r[1]) for r in outbox}, "unfanned": int(unfanned[0])},

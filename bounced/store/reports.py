@@ -5,6 +5,7 @@ page through them. Backend-neutral; the SQL is in ``sqlite_reports`` and ``postg
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +86,23 @@ class Summary:
 
 def day_of(epoch_day: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=int(epoch_day))
+
+
+# The summary reads the period's incidents once, grouped by (UTC day, kind, reason, counts);
+# these two fold those rows into the summary's figures.
+
+def incident_counts(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str, bool], int]:
+    counts: dict[tuple[str, str, bool], int] = {}
+    for _, kind, reason, counting, n in rows:
+        key = (kind, reason, bool(counting))
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+def daily_bounces(rows: Sequence[Sequence[Any]]) -> dict[tuple[dt.date, str], int]:
+    days: dict[tuple[dt.date, str], int] = {}
+    for day, kind, reason, _, n in rows:
+        if kind == "bounce":
+            key = (day_of(day), reason)
+            days[key] = days.get(key, 0) + int(n)
+    return days

@@ -94,6 +94,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
                 await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        await self._close_reader()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
