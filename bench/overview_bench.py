@@ -41,27 +41,28 @@ SPAN = growth_bench.SPAN
 # every migration applied, so the first phase puts back the index migration 0007 replaced.
 PHASES = {
     "sqlite": [
-        ("before 0007", ["DROP INDEX incidents_received",
+        ("before 0007", ["DROP INDEX incidents_received", "DROP INDEX events_type",
+                         "DROP INDEX events_occurred",
                          "CREATE INDEX incidents_received ON incidents (received_at)"]),
         ("0007", ["DROP INDEX incidents_received",
                   "CREATE INDEX incidents_received ON incidents (received_at, kind, reason, "
-                  "counts, domain, fingerprint)"]),
+                  "counts, domain, fingerprint)",
+                  "CREATE INDEX events_type ON events (type, occurred_at)",
+                  "CREATE INDEX events_occurred ON events (occurred_at)"]),
         ("0007 + candidates", [
             "CREATE INDEX bench_addresses_changed ON addresses (state, changed_at)",
-            "CREATE INDEX bench_events_type ON events (type, occurred_at)",
-            "CREATE INDEX bench_events_occurred ON events (occurred_at)",
             "CREATE INDEX bench_decisions_decided ON decisions (decided_at)",
             "CREATE INDEX bench_messages_received ON messages (received_at, kind)"]),
     ],
     "postgresql": [
-        ("before 0007", ["DROP INDEX incidents_received",
+        ("before 0007", ["DROP INDEX incidents_received", "DROP INDEX events_type",
                          "CREATE INDEX incidents_received ON incidents (received_at)"]),
         ("0007", ["DROP INDEX incidents_received",
                   "CREATE INDEX incidents_received ON incidents (received_at) "
-                  "INCLUDE (kind, reason, counts, domain, fingerprint)"]),
+                  "INCLUDE (kind, reason, counts, domain, fingerprint)",
+                  "CREATE INDEX events_type ON events (type, occurred_at)"]),
         ("0007 + candidates", [
             "CREATE INDEX bench_addresses_changed ON addresses (state, changed_at)",
-            "CREATE INDEX bench_events_type ON events (type, occurred_at)",
             "CREATE INDEX bench_decisions_decided ON decisions (decided_at)",
             "CREATE INDEX bench_messages_received ON messages (received_at) INCLUDE (kind)"]),
     ],

@@ -7,3 +7,6 @@
 DROP INDEX incidents_received;
 CREATE INDEX incidents_received ON incidents (received_at)
     INCLUDE (kind, reason, counts, domain, fingerprint);
+-- Events of some types newest first (bounced events --type, GET /v1/events), in index order
+-- (events_occurred serves the list of all types). One event per decision: cheap to keep.
+CREATE INDEX events_type ON events (type, occurred_at);
