@@ -56,6 +56,15 @@ class SMTPSettings:
 
 
 @dataclass(frozen=True)
+class LimitsSettings:
+    # Bytes of messages stored per minute from one client address (SMTP peer, HTTP client) and
+    # in all (per daemon); a minute's worth may come at once. Beyond them SMTP answers 452 (one
+    # client) or 451 (all), HTTP 429 or 503, and the sender retries later. 0 turns one off.
+    peer_bytes_per_minute: int = 50 * 1024 * 1024
+    total_bytes_per_minute: int = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     # Empty means "bounced.db in the state directory".
     url: str = ""
@@ -153,6 +162,7 @@ class LogSettings:
 @dataclass(frozen=True)
 class Settings:
     smtp: SMTPSettings = field(default_factory=SMTPSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     verp: VerpSettings = field(default_factory=VerpSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -253,6 +263,11 @@ def _validate(settings: Settings) -> None:
     need(settings.smtp.max_recipients > 0, "[smtp] max_recipients", "must be positive")
     need(settings.smtp.idle_timeout > 0, "[smtp] idle_timeout", "must be positive")
     need(settings.smtp.max_connections > 0, "[smtp] max_connections", "must be positive")
+    for key in ("peer_bytes_per_minute", "total_bytes_per_minute"):
+        value = getattr(settings.limits, key)
+        # Less than one message of the largest size would refuse such a message for ever.
+        need(value == 0 or value >= settings.smtp.max_message_size, f"[limits] {key}",
+             f"0 (off) or at least [smtp] max_message_size ({settings.smtp.max_message_size})")
     url = settings.store_url
     need(
         url.startswith(("sqlite:///", "postgresql://", "postgres://")),
@@ -383,6 +398,7 @@ def sqlite_path(url: str) -> Path:
 
 
 __all__ = [
+    "LimitsSettings",
     "LogSettings",
     "PolicySettings",
     "RetentionSettings",

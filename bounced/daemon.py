@@ -20,6 +20,7 @@ from bounced.dispatch import Dispatcher
 from bounced.exceptions import ConfigError
 from bounced.http import HTTPApi, load_token
 from bounced.intake import Intake
+from bounced.limits import StorageLimits
 from bounced.metrics import Metrics
 from bounced.retention import run_periodically
 from bounced.smtp import BounceHandler, SMTPServer
@@ -94,14 +95,16 @@ class Daemon:
             )
             self.intake = Intake(self.store, on_stored=self.worker_process.wake
                                  if self.worker_process is not None else self.worker.wake)
+            # One allowance per client address whichever way it sends (SMTP or HTTP).
+            limits = StorageLimits(s.limits)
             self.handler = BounceHandler(self.verifier, self.intake, s.smtp, self.now,
-                                         metrics=self.metrics)
+                                         metrics=self.metrics, limits=limits)
             self.smtp = SMTPServer(self.handler, s.smtp)
             self.smtp_address = await _listening("[smtp] listen", s.smtp.listen, self.smtp.start())
             if s.http.enabled:
                 self.http = HTTPApi(s, self.store, self.intake, self.verifier,
                                     self.worker if s.worker.enabled else None, self.metrics,
-                                    self.now, token)
+                                    self.now, token, limits)
                 try:
                     self.http_address = await _listening("[http] listen", s.http.listen,
                                                          self.http.start())

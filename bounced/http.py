@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bounced import dashboard, overview
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.exceptions import ConfigError
 from bounced.intake import Intake
+from bounced.limits import PEER, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
 from bounced.openapi import OPENAPI
@@ -73,6 +75,7 @@ class HTTPApi:
         metrics: Metrics,
         now: Callable[[], dt.datetime],
         token: str | None,
+        limits: StorageLimits | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -82,6 +85,7 @@ class HTTPApi:
         self.metrics = metrics
         self.now = now
         self.token = token
+        self.limits = limits
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -222,12 +226,25 @@ class HTTPApi:
         if not raw:
             return _error(400, "empty message body")
         peer = request.remote or "http"
+        if self.limits is not None:
+            refusal = self.limits.charge(peer, len(raw))
+            if refusal is not None:
+                self.metrics.rejected.labels(f"rate_limit_{refusal.limit}").inc()
+                over_peer = refusal.limit == PEER
+                return web.json_response(
+                    {"error": "too much mail stored from this client in the last minute"
+                     if over_peer else "too much mail stored in the last minute",
+                     "reason": f"rate_limit_{refusal.limit}"},
+                    status=429 if over_peer else 503,
+                    headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after)))})
         message = NewMessage(received_at=self.now(), peer=f"http:{peer}",
                              mail_from=sender or "<>", rcpt_to=recipient,
                              token=token_fields(token), raw=raw)
         try:
             [job_id] = await self.intake.store([message])
         except Exception as exc:
+            if self.limits is not None:
+                self.limits.refund(peer, len(raw))
             log.error("http.store_failed", error=repr(exc))
             return web.json_response({"error": "cannot store the message now, retry later"},
                                      status=503, headers={"Retry-After": "30"})

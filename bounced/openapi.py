@@ -173,7 +173,15 @@ OPENAPI: dict[str, Any] = {
                           "422": {"description": "bad token: nothing stored",
                                   "content": {"application/json": {"schema": {
                                       "$ref": "#/components/schemas/Error"}}}},
-                          "503": _ERROR}}},
+                          "429": {"description": "over [limits] peer_bytes_per_minute for "
+                                                 "this client: retry after Retry-After seconds",
+                                  "content": {"application/json": {"schema": {
+                                      "$ref": "#/components/schemas/Error"}}}},
+                          "503": {"description": "the store is unavailable, or over [limits] "
+                                                 "total_bytes_per_minute: retry after "
+                                                 "Retry-After seconds",
+                                  "content": {"application/json": {"schema": {
+                                      "$ref": "#/components/schemas/Error"}}}}}}},
         "/v1/breakers": {"get": {"summary": "Domain breakers", "responses": {"200": {
             "description": "breakers", "content": {"application/json": {"schema": {
                 "type": "array", "items": {"type": "object"}}}}}}}},

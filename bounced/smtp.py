@@ -20,6 +20,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake import Intake
+from bounced.limits import PEER, TOTAL, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
 from bounced.verp import InvalidToken, Token, Verifier
@@ -35,6 +36,11 @@ TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 NO_RECIPIENTS = "503 5.5.1 No valid recipients"
 TOO_LARGE = "552 5.3.4 Message too big for system"
+OK_MAIL = "250 OK"
+OVER_LIMIT = {
+    PEER: "452 4.3.1 Too much mail stored from your address in the last minute, try later",
+    TOTAL: "451 4.3.2 Too much mail stored in the last minute, try again later",
+}
 
 REJECT_TOKEN = {
     "wrong-domain": "550 5.1.1 Not a bounce address of this domain",
@@ -70,12 +76,14 @@ class BounceHandler:
         settings: SMTPSettings,
         now: Callable[[], dt.datetime],
         metrics: Metrics | None = None,
+        limits: StorageLimits | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.verifier = verifier
         self.intake = intake
         self.settings = settings
         self.now = now
+        self.limits = limits
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -91,6 +99,23 @@ class BounceHandler:
             self._accepted.inc()
         else:
             self.metrics.rejected.labels(what.partition(".")[2] or what).inc()
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        mail_options: list[str],
+    ) -> str:
+        """Refuse at once a client whose storage allowance is used up (or too small for the
+        SIZE it announces), before it sends the message."""
+        if self.limits is not None:
+            size = next((int(o[5:]) for o in mail_options
+                         if o.startswith("SIZE=") and o[5:].isdigit()), 1)
+            refusal = self.limits.full(_peer(session), size)
+            if refusal is not None:
+                self._count(f"rejected.rate_limit_{refusal.limit}")
+                return OVER_LIMIT[refusal.limit]
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return OK_MAIL
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -131,11 +156,18 @@ class BounceHandler:
             )
             for address, fields in accepted
         ]
+        if self.limits is not None:
+            refusal = self.limits.charge(peer, len(raw))
+            if refusal is not None:
+                self._count(f"rejected.rate_limit_{refusal.limit}")
+                return OVER_LIMIT[refusal.limit]
         self.in_flight += 1
         self.idle.clear()
         try:
             ids = await self.intake.store(messages)
         except Exception as exc:
+            if self.limits is not None:
+                self.limits.refund(peer, len(raw))
             self._count("temp_failure.store")
             log.error("smtp.store_failed", peer=peer, error=repr(exc))
             return TEMP_FAILURE

@@ -430,3 +430,68 @@ def test_one_size_limit_for_smtp_http_and_the_pipe(tmp_path: Path) -> None:
             f"http-{limit}", f"pipe-{limit}", f"smtp-{limit}"]
     finally:
         db.close()
+
+
+# -- Item 2: per-client and total limits on the bytes stored per minute -----------------------
+
+def send_one(d: Served, subject: str, size: int, announce: bool = False) -> tuple[str, int, str]:
+    """One message of ``size`` bytes over SMTP (its SIZE announced at MAIL FROM if
+    ``announce``): ("MAIL", reply) if MAIL FROM is refused, else ("DATA", reply to its end)."""
+    rp = d.token(subject)
+    conn = SMTPConn(d.smtp_port)
+    try:
+        assert conn.cmd(b"EHLO mta.example.net")[0] == 250
+        code, text = conn.cmd(b"MAIL FROM:<>" + (b" SIZE=%d" % size if announce else b""))
+        if code != 250:
+            return "MAIL", code, text
+        assert conn.cmd(b"RCPT TO:<" + rp.encode() + b">")[0] == 250
+        assert conn.cmd(b"DATA")[0] == 354
+        conn.send_data(body_of(size, rp))
+        return ("DATA", *conn.cmd(b"."))
+    finally:
+        conn.close()
+
+
+def test_per_client_storage_limit_answers_452_then_429(tmp_path: Path) -> None:
+    """With 250 kB a minute per client, 80 kB messages from one address: three are stored, the
+    fourth gets 452 4.3.1 at the end of DATA (temporary: the MTA retries later), one that
+    announces its SIZE is refused at MAIL FROM already, and HTTP ingest from the same address
+    gets 429. Nothing refused is stored, and the refusals are logged once, not each."""
+    d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000",
+               BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE="250000")
+    d.proc.start()
+    try:
+        replies = [send_one(d, f"peer-{n}", 80_000, announce=n == 4) for n in range(5)]
+        rp = d.token("peer-http")
+        status, body = http_raw(d.http_port, ingest_request(rp, body_of(80_000, rp)))
+    finally:
+        d.proc.stop()
+    assert [(stage, code) for stage, code, _ in replies] == [
+        ("DATA", 250), ("DATA", 250), ("DATA", 250), ("DATA", 452), ("MAIL", 452)], replies
+    assert replies[3][2].startswith("452 4.3.1")
+    assert (status, b"rate_limit_peer" in body) == (429, True)
+    db = sqlite3.connect(tmp_path / "bounced.db")
+    try:
+        assert sorted(r[0] for r in db.execute("SELECT subject FROM messages")) == [
+            "peer-0", "peer-1", "peer-2"]
+    finally:
+        db.close()
+    assert d.log.read_text().count("limits.storage_rate_exceeded") == 1
+
+
+def test_total_storage_limit_answers_451_and_503(tmp_path: Path) -> None:
+    """With no per-client limit and 250 kB a minute in all: the fourth 80 kB message gets
+    451 4.3.2 and HTTP ingest 503 with a Retry-After."""
+    d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000",
+               BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE="0",
+               BOUNCED_LIMITS_TOTAL_BYTES_PER_MINUTE="250000")
+    d.proc.start()
+    try:
+        replies = [send_one(d, f"total-{n}", 80_000) for n in range(4)]
+        rp = d.token("total-http")
+        raw = http_raw(d.http_port, ingest_request(rp, body_of(80_000, rp)))
+    finally:
+        d.proc.stop()
+    assert [code for _, code, _ in replies] == [250, 250, 250, 451], replies
+    assert replies[3][2].startswith("451 4.3.2")
+    assert raw[0] == 503 and b"rate_limit_total" in raw[1]

@@ -1,0 +1,124 @@
+"""Limits on the bytes stored per minute, per client address and for the whole daemon.
+
+Each is a token bucket: it holds up to a minute's allowance and refills continuously, so a
+client may send a minute's worth at once and then at the allowed rate. A message is charged
+when it is about to be stored (its body once, whatever its recipient count) and refunded if the
+store fails; beyond a limit it is refused for now (SMTP 452/451, HTTP 429/503) and the sending
+MTA retries later. The limits are per daemon process (one per MX host on PostgreSQL); the pipe
+(`bounced deliver`, a process per message) is paced by the mail server that runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from bounced.config import LimitsSettings
+
+log = structlog.get_logger("bounced.limits")
+
+PEER = "peer"
+TOTAL = "total"
+MAX_PEERS = 4096  # buckets kept before the full (idle) ones are dropped
+LOG_EVERY = 60.0  # seconds between two log lines about one client's refusals
+
+
+class _Bucket:
+    __slots__ = ("at", "level")
+
+    def __init__(self, level: float, at: float) -> None:
+        self.level = level
+        self.at = at
+
+    def refill(self, capacity: float, now: float) -> float:
+        self.level = min(capacity, self.level + (now - self.at) * capacity / 60.0)
+        self.at = now
+        return self.level
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Which limit a message is over, and in how many seconds it would fit."""
+
+    limit: str  # PEER or TOTAL
+    retry_after: float
+
+
+class StorageLimits:
+    """The daemon's buckets: one per client address and one for everything."""
+
+    def __init__(self, settings: LimitsSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.peer_capacity = float(settings.peer_bytes_per_minute)
+        self.total_capacity = float(settings.total_bytes_per_minute)
+        self.clock = clock
+        self._peers: dict[str, _Bucket] = {}
+        self._total = _Bucket(self.total_capacity, clock())
+        self._logged: dict[str, float] = {}
+
+    def full(self, peer: str, size: int = 1) -> Refusal | None:
+        """Whether a message of ``size`` bytes (what MAIL FROM's SIZE announces; 1 when it
+        does not) cannot be stored for ``peer`` now. Takes nothing."""
+        return self._over(peer, size)
+
+    def charge(self, peer: str, size: int) -> Refusal | None:
+        """Take ``size`` bytes from the peer's and the total allowance, or say which limit it is
+        over (taking nothing)."""
+        refusal = self._over(peer, size)
+        if refusal is None:
+            if self.peer_capacity:
+                self._peers[peer].level -= size
+            if self.total_capacity:
+                self._total.level -= size
+        else:
+            self._log(peer, size, refusal)
+        return refusal
+
+    def refund(self, peer: str, size: int) -> None:
+        """Give back what a message that was not stored took."""
+        now = self.clock()
+        if self.peer_capacity and peer in self._peers:
+            bucket = self._peers[peer]
+            bucket.refill(self.peer_capacity, now)
+            bucket.level = min(self.peer_capacity, bucket.level + size)
+        if self.total_capacity:
+            self._total.refill(self.total_capacity, now)
+            self._total.level = min(self.total_capacity, self._total.level + size)
+
+    def _over(self, peer: str, size: int) -> Refusal | None:
+        now = self.clock()
+        if self.peer_capacity:
+            bucket = self._peers.get(peer)
+            if bucket is None:
+                if len(self._peers) >= MAX_PEERS:
+                    self._prune(now)
+                bucket = self._peers[peer] = _Bucket(self.peer_capacity, now)
+            level = bucket.refill(self.peer_capacity, now)
+            if level < size:
+                return Refusal(PEER, (size - level) * 60.0 / self.peer_capacity)
+        if self.total_capacity:
+            level = self._total.refill(self.total_capacity, now)
+            if level < size:
+                return Refusal(TOTAL, (size - level) * 60.0 / self.total_capacity)
+        return None
+
+    def _prune(self, now: float) -> None:
+        """Drop the buckets that have refilled (their clients were quiet for a minute)."""
+        for peer, bucket in list(self._peers.items()):
+            if bucket.refill(self.peer_capacity, now) >= self.peer_capacity:
+                del self._peers[peer]
+                self._logged.pop(peer, None)
+
+    def _log(self, peer: str, size: int, refusal: Refusal) -> None:
+        """One warning per client and minute at most: a flood of refusals is one line."""
+        key = peer if refusal.limit == PEER else ""
+        now = self.clock()
+        if now - self._logged.get(key, -LOG_EVERY) >= LOG_EVERY:
+            self._logged[key] = now
+            capacity = self.peer_capacity if refusal.limit == PEER else self.total_capacity
+            log.warning("limits.storage_rate_exceeded", limit=refusal.limit, peer=peer,
+                        size=size, bytes_per_minute=int(capacity),
+                        retry_after=round(refusal.retry_after, 1))
