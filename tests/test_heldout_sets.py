@@ -18,15 +18,17 @@ AT_LEAST = {
     "flufl": {"recall": 97.0, "precision": 99.2},
     "bounceparser": {"recall": 90.9, "precision": 100.0, "reason_agreement": 92.2},
     "pybounced": {"recall": 100.0, "precision": 100.0, "reason_agreement": 100.0},
+    "baunsu": {},
 }
 AT_MOST = {
-    "flufl": {"false_hard": 0.0, "bounce_empty": 0.9},
+    "flufl": {"false_hard": 0.0, "bounce_empty": 0.9, "finality_wrong": 0.0},
     "bounceparser": {"missed_hard": 12.5, "false_hard": 4.1, "non_bounce_wrong": 0.0,
                      "bounce_empty": 3.7},
     "pybounced": {"missed_hard": 0.0, "false_hard": 0.0, "non_bounce_wrong": 0.0,
-                  "bounce_empty": 0.0},
+                  "bounce_empty": 0.0, "finality_wrong": 0.0},
+    "baunsu": {"non_bounce_wrong": 0.0, "bounce_empty": 0.0, "finality_wrong": 0.0},
 }
-MESSAGES = {"flufl": 116, "bounceparser": 126, "pybounced": 44}
+MESSAGES = {"flufl": 116, "bounceparser": 126, "pybounced": 44, "baunsu": 15}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ Whether a message is a bounce comes from the directory upstream filed it in
 (``bounces`` / ``non_bounces``; a bounce reports at least one failed address), and a
 file named ``*_soft`` is upstream's soft bounce. The Status maps to the project's reasons and hard flag
 only where RFC 3463 names one meaning (STATUSES); a delayed Action or a 4.x.x Status is
-never hard. corrections.json then overrides single fields where the message's own words
+never hard; the Action says whether the failure is final (``permanent``).
+corrections.json then overrides single fields where the message's own words
 contradict that, keeping the mapped value in ``corrected_from`` and the reason in ``why``.
 """
 
@@ -81,11 +82,13 @@ def build() -> list[dict[str, object]]:
         hard: bool | None = None
         recipients = None
         status = ""
+        permanent = None
         if isinstance(want, list):
             recipients = [address.lower() for address, _, _ in want]
             if want:
                 _, action, digits = want[0]
                 status = _status(digits)
+                permanent = action != "delayed"  # a failed Action is final, whatever the code
                 if action == "delayed" or status.startswith("4"):
                     hard = False
                 elif status.startswith("5."):
@@ -100,6 +103,7 @@ def build() -> list[dict[str, object]]:
             "min_recipients": 1 if bounce else 0,  # a bounce reports a failed address
             "recipients": recipients,
             "status": status,
+            "permanent": permanent,
             "reasons": reasons,
             "hard": hard,
             "dsn_found_upstream": want is not None,
