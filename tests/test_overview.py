@@ -376,3 +376,41 @@ def test_command_line_mistakes_are_one_line_usage_errors(tmp_path: Path) -> None
         assert option in error, error
     for command in ("addresses", "stats"):
         assert cli(tmp_path, url, command, "--help").returncode == 0
+
+
+async def test_sqlite_summary_never_holds_up_the_intake(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a summary's read transaction is open on SQLite, a message is still stored at
+    once: reports read through a connection of their own, outside the writer's lock."""
+    import threading
+
+    from bounced.store import open_store, sqlite_reports
+
+    store = open_store(f"sqlite:///{tmp_path / 'bounced.db'}")
+    await store.open()
+    inside, release = threading.Event(), threading.Event()
+    real = sqlite_reports._snapshot
+
+    def held(conn: Any, statements: Any) -> Any:
+        db = conn._conn
+        db.execute("BEGIN").close()
+        db.execute("SELECT COUNT(*) FROM messages").fetchall()  # the snapshot is taken
+        inside.set()
+        release.wait(20)
+        db.execute("ROLLBACK").close()
+        return real(conn, statements)
+
+    monkeypatch.setattr(sqlite_reports, "_snapshot", held)
+    try:
+        summary = asyncio.create_task(store.summary(at(7), NOW))
+        assert await asyncio.to_thread(inside.wait, 10)
+        stored = await asyncio.wait_for(store.add_messages([NewMessage(
+            received_at=NOW, peer="p", mail_from="", rcpt_to="bounce-x@b.test",
+            token=TokenFields(subject="x", stream=None, key_id="k1", day=NOW.date(),
+                              fingerprint="fx", token_id="tx"), raw=b"x")]), 5)
+        assert len(stored) == 1 and not summary.done()
+        release.set()
+        assert (await summary).queue["pending"] == 1
+    finally:
+        release.set()
+        await store.close()
