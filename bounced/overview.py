@@ -43,16 +43,22 @@ def parse_since(text: str, now: dt.datetime, name: str = "since") -> dt.datetime
     UTC); or a moment ``YYYY-MM-DDTHH:MM[:SS][+HH:MM]`` (UTC when no offset is given)."""
     value = text.strip()
     if m := _DURATION.fullmatch(value.lower()):
-        return now - dt.timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+        try:
+            return now - dt.timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+        except OverflowError:  # before the year 1
+            raise BadQuery(f"{name}: too far back: {_show(text)}") from None
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
             return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
         if "T" in value or " " in value:
             moment = dt.datetime.fromisoformat(value)
-            return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+            return (moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None
+                    else moment.astimezone(dt.UTC))
     except ValueError:
         pass
+    except OverflowError:  # an offset that takes it before the year 1
+        raise BadQuery(f"{name}: too far back: {_show(text)}") from None
     raise BadQuery(f"{name}: not a duration (90m, 24h, 7d, 2w), a day (YYYY-MM-DD) or a "
                    f"moment (YYYY-MM-DDTHH:MM): {_show(text)}")
 
