@@ -235,3 +235,20 @@ async def test_dashboard_files_are_served_with_a_strict_policy(tmp_path: Path) -
         for bad in ("index.html", "..%2F..%2Fpyproject.toml", "vendor%2FuPlot.LICENSE", "x"):
             async with http.get(f"{base}/dashboard/{bad}") as resp:
                 assert resp.status == 404, bad
+
+
+async def test_dashboard_of_an_empty_store_says_so_without_errors(tmp_path: Path) -> None:
+    """A fresh daemon's dashboard: empty charts and tables that say nothing happened, no
+    console error."""
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    async with running_daemon(make_settings(tmp_path), worker=False) as d:
+        shown = await asyncio.to_thread(
+            browse, f"http://127.0.0.1:{d.http_port}/dashboard", ARTIFACTS / "dashboard-empty.png")
+    assert shown["error"] is None and shown["console"] == [], shown
+    assert "no incidents in this period" in shown["domains"]
+    assert "no breaker has tripped" in shown["breakers"]
+    assert "0 waiting" in shown["cards"] and "0 unconfirmed" in shown["cards"]
+    assert all(c["pixels"] == 0 for chart in shown["columns"].values() for c in chart)
+    assert len(shown["columns"]["bounces"]) == 8  # the default period: 7 days back, and today

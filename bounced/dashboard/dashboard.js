@@ -71,7 +71,14 @@
       // Half a day either side, so the first and the last day's bars show whole.
       scales: {x: {time: true, range: function (u, lo, hi) { return [lo - 43200, hi + 43200]; }},
                y: {range: function (u, lo, hi) { return [0, Math.max(1, hi)]; }}},
-      axes: [{}, {label: "per day"}],
+      // Whole UTC days on the time axis, written as the API's days are (MM-DD).
+      axes: [{incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400],
+              values: function (u, splits) {
+                return splits.map(function (ts) {
+                  return new Date(ts * 1000).toISOString().slice(5, 10);
+                });
+              }},
+             {label: "per day"}],
       series: series,
       cursor: {points: {show: false}},
     };
@@ -91,8 +98,9 @@
     var names = Object.keys(reasons);
     var empty = names.length === 0;
     charts.bounces = stacked(document.getElementById("chart-bounces"), daily.days,
-                             empty ? {"none": daily.days.map(function () { return 0; })} : reasons,
-                             colourMap(empty ? ["none"] : names));
+                             empty ? {"no bounces": daily.days.map(function () { return 0; })}
+                                   : reasons,
+                             colourMap(empty ? ["no bounces"] : names));
     charts.unconfirmed = stacked(
       document.getElementById("chart-unconfirmed"), daily.days,
       {"unconfirmed": daily.decisions.unconfirm, "held by a breaker": daily.decisions.held},
@@ -101,12 +109,14 @@
 
   function fillTable(id, rows) {
     var body = document.querySelector("#" + id + " tbody");
+    var columns = document.querySelectorAll("#" + id + " thead th").length;
     while (body.firstChild) body.removeChild(body.firstChild);
     rows.forEach(function (cells) {
       var tr = document.createElement("tr");
       cells.forEach(function (cell) {
         tr.appendChild(cell instanceof Node ? cell : el("td", cell));
       });
+      if (cells.length === 1) tr.firstChild.colSpan = columns;  // "nothing to show"
       body.appendChild(tr);
     });
   }
