@@ -14,16 +14,17 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 import structlog
 
-from bounced.config import SECRET_ENV, ActionSettings
+from bounced.config import ActionSettings
 from bounced.exceptions import BouncedError, ConfigError
 from bounced.model import Event
 
@@ -98,25 +99,48 @@ class WebhookAction:
             raise DeliveryError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def command_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The daemon's environment less its secrets (signing keys, HTTP token, webhook secrets):
-    a command action needs none of them."""
-    return {k: v for k, v in env.items() if k not in SECRET_ENV
-            and not (k.startswith("BOUNCED_ACTION_") and k.endswith("_SECRET"))}
+# What a command action takes from the daemon's environment: enough to find programs and to
+# pick a locale and a time zone. Nothing else: the daemon's environment may hold the store's
+# URL with its password (BOUNCED_STORE_URL), PGPASSWORD, signing keys, tokens and webhook
+# secrets, and a command has no business with any of them. An action's pass_env adds named
+# variables on purpose.
+COMMAND_BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES",
+                    "TZ", "TMPDIR")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def command_environment(env: Mapping[str, str], pass_env: Sequence[str] = ()
+                        ) -> dict[str, str]:
+    """The environment a command action runs with: an explicit, minimal one."""
+    result = {k: env[k] for k in (*COMMAND_BASE_ENV, *pass_env) if k in env}
+    result.setdefault("PATH", DEFAULT_PATH)
+    return result
+
+
+def check_command(action: ActionSettings, env: Mapping[str, str]) -> None:
+    """ConfigError unless the action's program exists and may be run (looked up in the PATH
+    it will run with)."""
+    program = action.command[0]
+    path = command_environment(env, action.pass_env)["PATH"]
+    if shutil.which(program, path=path) is None:
+        where = f"[actions.{action.name}] command"
+        if "/" in program:
+            raise ConfigError(f"{where}: {program}: no such executable file")
+        raise ConfigError(f"{where}: {program!r} not found in PATH ({path})")
 
 
 class CommandAction:
     """Runs a program (no shell) with the event's JSON on stdin; exit 0 means delivered."""
 
-    def __init__(self, settings: ActionSettings) -> None:
+    def __init__(self, settings: ActionSettings, env: Mapping[str, str] | None = None) -> None:
         self.name = settings.name
         self.events = settings.events
         self.command = settings.command
         self.timeout = settings.timeout
+        self.env = command_environment(os.environ if env is None else env, settings.pass_env)
 
     async def deliver(self, event: Event, body: bytes) -> None:
-        env = {**command_environment(os.environ), "BOUNCED_EVENT_ID": event.id,
-               "BOUNCED_EVENT_TYPE": event.type}
+        env = {**self.env, "BOUNCED_EVENT_ID": event.id, "BOUNCED_EVENT_TYPE": event.type}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -178,14 +202,17 @@ def load_secret(action: ActionSettings, env: Mapping[str, str]) -> bytes:
 
 
 def build_actions(settings: tuple[ActionSettings, ...], env: Mapping[str, str],
-                  session: aiohttp.ClientSession | None) -> list[Action]:
+                  session: aiohttp.ClientSession | None,
+                  secrets: Mapping[str, bytes] | None = None) -> list[Action]:
+    """The configured actions; ``secrets`` are the webhooks' (loaded here when not given)."""
     actions: list[Action] = []
     for a in settings:
         if a.type == "webhook":
             assert session is not None
-            actions.append(WebhookAction(a, load_secret(a, env), session))
+            secret = secrets[a.name] if secrets is not None else load_secret(a, env)
+            actions.append(WebhookAction(a, secret, session))
         elif a.type == "command":
-            actions.append(CommandAction(a))
+            actions.append(CommandAction(a, env))
         else:
             actions.append(LogAction(a))
     return actions

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from bounced import __version__
-from bounced.config import Settings, load_settings
-from bounced.exceptions import BouncedError
+from bounced.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    Settings,
+    config_path,
+    env_warnings,
+    load_settings,
+)
+from bounced.exceptions import BouncedError, StoreNotFound
 from bounced.logs import configure
 from bounced.model import JOB_STATES
 
@@ -99,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         if config:
             sp.add_argument(
-                "--config", "-c", metavar="FILE", default=os.environ.get("BOUNCED_CONFIG"),
-                help="TOML configuration file (default: $BOUNCED_CONFIG, else built-in defaults)",
+                "--config", "-c", metavar="FILE", default=None,
+                help=f"TOML configuration file (default: $BOUNCED_CONFIG, else "
+                     f"{DEFAULT_CONFIG_PATH} if it exists, else built-in defaults)",
             )
         return sp
 
@@ -218,6 +226,12 @@ def _main(argv: Sequence[str] | None, stdout: TextIO | None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args, out)
+    except StoreNotFound as exc:
+        print(f"bounced {args.command}: {exc} (configuration: "
+              f"{getattr(args, 'config', None) or 'built-in defaults'}); point --config or "
+              f"${CONFIG_ENV} at the service's configuration, or create an empty store with "
+              "`bounced migrate`", file=sys.stderr)
+        return EXIT_FAIL
     except BouncedError as exc:
         print(f"bounced {args.command}: {exc}", file=sys.stderr)
         # In pipe mode the mail server must keep the message and retry (EX_TEMPFAIL).
@@ -227,7 +241,14 @@ def _main(argv: Sequence[str] | None, stdout: TextIO | None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    """The settings every command reads: --config, else $BOUNCED_CONFIG, else the default
+    path when it exists (what the service reads), else the built-in defaults."""
+    if args.config is None:
+        args.config = config_path()
+    settings = load_settings(args.config)
+    for warning in env_warnings(settings):
+        print(f"bounced {args.command}: warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
@@ -243,13 +264,12 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         from bounced.app import run, serve
 
         return run(lambda: serve(settings))
-    if args.command == "check-config":
-        return commands.check_config(settings, args.config, out)
     if args.command == "sign":
         return commands.sign(settings, args.subject, args.address, args.stream, args.at, out)
     if args.command == "verify":
         return commands.verify(settings, args.address, args.at, out)
     handlers: dict[str, Any] = {
+        "check-config": lambda: commands.check_config(settings, args.config, out),
         "migrate": lambda: commands.migrate(settings, out),
         "status": lambda: commands.status(settings, args.subject, args.address, args.json, out),
         "reconfirm": lambda: commands.reconfirm(settings, args.subject, out),

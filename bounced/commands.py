@@ -5,28 +5,69 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
-from bounced.config import Settings
+from bounced.app_support import (
+    check_store,
+    make_verifier,
+    open_ready_store,
+    preflight,
+    redact,
+    utcnow,
+)
+from bounced.config import PolicySettings, Settings
 from bounced.exceptions import ConfigError
-from bounced.model import JOB_STATES, Incident
+from bounced.model import JOB_STATES, Incident, bound_address
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Signer, generate_key_line
-from bounced.views import address_details, address_report
+from bounced.views import address_details, address_report, counts_label
+
+CELL_WIDTH = 60
+ELLIPSIS = "..."
+# Characters a terminal acts on (C0 and C1 controls, DEL) and the bidirectional overrides that
+# reorder what is shown: reports and envelopes are written by strangers, so they are printed
+# escaped (\x1b, \u202e), never raw.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What JSON's own escaping leaves raw (it escapes the C0 controls already; a raw line break in
+# its output is its own indentation).
+_JSON_CONTROLS = re.compile(r"[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(value: Any) -> str:
+    """A value as text that is safe to print on a terminal: control characters escaped."""
+    text = "" if value is None else str(value)
+    return _CONTROLS.sub(lambda m: _escape(m.group()), text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_json(obj: Any) -> str:
+    """Indented JSON, non-ASCII text kept readable, control characters as \\u escapes (JSON's
+    own escaping leaves DEL, C1 controls and bidi overrides raw)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    return _JSON_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _fit(text: str, width: int) -> str:
+    """The cell cut to ``width`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= width else text[: width - len(ELLIPSIS)] + ELLIPSIS
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
-    """A plain aligned table."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [min(max(len(r[i]) for r in cells), 60) for i in range(len(headers))]
+    """A plain aligned table; cells escaped and cut to CELL_WIDTH (with an ellipsis)."""
+    cells = [[_fit(clean(c), CELL_WIDTH) for c in r] for r in [headers, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, r in enumerate(cells):
-        print("  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 
@@ -64,13 +105,22 @@ def keygen(out_path: Path, key_id: str | None, force: bool, out: TextIO) -> int:
     return 0
 
 
-def check_config(settings: Settings, path: str | None, out: TextIO) -> int:
-    _, source = make_verifier(settings, allow_dev=False)
+async def check_config(settings: Settings, path: str | None, out: TextIO) -> int:
+    """Every check `serve` makes before it binds (the same function), the development key
+    refused, and the store opened if it exists (never created)."""
+    checked = preflight(settings, dev_key="refuse")
+    store = await check_store(settings)
     print(f"configuration OK ({path or 'built-in defaults'})", file=out)
     print(f"  smtp listen   {settings.smtp.listen}", file=out)
-    print(f"  store         {redact(settings.store_url)}", file=out)
+    print(f"  store         {store}", file=out)
     print(f"  verp domain   {settings.verp.domain} (prefix {settings.verp.prefix!r})", file=out)
-    print(f"  signing keys  {source}", file=out)
+    print(f"  signing keys  {checked.key_source}", file=out)
+    if settings.http.enabled:
+        writes = "on" if checked.http_token else "off (no token)"
+        print(f"  http          {settings.http.listen} (write endpoints {writes})", file=out)
+    for a in settings.actions:
+        print(f"  action        {a.name}: {a.type} {a.url or ' '.join(a.command)}".rstrip(),
+              file=out)
     p = settings.policy
     print(f"  policy        {p.min_bounces} bounces, span {p.min_span_days} days, "
           f"window {p.window_days} days", file=out)
@@ -94,20 +144,44 @@ def verify(settings: Settings, address: str, at: dt.date | None, out: TextIO) ->
     try:
         token = verifier.verify(address, today=today)
     except InvalidToken as exc:
-        print(f"invalid ({exc.reason}): {exc}", file=out)
+        print(clean(f"invalid ({exc.reason}): {exc}"), file=out)
         return 1
     for label, value in (
         ("subject", token.subject), ("stream", token.stream or "-"), ("key id", token.key_id),
         ("issued", token.day.isoformat()), ("age", f"{token.age_days(today)} days"),
         ("fingerprint", token.fingerprint),
     ):
-        print(f"{label:<12} {value}", file=out)
+        print(f"{label:<12} {clean(value)}", file=out)
     return 0
 
 
-def _incident_row(i: Incident) -> list[Any]:
+INCIDENT_HEADERS = ["received", "sent", "kind", "status", "reason", "counts", "address",
+                    "diagnostic"]
+MISMATCH = "(not the token's)"
+NOTES = {
+    "no (repeat)": "no (repeat): a bounce of the same sent message (same token) counts already; "
+                   "one sent message counts once",
+    "no (temporary)": "no (temporary): a 4xx notaccept proves nothing about the address",
+    MISMATCH: f"{MISMATCH}: the report named an address other than the one the return path "
+              "was signed for; it is not recorded (`bounced show ID` shows the report)",
+}
+
+
+def _incident_row(i: Incident, policy: PolicySettings) -> list[Any]:
     return [_when(i.received_at), i.send_day.isoformat(), i.kind, i.status, i.reason,
-            "yes" if i.counts else "no", i.address, " ".join(i.diagnostic.split())[:60]]
+            counts_label(policy, i), MISMATCH if i.mismatch else i.bound_address,
+            " ".join(i.diagnostic.split())]
+
+
+def _incident_table(incidents: Sequence[Incident], policy: PolicySettings, out: TextIO) -> None:
+    """The incidents, then a line for each note their cells refer to (why one does not count,
+    why an address is missing)."""
+    rows = [_incident_row(i, policy) for i in incidents]
+    table(rows, INCIDENT_HEADERS, out)
+    used = {cell for row in rows for cell in row[5:7]}
+    for key, note in NOTES.items():
+        if key in used:
+            print(note, file=out)
 
 
 async def status(settings: Settings, subject: str | None, address: str | None, as_json: bool,
@@ -119,10 +193,11 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
         fp, details = await address_details(store, subject, address)
     if not details:
         who = f"subject {subject}" if subject else f"address {address} (fingerprint {fp})"
-        print(f"{who}: no incidents recorded; confirmed", file=out)
+        print(clean(f"{who}: no incidents recorded; confirmed"), file=out)
         return 0
     for s, incidents, decisions in details:
-        print(f"subject {s.subject}  address {s.address or '?'}  fingerprint {s.fingerprint}",
+        address = bound_address(s.address, s.fingerprint) or "?"
+        print(clean(f"subject {s.subject}  address {address}  fingerprint {s.fingerprint}"),
               file=out)
         print(f"state   {s.state.upper()}" + (f" since {_when(s.changed_at)}" if s.changed_at
                                               else ""), file=out)
@@ -130,11 +205,9 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
             print(f"reconfirmed {_when(s.reconfirmed_at)} (history before it does not count)",
                   file=out)
         for d in decisions[:5]:
-            print(f"decision {_when(d.decided_at)} {d.action}: {d.rule}", file=out)
+            print(clean(f"decision {_when(d.decided_at)} {d.action}: {d.rule}"), file=out)
         print(file=out)
-        table([_incident_row(i) for i in incidents],
-              ["received", "sent", "kind", "status", "reason", "counts", "address", "diagnostic"],
-              out)
+        _incident_table(incidents, settings.policy, out)
         print(file=out)
     return 0
 
@@ -151,8 +224,8 @@ async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:
 
 
 async def migrate(settings: Settings, out: TextIO) -> int:
-    async with _store(settings):
-        pass
+    store = await open_ready_store(settings, create=True)
+    await store.close()
     print(f"schema up to date: {redact(settings.store_url)}", file=out)
     return 0
 
@@ -175,7 +248,7 @@ async def queue(settings: Settings, state: str | None, limit: int, as_json: bool
         if ms:
             print(f"\nlatest {s}:", file=out)
             table([[m.id, _when(m.received_at), m.subject, m.kind or "", m.attempts,
-                    (m.last_error or "")[:60]] for m in ms],
+                    m.last_error or ""] for m in ms],
                   ["id", "received", "subject", "kind", "attempts", "error"], out)
     return 0
 
@@ -191,13 +264,12 @@ async def show(settings: Settings, message_id: int, raw_too: bool, out: TextIO) 
         ("size", info.size), ("attempts", info.attempts), ("kind", info.kind or "-"),
         ("error", info.last_error or "-"), ("raw", "kept" if info.has_raw else "purged"),
     ):
-        print(f"{label:<12} {value}", file=out)
+        print(f"{label:<12} {clean(value)}", file=out)
     if info.classification:
         print("\nclassification:", file=out)
-        print(json.dumps(info.classification, indent=2, ensure_ascii=False), file=out)
+        print(safe_json(info.classification), file=out)
     print("\nincidents:", file=out)
-    table([_incident_row(i) for i in incidents],
-          ["received", "sent", "kind", "status", "reason", "counts", "address", "diagnostic"], out)
+    _incident_table(incidents, settings.policy, out)
     if raw_too and raw is not None:
         print("\nraw message:", file=out)
         out.flush()

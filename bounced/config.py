@@ -6,6 +6,7 @@ No other module reads the configuration or the environment; settings are passed 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
@@ -26,12 +27,31 @@ DEFAULT_COUNTING_REASONS = (
     "suspend",
     "mailboxfull",
 )
+# Every reason the classifier gives a failed recipient (sisimai's vocabulary): what
+# [policy] counting_reasons may list. A reason not in it would never count (a typo).
+REASONS = (
+    *DEFAULT_COUNTING_REASONS,
+    "systemfull", "expired", "networkerror", "systemerror", "mailererror", "filtered",
+    "rejected", "blocked", "spamdetected", "virusdetected", "policyviolation", "authfailure",
+    "requireptr", "securityerror", "badreputation", "contenterror", "emailtoolarge",
+    "exceedlimit", "syntaxerror", "norelaying", "notcompliantrfc", "ratelimited", "speeding",
+    "failedstarttls", "onhold", "undefined",
+)
 
 
 # Environment variables that carry secrets rather than settings (never in the TOML file).
 KEYS_ENV = "BOUNCED_VERP_KEYS"
 HTTP_TOKEN_ENV = "BOUNCED_HTTP_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SECRET_ENV = frozenset({KEYS_ENV, HTTP_TOKEN_ENV})
+# The configuration file every command reads: $BOUNCED_CONFIG (set but empty: none, the
+# built-in defaults), else DEFAULT_CONFIG_PATH when it exists, else the built-in defaults.
+# So a shell on the host reads what the service reads.
+CONFIG_ENV = "BOUNCED_CONFIG"
+DEFAULT_CONFIG_PATH = "/etc/bounced/bounced.toml"
+# Set by bounced for its command actions (a command may run bounced in turn).
+EVENT_ENV = frozenset({"BOUNCED_EVENT_ID", "BOUNCED_EVENT_TYPE"})
+# The test suite's own variables (BOUNCED_TEST_PG, ...), not settings.
+TEST_ENV_PREFIX = "BOUNCED_TEST_"
 ACTION_TYPES = ("webhook", "command", "log")
 EVENT_TYPES = (
     "address.unconfirmed",
@@ -148,6 +168,9 @@ class ActionSettings:
     url: str = ""
     secret_file: str = ""
     command: tuple[str, ...] = ()
+    # Variables of the daemon's environment a command also gets (it gets PATH, HOME, the
+    # locale and TZ only: never the store URL, keys or tokens unless named here).
+    pass_env: tuple[str, ...] = ()
     timeout: float = 10.0
     events: tuple[str, ...] = EVENT_TYPES
 
@@ -285,6 +308,12 @@ def _validate(settings: Settings) -> None:
     need(settings.policy.window_days >= 1, "[policy] window_days", "must be at least 1")
     need(settings.policy.window_days > settings.policy.min_span_days,
          "[policy] window_days", "must be longer than min_span_days")
+    for reason in settings.policy.counting_reasons:
+        if reason not in REASONS:
+            close = difflib.get_close_matches(reason, REASONS, n=1)
+            raise ConfigError(f"[policy] counting_reasons: unknown reason {reason!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else
+                                 f" (known: {', '.join(REASONS)})"))
     need(settings.worker.batch_size >= 1, "[worker] batch_size", "must be at least 1")
     need(settings.worker.max_attempts >= 1, "[worker] max_attempts", "must be at least 1")
     need(settings.retention.raw_days >= 1, "[retention] raw_days", "must be at least 1")
@@ -381,7 +410,9 @@ def load_settings(
                 key = name[len("BOUNCED_") + len(section) + 1 :].lower()
                 hints = typing.get_type_hints(_SECTION_TYPES[section])
                 if key not in hints:
-                    raise ConfigError(f"{name}: unknown setting [{section}] {key}")
+                    raise ConfigError(f"{name}: unknown setting [{section}] {key}"
+                                      + _did_you_mean(name, [*setting_env_names(),
+                                                             *SECRET_ENV]))
     sections = {name: _build_section(name, data.get(name, {}), env) for name in _SECTION_TYPES}
     store = sections["store"]
     if not store.state_dir:
@@ -390,6 +421,49 @@ def load_settings(
     settings = Settings(**sections, actions=_build_actions(data.get("actions", {})))
     _validate(settings)
     return settings
+
+
+def config_path(env: Mapping[str, str] | None = None,
+                default: str = DEFAULT_CONFIG_PATH) -> str | None:
+    """The configuration file to read when none is named on the command line: $BOUNCED_CONFIG
+    (empty: none), else ``default`` when it exists, else None (the built-in defaults)."""
+    env = os.environ if env is None else env
+    if CONFIG_ENV in env:
+        return env[CONFIG_ENV] or None
+    return default if Path(default).exists() else None
+
+
+def setting_env_names() -> list[str]:
+    """Every ``BOUNCED_<SECTION>_<KEY>`` variable that sets a setting."""
+    return [f"BOUNCED_{section.upper()}_{key.upper()}"
+            for section, cls in _SECTION_TYPES.items()
+            for key in typing.get_type_hints(cls)]
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def env_warnings(settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+    """One line for each ``BOUNCED_*`` variable that bounced does not read (a misspelt one is
+    otherwise ignored silently), naming the nearest one it reads. A misspelt key of a known
+    section is an error already (load_settings)."""
+    env = os.environ if env is None else env
+    secrets = {f"BOUNCED_ACTION_{a.name.upper().replace('-', '_')}_SECRET"
+               for a in settings.actions if a.type == "webhook"}
+    known = [*setting_env_names(), *SECRET_ENV, CONFIG_ENV, *EVENT_ENV, *secrets]
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("BOUNCED_") or name.startswith(TEST_ENV_PREFIX) or name in known:
+            continue
+        if name.startswith("BOUNCED_ACTION_") and name.endswith("_SECRET"):
+            warnings.append(f"{name}: no webhook action [actions.NAME] of that name is "
+                            f"configured; ignored{_did_you_mean(name, sorted(secrets))}")
+        else:
+            warnings.append(f"{name}: not a bounced setting; ignored"
+                            f"{_did_you_mean(name, known)}")
+    return warnings
 
 
 def sqlite_path(url: str) -> Path:
@@ -407,6 +481,8 @@ __all__ = [
     "StoreSettings",
     "VerpSettings",
     "WorkerSettings",
+    "config_path",
+    "env_warnings",
     "load_settings",
     "parse_listen",
     "sqlite_path",

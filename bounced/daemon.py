@@ -14,11 +14,11 @@ import aiohttp
 import structlog
 
 from bounced.actions import build_actions
-from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
+from bounced.app_support import open_ready_store, preflight, redact, utcnow
 from bounced.config import Settings
 from bounced.dispatch import Dispatcher
 from bounced.exceptions import ConfigError
-from bounced.http import HTTPApi, load_token
+from bounced.http import HTTPApi
 from bounced.intake import Intake
 from bounced.limits import StorageLimits
 from bounced.metrics import Metrics
@@ -73,14 +73,15 @@ class Daemon:
         s = self.settings
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.verifier: Verifier
-        self.verifier, self.key_source = make_verifier(s, self.env)
-        token = load_token(s.http, self.env) if s.http.enabled else None
+        checked = preflight(s, self.env, dev_key="create")  # what check-config checks too
+        self.verifier: Verifier = checked.verifier
+        self.key_source = checked.key_source
+        token = checked.http_token
         self._session = aiohttp.ClientSession() if any(a.type == "webhook" for a in s.actions) \
             else None
         try:  # a bad action or an unreachable store: close the session, no "Unclosed" noise
-            actions = build_actions(s.actions, self.env, self._session)
-            self.store: Store = await open_ready_store(s, self.store_wait)
+            actions = build_actions(s.actions, self.env, self._session, checked.webhook_secrets)
+            self.store: Store = await open_ready_store(s, self.store_wait, create=True)
         except BaseException:
             await self._close_resources()
             raise

@@ -51,7 +51,7 @@ async def deliver(
               file=stderr)
         return EX_USAGE
     try:
-        verifier, _ = make_verifier(settings, env, allow_dev=True)
+        verifier, _ = make_verifier(settings, env)  # never generates a development key
     except Exception as exc:
         print(f"bounced deliver: {exc}", file=stderr)
         return EX_TEMPFAIL

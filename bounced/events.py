@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from bounced.model import Decision, Event, Incident
+from bounced.model import Decision, Event, Incident, bound_address
 
 UNCONFIRMED = "address.unconfirmed"
 RECONFIRMED = "address.reconfirmed"
@@ -22,10 +22,24 @@ def new_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
 
 
-def _evidence(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("send_day", "received_at", "address", "status", "reply_code", "reason", "hard",
-            "diagnostic", "remote_mta", "reporting_mta", "message_id", "token_id")
-    return [{k: item.get(k) for k in keys} for item in items]
+EVIDENCE_KEYS = ("send_day", "received_at", "address", "address_mismatch", "status",
+                 "reply_code", "reason", "hard", "diagnostic", "remote_mta", "reporting_mta",
+                 "message_id", "token_id")
+
+
+def evidence(items: Sequence[dict[str, Any]], fingerprint: str | None) -> list[dict[str, Any]]:
+    """The evidence items as events carry them. An address is kept only when it is the one
+    the token was signed for (``fingerprint``): a decision recorded before addresses were
+    checked may hold another, and no event may name it."""
+    result = []
+    for item in items:
+        entry = {k: item.get(k) for k in EVIDENCE_KEYS}
+        named = entry["address"]
+        entry["address"] = bound_address(named, fingerprint)
+        entry["address_mismatch"] = bool(entry["address_mismatch"]) or (
+            bool(named) and entry["address"] is None)
+        result.append(entry)
+    return result
 
 
 def _event(type_: str, subject: str | None, fingerprint: str | None, now: dt.datetime,
@@ -41,22 +55,24 @@ def _event(type_: str, subject: str | None, fingerprint: str | None, now: dt.dat
 
 def unconfirmed(decision: Decision, address: str) -> Event:
     return _event(UNCONFIRMED, decision.subject, decision.fingerprint, decision.decided_at,
-                  address=address or None, rule=decision.rule,
-                  evidence=_evidence(decision.evidence))
+                  address=bound_address(address, decision.fingerprint), rule=decision.rule,
+                  evidence=evidence(decision.evidence, decision.fingerprint))
 
 
 def reconfirmed(decision: Decision, address: str) -> Event:
     return _event(RECONFIRMED, decision.subject, decision.fingerprint, decision.decided_at,
-                  address=address or None, rule=decision.rule, evidence=[])
+                  address=bound_address(address, decision.fingerprint), rule=decision.rule,
+                  evidence=[])
 
 
 def complaint(incidents: Sequence[Incident], feedback_type: str | None,
               now: dt.datetime) -> Event:
     first = incidents[0]
-    return _event(COMPLAINT, first.subject, first.fingerprint, now, address=first.address,
+    return _event(COMPLAINT, first.subject, first.fingerprint, now,
+                  address=first.bound_address or None,
                   rule="a complaint (feedback report) was received",
                   feedback_type=feedback_type,
-                  evidence=_evidence([i.evidence() for i in incidents]))
+                  evidence=evidence([i.evidence() for i in incidents], first.fingerprint))
 
 
 def unrecognised(subject: str, fingerprint: str, message_id: int, kind: str,

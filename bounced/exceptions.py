@@ -15,6 +15,10 @@ class StoreError(BouncedError):
     """The store failed to do what was asked."""
 
 
+class StoreNotFound(StoreError):
+    """There is no bounced store where the configuration points (and none was to be created)."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now; the caller should retry later."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -19,8 +20,19 @@ CREDENTIAL_NAME = "verp-keys"
 DEV_KEYS_NAME = "dev-keys"
 
 
+# What to do about the development key, when no real key is configured:
+#   "create" - use it, generating it on first run (`bounced serve` only, the quick start);
+#   "use"    - use it if `serve` generated one, never create it (every other command: a pipe
+#              or a shell that cannot see the service's keys must fail, not sign or verify
+#              with a key of its own);
+#   "refuse" - refuse it (`bounced check-config`: production needs a real key).
+DevKey = Literal["create", "use", "refuse"]
+NO_KEY = ("no signing key: set [verp] keys_file, BOUNCED_VERP_KEYS or a systemd credential "
+          f"{CREDENTIAL_NAME!r} (create one with: bounced keygen --out FILE)")
+
+
 def load_keyring(
-    settings: Settings, env: Mapping[str, str] | None = None, *, allow_dev: bool = True
+    settings: Settings, env: Mapping[str, str] | None = None, *, dev_key: DevKey = "use"
 ) -> tuple[Keyring, str]:
     """The keyring and a description of where it came from."""
     env = os.environ if env is None else env
@@ -38,16 +50,16 @@ def load_keyring(
         if path.exists():
             return _from_file(path, f"credential {CREDENTIAL_NAME}"), str(path)
     dev = settings.state_dir / DEV_KEYS_NAME
+    if dev_key == "refuse":
+        found = f"; {dev} is a development key, not for production" if dev.exists() else ""
+        raise ConfigError(NO_KEY + found)
     if dev.exists():
         log.warning("keys.development_key", path=str(dev),
                     message="using a DEVELOPMENT signing key; configure [verp] keys_file "
                             "for production")
         return _from_file(dev, "development key"), str(dev)
-    if not allow_dev:
-        raise ConfigError(
-            "no signing key: set [verp] keys_file, BOUNCED_VERP_KEYS or a systemd credential "
-            f"{CREDENTIAL_NAME!r} (create one with: bounced keygen --out FILE)"
-        )
+    if dev_key != "create":
+        raise ConfigError(f"{NO_KEY}; only `bounced serve` generates a development key")
     dev.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from bounced.verp import fingerprint
+
 CONFIRMED = "confirmed"
 UNCONFIRMED = "unconfirmed"
 
@@ -129,17 +131,34 @@ class Incident:
     diagnostic: str
     remote_mta: str
     reporting_mta: str = ""
+    # The report named an address whose fingerprint is not the token's: the address is left
+    # out (``address`` empty) and this records why. What the report said stays in the stored
+    # message's classification (`bounced show`).
+    address_mismatch: bool = False
+
+    @property
+    def bound_address(self) -> str:
+        """The address, only when it is the one the token was signed for (its fingerprint
+        matches); else empty. Rows recorded before addresses were checked may hold another."""
+        return bound_address(self.address, self.fingerprint) or ""
+
+    @property
+    def mismatch(self) -> bool:
+        """Whether the report named another address than the token's."""
+        return self.address_mismatch or (bool(self.address) and not self.bound_address)
 
     @property
     def domain(self) -> str:
-        """The receiving domain of the failed address (the breaker's unit)."""
-        return self.address.rpartition("@")[2].lower()
+        """The receiving domain of the failed address (the breaker's unit); empty when the
+        address is not the token's (an unchecked domain feeds no breaker)."""
+        return self.bound_address.rpartition("@")[2].lower()
 
     def evidence(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "message_id": self.message_id,
-            "address": self.address,
+            "address": self.bound_address or None,
+            "address_mismatch": self.mismatch,
             "token_id": self.token_id,
             "send_day": self.send_day.isoformat(),
             "received_at": self.received_at.isoformat(),
@@ -153,6 +172,15 @@ class Incident:
             "remote_mta": self.remote_mta,
             "reporting_mta": self.reporting_mta,
         }
+
+
+def bound_address(address: str | None, fp: str | None) -> str | None:
+    """``address`` when its fingerprint is ``fp`` (the address the token was signed for),
+    else None: nothing bounced shows, stores or sends names an address the token does not
+    bind."""
+    if not address or not fp:
+        return None
+    return address if fingerprint(address) == fp else None
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,9 @@ OPENAPI: dict[str, Any] = {
                 "addresses": {"type": "array", "items": {"type": "object", "required": [
                     "subject", "fingerprint", "state", "incidents", "decisions"], "properties": {
                     "subject": {"type": "string"}, "fingerprint": {"type": "string"},
-                    "address": {"type": "string"},
+                    "address": {"type": ["string", "null"], "description":
+                                "the address the return path was signed for, once a report "
+                                "named it (never another address); null until then"},
                     "state": {"type": "string", "enum": ["confirmed", "unconfirmed"]},
                     "changed_at": {"type": ["string", "null"]},
                     "reconfirmed_at": {"type": ["string", "null"]},

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from bounced.model import AddressState, Decision, Incident
+from bounced.config import PolicySettings
+from bounced.events import evidence
+from bounced.model import AddressState, Decision, Incident, bound_address
+from bounced.policy import COUNTING_KIND, may_count
 from bounced.store import Store
 from bounced.verp import fingerprint
 
 
 def state_json(s: AddressState, incidents: list[Incident], decisions: list[Decision]
                ) -> dict[str, Any]:
+    # Addresses only where they are the token's (rows recorded before that was checked may
+    # hold another): the same rule as the events'.
     return {
-        "subject": s.subject, "fingerprint": s.fingerprint, "address": s.address,
+        "subject": s.subject, "fingerprint": s.fingerprint,
+        "address": bound_address(s.address, s.fingerprint),
         "state": s.state, "changed_at": s.changed_at.isoformat() if s.changed_at else None,
         "reconfirmed_at": s.reconfirmed_at.isoformat() if s.reconfirmed_at else None,
         "decisions": [{"id": d.id, "action": d.action, "rule": d.rule,
-                       "decided_at": d.decided_at.isoformat(), "evidence": list(d.evidence)}
+                       "decided_at": d.decided_at.isoformat(),
+                       "evidence": [{**item, **guarded} for item, guarded in zip(
+                           d.evidence, evidence(d.evidence, s.fingerprint), strict=True)]}
                       for d in decisions],
         "incidents": [i.evidence() for i in incidents],
     }
@@ -39,3 +47,16 @@ async def address_report(store: Store, subject: str | None, address: str | None
         "query": {"subject": subject, "address": address, "fingerprint": fp},
         "addresses": [state_json(s, inc, dec) for s, inc, dec in details],
     }
+
+
+def counts_label(policy: PolicySettings, incident: Incident) -> str:
+    """Whether an incident counts, and when it does not although its kind and reason could,
+    why: "yes", "no", "no (repeat)" (its sent message counts already), "no (temporary)"."""
+    if incident.counts:
+        return "yes"
+    if may_count(policy, incident):
+        return "no (repeat)"
+    if (incident.kind == COUNTING_KIND and incident.reason == "notaccept"
+            and incident.reason in policy.counting_reasons):
+        return "no (temporary)"
+    return "no"

@@ -97,10 +97,13 @@ def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
         chosen = [r for r in report.recipients if r.action in ("failed", "delayed")]
     else:
         return ()
-    # Prefer the recipients the token was signed for; a forwarded or aliased address that
-    # does not match still tells us about this token's delivery.
+    # The token binds one address by its fingerprint; only that address is ever recorded.
+    # A report naming others (a forwarding or alias target, or a forged report naming a
+    # victim) still tells about this token's delivery, so it is recorded once, for the
+    # token's subject and fingerprint, without the address it named (address_mismatch).
     matching = [r for r in chosen if r.address and fingerprint(r.address) == job.token.fingerprint]
-    chosen = (matching or chosen)[:MAX_INCIDENTS_PER_MESSAGE]
+    mismatch = not matching and bool(chosen)
+    chosen = matching[:MAX_INCIDENTS_PER_MESSAGE] if matching else chosen[:1]
     result = []
     for r in chosen:
         if report.kind == "complaint":
@@ -110,11 +113,13 @@ def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
         result.append(
             Incident(
                 id=None, message_id=job.id, subject=job.token.subject,
-                fingerprint=job.token.fingerprint, address=r.address, token_id=job.token.token_id,
+                fingerprint=job.token.fingerprint, address="" if mismatch else r.address,
+                token_id=job.token.token_id,
                 send_day=job.token.day, received_at=job.received_at, kind=kind, action=action,
                 status=r.status, reply_code=r.reply_code, reason=r.reason, hard=r.hard,
                 counts=False, diagnostic=r.diagnostic[:2000], remote_mta=r.remote_mta,
                 reporting_mta=report.reporting_mta,
+                address_mismatch=mismatch and bool(r.address),
             )
         )
     return tuple(result)

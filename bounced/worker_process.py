@@ -189,7 +189,7 @@ async def _serve(settings: Settings, wake: Connection, reports: Connection) -> i
     from bounced.app_support import open_ready_store, utcnow
 
     loop = asyncio.get_running_loop()
-    store = await open_ready_store(settings, STORE_WAIT)
+    store = await open_ready_store(settings, STORE_WAIT)  # the daemon created it
     last_sent = 0.0
     pending = Tally()
 

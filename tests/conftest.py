@@ -11,6 +11,11 @@ import pytest
 
 from bounced.store import Store, open_store
 
+# Every bounced command reads /etc/bounced/bounced.toml when it exists (a machine with the
+# package installed has one); set but empty, $BOUNCED_CONFIG means the built-in defaults. The
+# commands the tests run see only the settings the tests give them.
+os.environ["BOUNCED_CONFIG"] = ""
+
 PG_ADMIN_DSN = os.environ.get("BOUNCED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -148,6 +148,7 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
     """`bounced queue | head -1` and the like: when the reader has gone, the command stops
     with the shell's status for it (141), and no traceback or "Exception ignored" noise."""
     env = {"BOUNCED_STORE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    run(env, "migrate", check=True)  # `queue` reads an existing store only
     for args in (["queue"], ["classify", str(ROOT / "tests" / "classify" / "general"
                                               / "postfix_virtual_unknown.eml")]):
         read_end, write_end = os.pipe()

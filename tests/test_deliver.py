@@ -21,6 +21,14 @@ def deliver(env: dict[str, str], data: bytes, *args: str) -> subprocess.Complete
     return proc
 
 
+def ready_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The settings of a store that exists (`bounced deliver` never creates one)."""
+    env = base_env(tmp_path, **extra)
+    subprocess.run([BOUNCED, "migrate"], env={**os.environ, **env}, check=True,
+                   capture_output=True)
+    return env
+
+
 def pending(env: dict[str, str]) -> str:
     return subprocess.run([BOUNCED, "queue"], capture_output=True, text=True, check=True,
                           env={**os.environ, **env}).stdout
@@ -28,7 +36,7 @@ def pending(env: dict[str, str]) -> str:
 
 def test_valid_token_stored_exit_0_then_processed(tmp_path: Path) -> None:
     """A bounce piped in with a valid recipient is stored (exit 0) and processed later."""
-    env = base_env(tmp_path, BOUNCED_LOG_FORMAT="json")
+    env = ready_env(tmp_path, BOUNCED_LOG_FORMAT="json")
     rp = signer(load_settings(env=env)).return_path("4711", ALICE, day=days_ago(2))
     assert deliver(env, dsn(ALICE, return_path=rp), rp).returncode == 0
     assert "pending      1" in pending(env)
@@ -41,7 +49,7 @@ def test_valid_token_stored_exit_0_then_processed(tmp_path: Path) -> None:
 
 def test_recipient_from_mta_environment(tmp_path: Path) -> None:
     """The recipient comes from $RECIPIENT (Postfix) or $LOCAL_PART/$DOMAIN (Exim)."""
-    env = base_env(tmp_path)
+    env = ready_env(tmp_path)
     rp = signer(load_settings(env=env)).return_path("1", ALICE, day=days_ago(1))
     local, _, domain = rp.partition("@")
     assert deliver({**env, "RECIPIENT": rp}, dsn(ALICE)).returncode == 0
@@ -51,7 +59,7 @@ def test_recipient_from_mta_environment(tmp_path: Path) -> None:
 
 def test_bad_token_exit_67_nothing_stored(tmp_path: Path) -> None:
     """A forged or malformed recipient exits 67 (EX_NOUSER) and stores nothing."""
-    env = base_env(tmp_path)
+    env = ready_env(tmp_path)
     proc = deliver(env, dsn(ALICE), "bounce-nonsense@bounces.example.test")
     assert proc.returncode == 67
     assert "pending      0" in pending(env)

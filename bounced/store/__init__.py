@@ -88,8 +88,10 @@ class Store(Protocol):
     # the daemon's intake commits would wait all that longer).
     overlap_finish: bool
 
-    async def open(self) -> None:
-        """Connect and apply pending schema migrations."""
+    async def open(self, *, create: bool = True) -> None:
+        """Connect and apply pending schema migrations. With ``create`` false the store must
+        exist already (StoreNotFound otherwise): commands other than ``serve`` and ``migrate``
+        never create one where a mistyped path or another working directory points."""
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""

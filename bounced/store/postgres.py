@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 
 from bounced import events
-from bounced.exceptions import StoreError, StoreUnavailable
+from bounced.app_support import redact
+from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import (
     CONFIRMED,
     DONE,
@@ -74,8 +75,8 @@ UNAVAILABLE = (
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message_id, subject, fingerprint, address, token_id, send_day, "
     "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta, "
-    "domain, reporting_mta) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
+    "domain, reporting_mta, address_mismatch) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) "
     "ON CONFLICT (message_id, address) DO NOTHING"
 )
 INSERT_EVENT = (
@@ -129,7 +130,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
         self.url = url
         self._pool: Any = None
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT,
@@ -140,6 +141,11 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
         except asyncpg.PostgresError as exc:  # e.g. no such database, authentication
             raise StoreError(f"cannot open PostgreSQL store: {_describe(exc)}") from exc
         try:
+            if not create:
+                async with self._conn() as conn:
+                    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+                        raise StoreNotFound(
+                            f"{redact(self.url)} is not a bounced store (no schema in it)")
             await self._migrate()
         except BaseException:
             await self.close()
@@ -304,16 +310,20 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
                      if job.id in owned and outcome.incidents]
         states: dict[tuple[str, str], AddressState] = {}
         if recording:
-            first: dict[tuple[str, str], str | None] = {}
+            first: dict[tuple[str, str], str] = {}
             for job, outcome in recording:
-                first.setdefault((job.token.subject, job.token.fingerprint),
-                                 outcome.incidents[0].address)
+                key = (job.token.subject, job.token.fingerprint)
+                if not first.get(key):  # the address the incidents name (only the token's)
+                    first[key] = next((i.address for i in outcome.incidents if i.address), "")
             keys = sorted(first)
             subjects, fingerprints = [k[0] for k in keys], [k[1] for k in keys]
             await conn.execute(
                 "INSERT INTO addresses (subject, fingerprint, address, state) "
                 "SELECT s, f, a, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, f, a) "
-                "ON CONFLICT DO NOTHING",
+                # A row that does not know its address yet learns it from the first report
+                # naming it (row locks taken in key order, as below).
+                "ON CONFLICT (subject, fingerprint) DO UPDATE SET address = excluded.address "
+                "WHERE addresses.address = '' AND excluded.address <> ''",
                 subjects, fingerprints, [first[k] for k in keys], CONFIRMED,
             )
             for r in await conn.fetch(
@@ -360,7 +370,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
                         (job.id, i.subject, i.fingerprint, i.address, i.token_id, i.send_day,
                          i.received_at, i.kind, i.action, i.status, i.reply_code, i.reason,
                          i.hard, i.counts, i.diagnostic, i.remote_mta, i.domain,
-                         i.reporting_mta)
+                         i.reporting_mta, i.address_mismatch)
                         for i in plan.incidents
                     ])
                 if plan.decision is not None:  # its evidence names the incidents just stored

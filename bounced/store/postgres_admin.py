@@ -27,7 +27,8 @@ from bounced.store import MessageInfo
 
 INCIDENT_COLUMNS = (
     "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta"
+    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta, "
+    "address_mismatch"
 )
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
@@ -51,7 +52,7 @@ def incident_row(r: Any) -> Incident:
         id=r[0], message_id=r[1], subject=r[2], fingerprint=r[3], address=r[4], token_id=r[5],
         send_day=r[6], received_at=r[7], kind=r[8], action=r[9], status=r[10], reply_code=r[11],
         reason=r[12], hard=r[13], counts=r[14], diagnostic=r[15], remote_mta=r[16],
-        reporting_mta=r[17],
+        reporting_mta=r[17], address_mismatch=r[18],
     )
 
 

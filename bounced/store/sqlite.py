@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bounced.config import sqlite_path
-from bounced.exceptions import StoreError, StoreUnavailable
+from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Decision, Job, NewMessage, Plan
 from bounced.store import Outcome, Planner, shared_bodies
 from bounced.store.migrations import migrations
@@ -49,7 +50,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
         self._conn: aiosqlite.Connection | None = None
         self._lock: Any = None
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         import asyncio
 
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -58,13 +59,23 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
                 f"COLUMN); this Python uses SQLite {sqlite3.sqlite_version}. Use a Python built "
                 "with a newer SQLite, or a PostgreSQL store (store.url = postgresql://...)")
         self._lock = asyncio.Lock()
+        if not create and not self.path.exists():
+            raise StoreNotFound(f"no bounced store at {self.path.absolute()}")
         try:
-            if self.path.parent != Path():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            if create:
+                if self.path.parent != Path():
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            else:  # mode=rw: never creates the file, even if it went away meanwhile
+                uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
+                self._conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         try:
+            if not create and not await self._execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'"):
+                raise StoreNotFound(f"{self.path.absolute()} is not a bounced store "
+                                    "(no schema in it)")
             await self._enable_wal()
             for pragma in (
                 "PRAGMA busy_timeout=10000",

@@ -38,7 +38,8 @@ def utc_from_ts(value: float) -> dt.datetime:
 
 INCIDENT_COLUMNS = (
     "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta"
+    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta, "
+    "address_mismatch"
 )
 MESSAGE_COLUMNS = (
     "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
@@ -62,7 +63,7 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
         token_id=row[5], send_day=dt.date.fromisoformat(row[6]), received_at=utc_from_ts(row[7]),
         kind=row[8], action=row[9], status=row[10], reply_code=row[11], reason=row[12],
         hard=bool(row[13]), counts=bool(row[14]), diagnostic=row[15], remote_mta=row[16],
-        reporting_mta=row[17],
+        reporting_mta=row[17], address_mismatch=bool(row[18]),
     )
 
 

@@ -57,7 +57,8 @@ ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message_id, subject, fingerprint, address, token_id, send_day, "
     "received_at, kind, action, status, reply_code, reason, hard, counts, diagnostic, remote_mta, "
-    "domain, reporting_mta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+    "domain, reporting_mta, address_mismatch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT DO NOTHING"
 )
 MARK_DONE = (
     "UPDATE messages SET state = ?, kind = ?, classification = ?, processed_at = ?, "
@@ -186,7 +187,7 @@ def _record(
     plan = Plan(incidents=(), decision=None)
     if outcome.incidents:
         token = job.token
-        state = _address(db, token, outcome.incidents[0].address)
+        state = _address(db, token, _first_address(outcome))
         # Bounded, and only what can matter: counting incidents since reconfirmation.
         history = [
             incident_from_row(r)
@@ -203,7 +204,8 @@ def _record(
         db.executemany(INSERT_INCIDENT, [
             (job.id, i.subject, i.fingerprint, i.address, i.token_id, i.send_day.isoformat(),
              i.received_at.timestamp(), i.kind, i.action, i.status, i.reply_code, i.reason,
-             int(i.hard), int(i.counts), i.diagnostic, i.remote_mta, i.domain, i.reporting_mta)
+             int(i.hard), int(i.counts), i.diagnostic, i.remote_mta, i.domain, i.reporting_mta,
+             int(i.address_mismatch))
             for i in plan.incidents
         ]).close()
         if plan.decision is not None:  # its evidence names the incidents just stored
@@ -215,10 +217,18 @@ def _record(
     return plan
 
 
+def _first_address(outcome: Outcome) -> str:
+    """The address the outcome's incidents name (only ever the token's own), or ''."""
+    return next((i.address for i in outcome.incidents if i.address), "")
+
+
 def _address(db: sqlite3.Connection, token: TokenFields, address: str) -> AddressState:
-    """The address's state, the row created (confirmed) if it had none: one statement when new."""
+    """The address's state, the row created (confirmed) if it had none: one statement when new.
+    A row that does not know its address yet learns it from the first report naming it."""
     rows = q(db, "INSERT INTO addresses (subject, fingerprint, address, state) VALUES (?,?,?,?) "
-                 f"ON CONFLICT DO NOTHING RETURNING {ADDRESS_COLUMNS}",
+                 "ON CONFLICT (subject, fingerprint) DO UPDATE SET address = excluded.address "
+                 "WHERE addresses.address = '' AND excluded.address != '' "
+                 f"RETURNING {ADDRESS_COLUMNS}",
              (token.subject, token.fingerprint, address, CONFIRMED))
     if not rows:
         rows = q(db, f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE subject = ? "
