@@ -38,6 +38,7 @@ class DeliveryError(BouncedError):
 class Action(Protocol):
     name: str
     events: tuple[str, ...]
+    timeout: float  # seconds one attempt may take
 
     async def deliver(self, event: Event, body: bytes) -> None:
         """Deliver the event's JSON body or raise DeliveryError."""
@@ -76,7 +77,8 @@ class WebhookAction:
         self.name = settings.name
         self.events = settings.events
         self.url = settings.url
-        self.timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self.timeout = settings.timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=settings.timeout)
         self.secret = secret
         self.session = session
 
@@ -91,7 +93,8 @@ class WebhookAction:
         }
         try:
             async with self.session.post(self.url, data=body, headers=headers,
-                                         timeout=self.timeout, allow_redirects=False) as resp:
+                                         timeout=self._client_timeout,
+                                         allow_redirects=False) as resp:
                 await resp.read()
                 if not 200 <= resp.status < 300:
                     raise DeliveryError(f"HTTP {resp.status} from {self.url}")
@@ -174,6 +177,7 @@ class LogAction:
     def __init__(self, settings: ActionSettings) -> None:
         self.name = settings.name
         self.events = settings.events
+        self.timeout = settings.timeout
 
     async def deliver(self, event: Event, body: bytes) -> None:
         log.info("event.delivered", action=self.name, event_id=event.id, type=event.type,

@@ -120,6 +120,9 @@ class WorkerSettings:
     max_attempts: int = 5
     retry_base_seconds: float = 10.0
     retry_max_seconds: float = 3600.0
+    # A message whose classification takes longer is quarantined with that reason (never
+    # retried): one message cannot hold the worker. Wall-clock seconds.
+    classify_budget_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,9 @@ class OutboxSettings:
     retry_max_seconds: float = 3600.0
     # An event not delivered within this many hours goes to the dead-letter state.
     max_age_hours: float = 72.0
+    # Deliveries in flight at once per action (each action has its own: a hanging one holds
+    # back no other).
+    concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -316,6 +322,9 @@ def _validate(settings: Settings) -> None:
                                  f" (known: {', '.join(REASONS)})"))
     need(settings.worker.batch_size >= 1, "[worker] batch_size", "must be at least 1")
     need(settings.worker.max_attempts >= 1, "[worker] max_attempts", "must be at least 1")
+    need(0 < settings.worker.classify_budget_seconds < settings.worker.lease_seconds,
+         "[worker] classify_budget_seconds",
+         f"must be positive and shorter than lease_seconds ({settings.worker.lease_seconds:g})")
     need(settings.retention.raw_days >= 1, "[retention] raw_days", "must be at least 1")
     need(settings.retention.interval_seconds > 0, "[retention] interval_seconds",
          "must be positive")
@@ -324,6 +333,7 @@ def _validate(settings: Settings) -> None:
     need(settings.breaker.min_addresses >= 2, "[breaker] min_addresses", "must be at least 2")
     need(settings.breaker.window_minutes > 0, "[breaker] window_minutes", "must be positive")
     need(settings.outbox.max_age_hours > 0, "[outbox] max_age_hours", "must be positive")
+    need(settings.outbox.concurrency >= 1, "[outbox] concurrency", "must be at least 1")
     for action in settings.actions:
         # A delivery still running when its claim expires would be taken by another dispatcher.
         need(action.timeout < settings.outbox.lease_seconds, f"[actions.{action.name}] timeout",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 import random
 import socket
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -24,6 +26,11 @@ from bounced.metrics import Metrics
 from bounced.store import Delivery, Store
 
 log = structlog.get_logger("bounced.dispatch")
+
+# Seconds an attempt may run past its action's own timeout before the dispatcher ends it.
+TIMEOUT_MARGIN = 5.0
+# Deliveries of actions no longer configured taken per look (each is dead-lettered at once).
+ORPHAN_BATCH = 20
 
 
 class Dispatcher:
@@ -44,6 +51,7 @@ class Dispatcher:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:dispatch"
         self._stopping = False
         self._wake = asyncio.Event()
+        self._in_flight: defaultdict[str, set[asyncio.Task[None]]] = defaultdict(set)
 
     def wake(self) -> None:
         self._wake.set()
@@ -53,19 +61,73 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        await poll_loop(self.run_once, name="dispatch", interval=self.settings.poll_interval,
-                        wake=self._wake, stopping=lambda: self._stopping)
+        """Deliver until stopped. Each delivery runs as a task of its own, at most
+        ``[outbox] concurrency`` at once per action: a slow or hanging action takes its own
+        slots only, and every other action's deliveries go on meanwhile."""
+        try:
+            await poll_loop(self._start_due, name="dispatch",
+                            interval=self.settings.poll_interval, wake=self._wake,
+                            stopping=lambda: self._stopping)
+            await self._settle()  # stopping: the attempts in flight finish
+        finally:
+            await self._cancel_in_flight()  # cancelled (past the grace): handed back now
 
     async def run_once(self) -> int:
-        """Fan out new events, then deliver what is due; return how much was done."""
+        """Fan out new events, deliver what is due and wait for those deliveries; return how
+        much was done (for tests and tools; ``run`` does not wait for one round to start the
+        next)."""
+        done = await self._start_due()
+        await self._settle()
+        return done
+
+    async def _start_due(self) -> int:
+        """Fan out new events and start the due deliveries each action has room for; return
+        how many events and deliveries that was."""
         now = self.now()
         fanned = await self.store.fan_out(
             {name: a.events for name, a in self.actions.items()}, now, self.settings.dry_run)
-        deliveries = await self.store.claim_deliveries(
-            self.name, now, dt.timedelta(seconds=self.settings.lease_seconds), 20)
-        if deliveries:
-            await asyncio.gather(*(self._deliver(d) for d in deliveries))
-        return fanned + len(deliveries)
+        lease = dt.timedelta(seconds=self.settings.lease_seconds)
+        claimed: list[Delivery] = []
+        for name in self.actions:
+            room = self.settings.concurrency - len(self._in_flight[name])
+            if room > 0:
+                claimed += await self.store.claim_deliveries(self.name, now, lease, room,
+                                                             only=name)
+        # Deliveries of actions no longer configured: dead-lettered (at once, no action runs).
+        claimed += await self.store.claim_deliveries(self.name, now, lease, ORPHAN_BATCH,
+                                                     skip=list(self.actions))
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery))
+            tasks = self._in_flight[delivery.action]
+            tasks.add(task)
+            task.add_done_callback(functools.partial(self._finished, tasks))
+        return fanned + len(claimed)
+
+    def _finished(self, tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event.delivery_task_failed", error=repr(task.exception()))
+        self._wake.set()  # a slot is free: due deliveries of that action can start
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        return [t for tasks in self._in_flight.values() for t in tasks]
+
+    async def _settle(self) -> None:
+        """Wait until every delivery in flight has finished."""
+        while tasks := self._tasks():
+            await asyncio.wait(tasks)
+
+    async def _cancel_in_flight(self) -> None:
+        tasks = self._tasks()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _time_limit(self, action: Action) -> float:
+        """How long the dispatcher lets one attempt run: the action's own timeout (which ends
+        it cleanly: a command's process group is killed) plus a margin, within the lease."""
+        margin = min(TIMEOUT_MARGIN, (self.settings.lease_seconds - action.timeout) / 2)
+        return action.timeout + max(margin, 0.0)
 
     async def _deliver(self, delivery: Delivery) -> None:
         event = delivery.event
@@ -81,7 +143,12 @@ class Dispatcher:
             await self.store.delivery_done(delivery, self.name, self.now())
             return
         try:
-            await action.deliver(event, event_body(event))
+            try:
+                await asyncio.wait_for(action.deliver(event, event_body(event)),
+                                       self._time_limit(action))
+            except TimeoutError:
+                raise DeliveryError(f"no answer within {self._time_limit(action):g} s") \
+                    from None
         except asyncio.CancelledError:
             # The daemon is stopping past its grace period: hand the delivery back now, or
             # the next start would wait for the claim's lease to expire.

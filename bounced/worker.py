@@ -12,7 +12,9 @@ import datetime as dt
 import functools
 import os
 import random
+import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -34,9 +36,53 @@ from bounced.verp import fingerprint
 
 log = structlog.get_logger("bounced.worker")
 
-INLINE_CLASSIFY_LIMIT = 256 * 1024  # larger messages are classified in a thread
 MAX_INCIDENTS_PER_MESSAGE = 20
 BATCH_LINGER = 0.02  # seconds a claim waits for more jobs after one that did not fill a batch
+
+
+class OverBudget(BaseException):
+    """A classification ran past its time budget. A BaseException, as KeyboardInterrupt is:
+    code that catches Exception broadly must not swallow it and run on unbounded."""
+
+
+class TimeBudget:
+    """``with TimeBudget(seconds):`` raises OverBudget in the block once it has run for
+    ``seconds`` (wall clock), through a SIGALRM timer.
+
+    Signals are handled in the main thread only, between bytecodes, and CPython's regex engine
+    checks for them as it goes: a runaway pattern is stopped too, not only Python code. In
+    another thread (signals cannot reach it) the block runs without a budget. A timer someone
+    else had armed (a test runner's) is set again afterwards with the time it had left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._armed = False
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        if self._armed:  # else a late signal of a block that ended: nothing to stop
+            self._armed = False
+            raise OverBudget(f"classification exceeded {self.seconds:g} s")
+
+    def __enter__(self) -> TimeBudget:
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            self._started = time.monotonic()
+            self._armed = True
+            self._other = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._active:
+            return
+        self._armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous if self._previous is not None
+                      else signal.SIG_DFL)
+        delay, interval = self._other
+        if delay:
+            left = delay - (time.monotonic() - self._started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
 
 
 @dataclass
@@ -337,11 +383,16 @@ class Worker:
             await self.store.fail(job, self.name, "raw message was purged", self.now(), None)
             return None
         try:
-            if len(job.raw) > INLINE_CLASSIFY_LIMIT:
-                report = await asyncio.to_thread(classify, job.raw)
-            else:
+            # In this thread, whatever the size: only the main thread can be interrupted at
+            # the budget (a thread would run on). Outside the daemon's own process (the
+            # default), that blocks nothing else.
+            with TimeBudget(self.settings.worker.classify_budget_seconds):
                 report = classify(job.raw)
             incidents = incidents_for(job, report)
+        except OverBudget as exc:  # quarantined with its reason, never tried again
+            log.error("bounce.quarantined", job=job.id, error=str(exc))
+            await self.store.fail(job, self.name, str(exc), self.now(), None)
+            return None
         except Exception as exc:  # an unclassifiable message is kept, never dropped
             log.error("bounce.quarantined", job=job.id, error=repr(exc))
             await self.store.fail(job, self.name, f"classification failed: {exc!r}", self.now(),

@@ -397,14 +397,19 @@ async def test_command_timeout_kills_what_the_command_started(tmp_path: Path) ->
 async def test_command_gets_the_environment_without_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A command gets the event id and type and the environment, without the daemon's secrets."""
+    """A command gets the event id and type, PATH and the variables its pass_env names, and
+    nothing else of the daemon's environment (no keys, tokens, store URL or PGPASSWORD)."""
     monkeypatch.setenv("BOUNCED_VERP_KEYS", KEY_LINE)
     monkeypatch.setenv("BOUNCED_HTTP_TOKEN", "t" * 24)
     monkeypatch.setenv("BOUNCED_ACTION_APP_SECRET", SECRET)
+    monkeypatch.setenv("BOUNCED_STORE_URL", "postgresql://bounced:hunter2@db/bounced")
+    monkeypatch.setenv("PGPASSWORD", "hunter2")
     monkeypatch.setenv("APP_SETTING", "kept")
+    monkeypatch.setenv("OTHER_SETTING", "not passed")
     code = f"import json, os; json.dump(dict(os.environ), open({str(tmp_path / 'env')!r}, 'w'))"
     settings = settings_with(
-        tmp_path, {"cmd": {"type": "command", "command": [sys.executable, "-c", code]}})
+        tmp_path, {"cmd": {"type": "command", "command": [sys.executable, "-c", code],
+                           "pass_env": ["APP_SETTING"]}})
     async with running_daemon(settings) as d:
         await send_unrecognised(d, "a")
         await until((tmp_path / "env").exists, "the command run")
@@ -412,7 +417,9 @@ async def test_command_gets_the_environment_without_secrets(
     env = json.loads((tmp_path / "env").read_text())
     assert env["APP_SETTING"] == "kept" and env["PATH"] == os.environ["PATH"]
     assert (env["BOUNCED_EVENT_ID"], env["BOUNCED_EVENT_TYPE"]) == (event.id, event.type)
-    assert not {"BOUNCED_VERP_KEYS", "BOUNCED_HTTP_TOKEN", "BOUNCED_ACTION_APP_SECRET"} & set(env)
+    assert not {"BOUNCED_VERP_KEYS", "BOUNCED_HTTP_TOKEN", "BOUNCED_ACTION_APP_SECRET",
+                "BOUNCED_STORE_URL", "PGPASSWORD", "OTHER_SETTING"} & set(env)
+    assert "hunter2" not in json.dumps(env)
 
 
 async def test_command_interrupted_by_shutdown_runs_again_at_next_start(tmp_path: Path) -> None:

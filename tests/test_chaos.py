@@ -165,6 +165,7 @@ def run_chaos(tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
         BOUNCED_LOG_FORMAT="json",
         BOUNCED_LOG_LEVEL="warning",
         BOUNCED_WORKER_LEASE_SECONDS=LEASE_SECONDS,
+        BOUNCED_WORKER_CLASSIFY_BUDGET_SECONDS="1",  # shorter than the lease
     )
     sign = signer(load_settings(env=env)).return_path
     daemon = DaemonProcess(env, tmp_path / "daemon.log")

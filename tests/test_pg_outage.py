@@ -158,7 +158,8 @@ def test_server_stopped_under_load_451_then_recovers(tmp_path: Path, pg_database
     """While PostgreSQL is down DATA gets 451; after it is back every 250'd bounce is processed."""
     env = base_env(tmp_path, BOUNCED_STORE_URL=pg_database, BOUNCED_LOG_FORMAT="json",
                    BOUNCED_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
-                   BOUNCED_WORKER_LEASE_SECONDS="3")
+                   BOUNCED_WORKER_LEASE_SECONDS="3",
+                   BOUNCED_WORKER_CLASSIFY_BUDGET_SECONDS="1")  # shorter than the lease
     sign = signer(load_settings(env=env)).return_path
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
     stop = threading.Event()

@@ -182,9 +182,11 @@ class Store(Protocol):
         ``actions`` maps each configured action's name to the event types it takes."""
 
     async def claim_deliveries(
-        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int, *,
+        only: str | None = None, skip: Sequence[str] = (),
     ) -> list[Delivery]:
-        """Claim due deliveries (pending and due, or claimed with an expired lease)."""
+        """Claim due deliveries (pending and due, or claimed with an expired lease): of the
+        action ``only`` when given, of no action in ``skip``."""
 
     async def delivery_done(self, delivery: Delivery, worker: str, now: dt.datetime) -> None:
         """Mark a delivery delivered."""

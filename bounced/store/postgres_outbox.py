@@ -66,12 +66,14 @@ class PostgresOutbox:
         return len(ids)
 
     async def claim_deliveries(
-        self: Connections, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+        self: Connections, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int, *,
+        only: str | None = None, skip: Sequence[str] = (),
     ) -> list[Delivery]:
         async with self._tx() as conn:
             rows = await conn.fetch(
                 "WITH due AS (SELECT event_id, action FROM deliveries WHERE state = 'pending' "
                 "AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3) "
+                "AND ($5::text IS NULL OR action = $5) AND NOT (action = ANY($6::text[])) "
                 "ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED), "
                 "claimed AS (UPDATE deliveries d SET claimed_by = $1, claimed_until = $2, "
                 "attempts = d.attempts + 1 FROM due WHERE d.event_id = due.event_id "
@@ -79,7 +81,7 @@ class PostgresOutbox:
                 "d.next_attempt_at) "
                 f"SELECT {EVENT_COLUMNS}, c.action, c.attempts FROM claimed c "
                 "JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at",
-                worker, now + lease, now, limit,
+                worker, now + lease, now, limit, only, list(skip),
             )
         return [Delivery(event=_event(r), action=r[6], attempts=r[7]) for r in rows]
 

@@ -51,16 +51,20 @@ class SQLiteOutbox:
         return len(rows)
 
     async def claim_deliveries(
-        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int, *,
+        only: str | None = None, skip: Sequence[str] = (),
     ) -> list[Delivery]:
         t = now.timestamp()
+        skipped = ",".join("?" * len(skip))
         async with self._tx():
             keys = await self._execute(
                 "UPDATE deliveries SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
                 "WHERE rowid IN (SELECT rowid FROM deliveries WHERE state = 'pending' AND "
                 "next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
-                "ORDER BY next_attempt_at LIMIT ?) RETURNING event_id, action, attempts",
-                (worker, t + lease.total_seconds(), t, t, limit),
+                "AND (? IS NULL OR action = ?) "
+                + (f"AND action NOT IN ({skipped}) " if skip else "")
+                + "ORDER BY next_attempt_at LIMIT ?) RETURNING event_id, action, attempts",
+                (worker, t + lease.total_seconds(), t, t, only, only, *skip, limit),
             )
             result = []
             for event_id, action, attempts in keys:
