@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -135,6 +136,27 @@ class Tally:
                    seconds=list(data["seconds"]))
 
 
+# A run of characters that can make up an address (one match per run: linear in the text).
+_WORD = re.compile(r"[^\s<>()\[\],;:\"'`]+")
+OTHER_ADDRESS = "[another address]"
+
+
+def without_other_addresses(text: str, fp: str) -> str:
+    """``text`` (a diagnostic: the report's words) with every address but the token's own
+    replaced: an incident names no address the token was not signed for, not even in the
+    words it quotes."""
+    if "@" not in text:
+        return text
+
+    def keep_or_hide(m: re.Match[str]) -> str:
+        word = m.group()
+        if "@" not in word or fingerprint(word.strip(".")) == fp:
+            return word
+        return OTHER_ADDRESS
+
+    return _WORD.sub(keep_or_hide, text)
+
+
 def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
     """The incidents one classified message records against the job's token."""
     if report.kind == "complaint":
@@ -163,7 +185,9 @@ def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
                 token_id=job.token.token_id,
                 send_day=job.token.day, received_at=job.received_at, kind=kind, action=action,
                 status=r.status, reply_code=r.reply_code, reason=r.reason, hard=r.hard,
-                counts=False, diagnostic=r.diagnostic[:2000], remote_mta=r.remote_mta,
+                counts=False,
+                diagnostic=without_other_addresses(r.diagnostic[:2000], job.token.fingerprint),
+                remote_mta=r.remote_mta,
                 reporting_mta=report.reporting_mta,
                 address_mismatch=mismatch and bool(r.address),
             )
