@@ -231,7 +231,7 @@ async def test_store_waits_for_server_coming_up(tmp_path: Path, pg_database: str
     proxy = TCPProxy(pg_database)
     asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(proxy.listen()))
     started = time.monotonic()
-    store = await open_ready_store(make_settings(tmp_path, proxy.url), wait=20.0)
+    store = await open_ready_store(make_settings(tmp_path, proxy.url), wait=20.0, create=True)
     try:
         assert time.monotonic() - started >= 1.0
         await store.ping()
