@@ -368,7 +368,8 @@ async def addresses(settings: Settings, query: AddressQuery, as_json: bool, out:
         for a in items:
             print(json.dumps(address_json(a)), file=out)
     elif items:
-        table([[_when(a.changed_at), a.state, a.subject, a.address, a.incidents,
+        table([[_when(a.changed_at), a.state, a.subject,
+                bound_address(a.address, a.fingerprint) or "", a.incidents,
                 a.last_reason or "", _when(a.last_incident_at), a.rule or ""] for a in items],
               ["changed", "state", "subject", "address", "incidents", "last reason",
                "last incident", "rule"], out)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bounced import events
-from bounced.model import CONFIRMED, JOB_STATES, UNCONFIRMED, Event
+from bounced.model import CONFIRMED, JOB_STATES, UNCONFIRMED, Event, bound_address
 from bounced.store import DELIVERY_STATES, Store
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 
@@ -174,7 +174,11 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def address_json(a: AddressSummary) -> dict[str, Any]:
-    return {"subject": a.subject, "address": a.address, "domain": a.domain,
+    # Only the address the token binds (rows recorded before that was checked may hold
+    # another one a report named).
+    address = bound_address(a.address, a.fingerprint) or ""
+    return {"subject": a.subject, "address": address,
+            "domain": address.rpartition("@")[2].lower(),
             "fingerprint": a.fingerprint, "state": a.state, "changed_at": _iso(a.changed_at),
             "reconfirmed_at": _iso(a.reconfirmed_at), "incidents": a.incidents,
             "last_incident_at": _iso(a.last_incident_at), "last_reason": a.last_reason,
