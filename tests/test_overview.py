@@ -31,6 +31,7 @@ from bounced.model import (
 from bounced.overview import BadQuery
 from bounced.store import Outcome, Store
 from bounced.store.reports import AddressQuery, EventQuery
+from bounced.verp import fingerprint
 
 from .helpers import ROOT, asend, base_env, days_ago, dsn, make_settings, running_daemon
 
@@ -70,7 +71,7 @@ async def bounce(store: Store, subject: str, address: str, received: dt.datetime
     """One processed message for ``subject`` with one incident for ``address``."""
     n = next(_seq)
     token = TokenFields(subject=subject, stream=None, key_id="k1", day=received.date(),
-                        fingerprint=f"fp-{address}", token_id=f"t{n}")
+                        fingerprint=fingerprint(address), token_id=f"t{n}")
     [mid] = await store.add_messages([NewMessage(
         received_at=received, peer="127.0.0.1", mail_from="", rcpt_to=f"bounce-t{n}@b.test",
         token=token, raw=b"raw\r\n")])
