@@ -611,12 +611,13 @@ async def test_bounced_runs_the_maintenance_script_as_its_command_action(
     kernel can): three counting bounces over 9 days unconfirm the user in the wiki."""
     [user] = wiki.add_users(("Commanded", "commanded@example.net")).values()
     for name, value in command_env(wiki).items():
-        monkeypatch.setenv(name, value)  # bounced passes its environment to the command
+        monkeypatch.setenv(name, value)  # passed on to the command by the action's pass_env
     command = ["php", "-d", "pcre.jit=0", str(SCRIPT)]
     if mdwe_supported():
         command = [sys.executable, "-c", MDWE, *command]
     action = ActionSettings(name="wiki", type="command", command=tuple(command), timeout=30,
-                            events=("address.unconfirmed",))
+                            events=("address.unconfirmed",),
+                            pass_env=tuple(command_env(wiki)))
     settings = dataclasses.replace(make_settings(tmp_path), actions=(action,))
     async with running_daemon(settings) as d:
         for age in (9, 4, 0):

@@ -12,7 +12,8 @@
  * Exit status: 0 applied or deliberately ignored (one line on stdout says which), 65 the
  * input is not an event, 75 the wiki cannot save now (bounced retries every non-zero
  * status), 78 no MediaWiki found. Set MW_INSTALL_PATH when the extension is not in the
- * wiki's extensions/ directory.
+ * wiki's extensions/ directory (and name it in the action's pass_env: bounced gives a
+ * command only the variables listed there, besides PATH and the locale).
  *
  * SPDX-License-Identifier: MIT
  */
