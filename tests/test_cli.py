@@ -232,6 +232,7 @@ def test_command_mistakes_are_one_line_with_exit_1(tmp_path: Path) -> None:
     """A message id that does not exist, a breaker that is not tripped, a key file that
     exists, a file that is not mail: one line, exit 1."""
     env = base_env(tmp_path)
+    run(env, "migrate", check=True)  # commands other than serve and migrate create no store
     assert "123" in mistake(env, "show", "123")
     assert run(env, "breaker", "release", "example.net").returncode == 1
     assert "exists" in mistake(env, "keygen", "--out", env["BOUNCED_VERP_KEYS_FILE"])
