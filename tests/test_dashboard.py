@@ -19,6 +19,7 @@ import pytest
 
 from bounced.model import AddressState, DomainStats, Incident, NewMessage, Plan, TokenFields
 from bounced.store import Outcome, Store, open_store
+from bounced.verp import fingerprint
 
 from .helpers import ROOT, make_settings, running_daemon
 from .test_overview import LEASE, NOW, at, bounce
@@ -53,14 +54,17 @@ class Trip:
 
 
 async def trip_breaker(store: Store, domain: str) -> None:
+    # The token's fingerprint is the address's: an incident names (and counts towards the
+    # breaker of) only the address its token was signed for.
     token = TokenFields(subject="b1", stream=None, key_id="k1", day=NOW.date(),
-                        fingerprint="fp-b1", token_id="tb1")
+                        fingerprint=fingerprint(f"x@{domain}"), token_id="tb1")
     [mid] = await store.add_messages([NewMessage(
         received_at=at(0.2), peer="p", mail_from="", rcpt_to="bounce-tb1@b.test", token=token,
         raw=b"raw\r\n")])
     [job] = [j for j in await store.claim("w", NOW, LEASE, 100) if j.id == mid]
     incident = Incident(
-        id=None, message_id=mid, subject="b1", fingerprint="fp-b1", address=f"x@{domain}",
+        id=None, message_id=mid, subject="b1", fingerprint=token.fingerprint,
+        address=f"x@{domain}",
         token_id="tb1", send_day=NOW.date(), received_at=at(0.2), kind="bounce",
         action="failed", status="5.1.1", reply_code="550", reason="userunknown", hard=True,
         counts=True, diagnostic="550", remote_mta="mx")
