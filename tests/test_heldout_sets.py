@@ -3,6 +3,9 @@ messages): per set, no figure may get worse than what the classifier achieves to
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +58,15 @@ def test_heldout_set_meets_its_floors(name: str, scores: dict[str, Any]) -> None
 def test_every_set_is_floored(scores: dict[str, Any]) -> None:
     """A set added under tests/heldout gets its floors here too."""
     assert set(scores) - {"overall"} == set(MESSAGES)
+
+
+@pytest.mark.parametrize("name", ["bounceparser", "pybounced", "baunsu"])
+def test_labels_are_what_the_generator_derives(name: str) -> None:
+    """expected.jsonl is exactly what the set's generate.py derives from upstream's tests."""
+    base = Path(__file__).resolve().parent / "heldout" / name
+    spec = importlib.util.spec_from_file_location(f"heldout_{name}", base / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = [json.loads(line) for line in (base / "expected.jsonl").read_text().splitlines()]
+    assert module.build() == committed
