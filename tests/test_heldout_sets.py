@@ -26,7 +26,7 @@ AT_LEAST = {
 AT_MOST = {
     "flufl": {"false_hard": 0.0, "bounce_empty": 0.9, "finality_wrong": 0.0},
     "bounceparser": {"missed_hard": 12.5, "false_hard": 4.1, "non_bounce_wrong": 0.0,
-                     "bounce_empty": 3.7},
+                     "bounce_empty": 3.5},
     "pybounced": {"missed_hard": 0.0, "false_hard": 0.0, "non_bounce_wrong": 0.0,
                   "bounce_empty": 0.0, "finality_wrong": 0.0},
     "baunsu": {"non_bounce_wrong": 0.0, "bounce_empty": 0.0, "finality_wrong": 0.0},

@@ -81,7 +81,9 @@ def build() -> list[dict[str, object]]:
             "file": f"t/corpus/{path.name}",
             "bounce": None if "is_bounce" not in got else bool(got["is_bounce"]),
             "recipients": None if addresses is None else [str(a).lower() for a in addresses],
-            "min_recipients": got.get("min_addresses", 0),
+            # a bounce reports at least one failed address
+            "min_recipients": max(int(got.get("min_addresses", 0)),
+                                  1 if got.get("is_bounce") else 0),
             "category": category,
             "reasons": reasons,
             "hard": hard,
