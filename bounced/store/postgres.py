@@ -135,6 +135,11 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT,
+                # No JIT: the store's statements are short, and asyncpg before 0.28 (Debian
+                # 12 has 0.27) leaves it on for its type introspection, which then took
+                # 0.6 s per array type and connection (the first bounces after a start
+                # waited 3 s).
+                server_settings={"jit": "off"},
             )
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
