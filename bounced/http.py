@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -32,6 +33,7 @@ from bounced.verp import InvalidToken, Verifier
 from bounced.views import address_report
 from bounced.worker import Worker
 
+_AIOHTTP_BEFORE_3_9 = tuple(int(n) for n in aiohttp.__version__.split(".")[:2]) < (3, 9)
 log = structlog.get_logger("bounced.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +92,9 @@ class HTTPApi:
 
     def app(self) -> web.Application:
         # The size limit of every way in: a message SMTP refuses is refused here too (413).
-        app = web.Application(client_max_size=self.settings.smtp.max_message_size)
+        # aiohttp before 3.9 (Debian 12's 3.8) refuses a body of exactly client_max_size.
+        app = web.Application(client_max_size=self.settings.smtp.max_message_size
+                              + (1 if _AIOHTTP_BEFORE_3_9 else 0))
         app.add_routes([
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_endpoint),
