@@ -95,7 +95,8 @@ def manpage() -> str:
         "store it uses.",
         ".PP",
         "Every command but \\fBkeygen\\fR and \\fBclassify\\fR reads the configuration "
-        "named by \\fB\\-\\-config\\fR (or \\fB$BOUNCED_CONFIG\\fR). Run them as the service's "
+        "named by \\fB\\-\\-config\\fR, else \\fB$BOUNCED_CONFIG\\fR, else "
+        "\\fI/etc/bounced/bounced.toml\\fR when it exists. Run them as the service's "
         "user, so that they see the store and keys the service sees.",
         ".SH COMMANDS",
     ]

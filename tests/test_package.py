@@ -49,9 +49,9 @@ def test_suite_uses_this_checkout_not_an_installed_bounced() -> None:
 def as_bounced(*args: str, env: dict[str, str] | None = None,
                check: bool = True) -> subprocess.CompletedProcess[str]:
     """The installed command run as the package's user, as an operator would with
-    `sudo -u bounced bounced ...`."""
+    `sudo -u bounced bounced ...`: it finds the service's configuration, store and key."""
     proc = subprocess.run(
-        ["/usr/bin/bounced", *args, *(["--config", str(CONFIG)] if args[0] != "--help" else [])], user="bounced", group="bounced", extra_groups=[],
+        ["/usr/bin/bounced", *args],  # no --config: every command reads /etc/bounced's user="bounced", group="bounced", extra_groups=[],
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})},
         cwd="/", capture_output=True, text=True, timeout=60, check=False)
     assert "Traceback" not in proc.stderr, proc.stderr
