@@ -166,6 +166,7 @@ def browse(url: str, screenshot: Path) -> dict[str, Any]:
             " domains: document.querySelector('#domains tbody').textContent,"
             " breakers: document.querySelector('#breakers tbody').textContent,"
             " legend: document.querySelector('#chart-bounces').textContent,"
+            " described: document.querySelector('#chart-unconfirmed').getAttribute('aria-label'),"
             " cards: document.querySelector('.cards').textContent,"
             " injected: document.querySelectorAll('main img, main svg, main script').length,"
             " pwned: window.__pwned === undefined ? null : window.__pwned,"
@@ -202,6 +203,7 @@ async def test_dashboard_draws_the_seeded_store_in_headless_chromium(
     assert "tripped" in shown["breakers"] and EVIL_REASON in shown["legend"]
     assert shown["injected"] == 0 and shown["pwned"] is None
     assert "1 waiting" in shown["cards"]  # the queued job
+    assert shown["described"].startswith("unconfirmations: 3 from ")  # for screen readers
     # Each day's stacked bar reaches the height of its total; days without bounces are empty.
     bounces = {c["day"]: c for c in shown["columns"]["bounces"]}
     assert len(bounces) == 15

@@ -92,6 +92,19 @@
     return names.map(function (name) { return colours[name]; });
   }
 
+  // What a chart shows, in words, for screen readers (the canvas itself says nothing).
+  function describe(target, what, days, named) {
+    var totals = days.map(function (_, i) {
+      return Object.keys(named).reduce(function (sum, k) { return sum + named[k][i]; }, 0);
+    });
+    var sum = totals.reduce(function (a, b) { return a + b; }, 0);
+    var peak = totals.indexOf(Math.max.apply(null, totals.concat([0])));
+    var text = what + ": " + sum + " from " + days[0] + " to " + days[days.length - 1] + " (UTC)";
+    if (sum) text += ", most on " + days[peak] + " (" + totals[peak] + ")";
+    target.setAttribute("role", "img");
+    target.setAttribute("aria-label", text);
+  }
+
   function drawCharts(stats) {
     var daily = stats.daily;
     var reasons = daily.bounces_by_reason;
@@ -101,6 +114,9 @@
                              empty ? {"no bounces": daily.days.map(function () { return 0; })}
                                    : reasons,
                              colourMap(empty ? ["no bounces"] : names));
+    describe(document.getElementById("chart-bounces"), "bounces", daily.days, reasons);
+    describe(document.getElementById("chart-unconfirmed"), "unconfirmations", daily.days,
+             {"unconfirm": daily.decisions.unconfirm});
     charts.unconfirmed = stacked(
       document.getElementById("chart-unconfirmed"), daily.days,
       {"unconfirmed": daily.decisions.unconfirm, "held by a breaker": daily.decisions.held},
