@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import smtplib
@@ -14,6 +15,10 @@ from types import TracebackType
 from typing import Self
 
 from .net import LOOPBACK, wait_until
+
+# Where .ci/install-mta unpacks the MTAs that conflict with Postfix as packages
+# (<cache>/<mta>/root); BOUNCED_<MTA>_ROOT overrides one MTA's root.
+MTA_CACHE = Path(os.environ.get("BOUNCED_MTA_CACHE") or "/var/cache/bounced-test")
 
 QUEUED_AS = re.compile(rb"(?:queued as |id=)([0-9A-Za-z-]+)")
 

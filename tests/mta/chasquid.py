@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from .adapters import MatrixMTA, SubmitError
-from .base import pids_where, process_alive
+from .base import MTA_CACHE, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
 from .scenarios import DELAY, DSN, EXPIRY, NULLMX, NXDOMAIN
 from .world import World, private_resolver_argv
 
-ROOT = Path(os.environ.get("BOUNCED_CHASQUID_ROOT", "/var/cache/bounced-test/chasquid/root"))
+ROOT = Path(os.environ.get("BOUNCED_CHASQUID_ROOT") or MTA_CACHE / "chasquid" / "root")
 BINARY = ROOT / "usr" / "bin" / "chasquid"
 UTIL = ROOT / "usr" / "bin" / "chasquid-util"
 HOSTNAME = "chasquid.test"

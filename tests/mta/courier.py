@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA, SubmitError
-from .base import process_alive
+from .base import MTA_CACHE, process_alive
 from .scenarios import SMTPUTF8_F
 from .world import CLOSING_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN, World
 
-ROOT = Path(os.environ.get("BOUNCED_COURIER_ROOT", "/var/cache/bounced-test/courier/root"))
+ROOT = Path(os.environ.get("BOUNCED_COURIER_ROOT") or MTA_CACHE / "courier" / "root")
 COURIERD = ROOT / "usr" / "lib" / "courier" / "courier" / "courierd"
 HOSTNAME = "courier.test"
 USER = "courier"

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from .adapters import MatrixMTA, SubmitError
-from .base import pids_where, process_alive
+from .base import MTA_CACHE, pids_where, process_alive
 from .scenarios import DELAY, DSN, EXPIRY, NULLMX, SMTPUTF8_F
 from .world import World
 
-ROOT = Path(os.environ.get("BOUNCED_DMA_ROOT", "/var/cache/bounced-test/dma/root"))
+ROOT = Path(os.environ.get("BOUNCED_DMA_ROOT") or MTA_CACHE / "dma" / "root")
 BINARY = ROOT / "usr" / "sbin" / "dma"
 HOSTNAME = "dma.test"
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .base import MTAInstance, pids_where, process_alive
+from .base import MTA_CACHE, MTAInstance, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
 from .pipe import SNIPPET_COMMAND, SNIPPET_CONFIG, SNIPPET_USER, PipeRoute
 
-EXIM_ROOT = Path(os.environ.get("BOUNCED_EXIM_ROOT", "/var/cache/bounced-test/exim/root"))
+EXIM_ROOT = Path(os.environ.get("BOUNCED_EXIM_ROOT") or MTA_CACHE / "exim" / "root")
 EXIM_USER = "Debian-exim"
 SNIPPET_DIR = Path(__file__).resolve().parents[2] / "config" / "exim"
 SNIPPET_DOMAIN = "bounces.example.org"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA
-from .base import pids_where, process_alive
+from .base import MTA_CACHE, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
 from .scenarios import NULLMX
 from .world import (
@@ -33,7 +33,7 @@ from .world import (
     namespace_argv,
 )
 
-ROOT = Path(os.environ.get("BOUNCED_OPENSMTPD_ROOT", "/var/cache/bounced-test/opensmtpd/root"))
+ROOT = Path(os.environ.get("BOUNCED_OPENSMTPD_ROOT") or MTA_CACHE / "opensmtpd" / "root")
 BINARY = ROOT / "usr" / "sbin" / "smtpd"
 USERS = ("opensmtpd", "opensmtpq")
 CHROOT = Path("/var/lib/opensmtpd/empty")

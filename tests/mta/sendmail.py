@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from .adapters import DELAY_WARNING, LIFETIME, RETRY, MatrixMTA
-from .base import pids_where, process_alive
+from .base import MTA_CACHE, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
 from .world import World, namespace_argv
 
-ROOT = Path(os.environ.get("BOUNCED_SENDMAIL_ROOT", "/var/cache/bounced-test/sendmail/root"))
+ROOT = Path(os.environ.get("BOUNCED_SENDMAIL_ROOT") or MTA_CACHE / "sendmail" / "root")
 BINARY = ROOT / "usr" / "libexec" / "sendmail" / "sendmail"
 CF_DIR = ROOT / "usr" / "share" / "sendmail" / "cf"
 HOSTNAME = "sendmail.test"
