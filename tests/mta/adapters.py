@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from . import exim, postfix
 from .net import LOOPBACK
-from .scenarios import DELAY, DSN, EXPIRY, NULLMX, SMTPUTF8_F
+from .scenarios import DSN, SMTPUTF8_F
 from .world import World, private_resolver_argv
 
 # Queue times of every MTA of the matrix (seconds): a message that keeps failing
@@ -199,6 +199,3 @@ class EximMatrix(MatrixMTA):
             return self.instance.log_tail()
         return ""
 
-
-__all__ = ["DELAY", "DELAY_WARNING", "DSN", "EXPIRY", "LIFETIME", "NULLMX", "RETRY",
-           "EximMatrix", "MatrixMTA", "PostfixMatrix", "SubmitError"]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .adapters import LIFETIME, EximMatrix, MatrixMTA, PostfixMatrix, SubmitError
 from .remote import Received
-from .scenarios import APP_FROM, EXPIRY, SCENARIOS, Scenario, message_for, submissions
+from .scenarios import APP_FROM, BY_NAME, EXPIRY, SCENARIOS, Scenario, message_for, submissions
 from .world import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,8 +325,6 @@ def run_matrix(kinds: Sequence[str] | None = None, workdir: Path | None = None,
 
 def manifest_row(run: MTARun, outcome: Outcome) -> dict[str, object]:
     """A manifest line in tests/corpus/manifest.jsonl's format (plus ``scenario``)."""
-    from .scenarios import BY_NAME
-
     scenario = BY_NAME[outcome.scenario]
     expected = list(scenario.expected)
     if outcome.detail.startswith("part ") and outcome.raw is not None:
@@ -370,8 +368,6 @@ def write_corpus(result: MatrixResult, out: Path = CORPUS) -> list[str]:
                 continue
             (emails / outcome.file).write_bytes(outcome.raw)
             rows[outcome.file] = manifest_row(run, outcome)
-            from .scenarios import BY_NAME
-
             if BY_NAME[outcome.scenario].kind != "bounce":
                 kinds[outcome.file] = BY_NAME[outcome.scenario].kind
             written.append(outcome.file)

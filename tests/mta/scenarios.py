@@ -15,7 +15,7 @@ read as permanent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid
@@ -71,7 +71,6 @@ class Scenario:
     message: str = ""
     order: int = 0
     utf8: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def submission(self) -> str:

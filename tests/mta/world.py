@@ -107,7 +107,7 @@ class ScriptedDNS:
 
     def __init__(self, address: str, mx_ip: str, closed_ip: str, bounce_domain: str,
                  closing_ip: str) -> None:
-        from dnslib import AAAA, MX, QTYPE, RR, A
+        from dnslib import MX, QTYPE, RR, A
         from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
         self.address = address
@@ -123,7 +123,6 @@ class ScriptedDNS:
         }
         self.queries: list[tuple[str, str]] = []
         queries = self.queries
-        unused = AAAA  # IPv6 is never answered: the MTAs must use IPv4 loopback
 
         class Resolver(BaseResolver):  # type: ignore[misc]
             def resolve(self, request: Any, handler: Any) -> Any:
@@ -131,7 +130,7 @@ class ScriptedDNS:
                 qname = str(request.q.qname).rstrip(".").lower()
                 qtype = QTYPE[request.q.qtype]
                 queries.append((qname, qtype))
-                records = names.get(qname)
+                records = names.get(qname)  # no AAAA anywhere: the MTAs use IPv4 loopback
                 if records is None:
                     reply.header.rcode = 3  # NXDOMAIN
                     return reply
@@ -144,7 +143,6 @@ class ScriptedDNS:
                                 reply.add_ar(extra)
                 return reply
 
-        del unused
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data",
                            logf=lambda _s: None)
         self._servers = [DNSServer(Resolver(), address=address, port=53, tcp=tcp,
