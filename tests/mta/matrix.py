@@ -36,7 +36,7 @@ from pathlib import Path
 from .adapters import LIFETIME, EximMatrix, MatrixMTA, PostfixMatrix, SubmitError
 from .remote import Received
 from .scenarios import APP_FROM, BY_NAME, EXPIRY, SCENARIOS, Scenario, message_for, submissions
-from .world import World
+from .world import World, namespace_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "mta_corpus"
@@ -297,6 +297,9 @@ def run_matrix(kinds: Sequence[str] | None = None, workdir: Path | None = None,
     """Every MTA (or ``kinds``) concurrently against one world; bounded by the timeouts."""
     classes = adapter_classes()
     chosen = list(kinds) if kinds else list(classes)
+    reason = namespace_reason()
+    if reason is not None:  # nothing of the matrix can run: every MTA says why
+        return MatrixResult([MTARun(k, classes[k].label, skipped=reason) for k in chosen], 0.0)
     base = Path(tempfile.mkdtemp(prefix="bounced-matrix-", dir=workdir))
     base.chmod(0o755)
     started = time.monotonic()

@@ -396,6 +396,26 @@ class World:
                 self.dns_ip: "127.0.0.53", str(self.port): "2525"}
 
 
+def namespace_reason() -> str | None:
+    """Why MTAs cannot get a private mount namespace (bind and overlay mounts) here, or None."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return "the MTA matrix needs root (mount namespaces, port 53 of a loopback address)"
+    probe = ("mount --bind /etc/resolv.conf /etc/resolv.conf && "
+             "mount -t overlay overlay -o lowerdir=/etc:/usr /mnt")
+    try:
+        done = subprocess.run(["unshare", "--mount", "--uts", "--propagation", "private", "--",
+                               "/bin/sh", "-c", probe], capture_output=True, text=True,
+                              timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no private mount namespace here: {exc}"
+    if done.returncode != 0:
+        return f"no private mount namespace here: {(done.stderr or done.stdout).strip()[:200]}"
+    return None
+
+
 def private_resolver_argv(resolv_conf: Path) -> list[str]:
     """Run a command in a private mount namespace whose /etc/resolv.conf is ``resolv_conf``.
 
