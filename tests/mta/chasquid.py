@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from .adapters import MatrixMTA, SubmitError
 from .base import MTA_CACHE, pids_where, process_alive
-from .net import LOOPBACK, free_port, port_open
+from .net import LOOPBACK, free_ports, port_open
 from .scenarios import DELAY, DSN, EXPIRY, NULLMX, NXDOMAIN
 from .world import World, private_resolver_argv
 
@@ -52,6 +52,7 @@ class ChasquidMatrix(MatrixMTA):
         super().__init__(workdir)
         self.proc: subprocess.Popen[bytes] | None = None
         self.submission_port = 0
+        self.tls_port = 0
 
     def missing_reason(self) -> str | None:
         if not BINARY.exists():
@@ -90,7 +91,7 @@ class ChasquidMatrix(MatrixMTA):
             f'hostname: "{HOSTNAME}"\n'
             f'smtp_address: "{LOOPBACK}:{self.port}"\n'
             f'submission_address: "{LOOPBACK}:{self.submission_port}"\n'
-            f'submission_over_tls_address: "{LOOPBACK}:{free_port()}"\n'
+            f'submission_over_tls_address: "{LOOPBACK}:{self.tls_port}"\n'
             f'data_dir: "{self.workdir / "data"}"\n'
             f'mail_log_path: "{self.workdir / "mail.log"}"\n'
             'mail_delivery_agent_bin: "/bin/false"\n')
@@ -98,7 +99,7 @@ class ChasquidMatrix(MatrixMTA):
                         f"--password={PASSWORD}"], capture_output=True, check=True, timeout=30)
 
     def start(self, world: World) -> None:
-        self.port, self.submission_port = free_port(), free_port()
+        self.port, self.submission_port, self.tls_port = free_ports(3)
         self._configure()
         output = self.log_path.open("ab")
         try:

@@ -187,14 +187,21 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
         run.skipped = reason
         return run
     started = time.monotonic()
-    try:
-        run.version = adapter.version()
-        adapter.start(world)
-    except Exception as exc:  # installed but broken: a failure, not a skip
-        run.error = f"{adapter.label} did not start: {exc}"
-        run.log_tail = adapter.log_tail()
-        adapter.stop()
+    for attempt in range(1, 4):  # a free port can be taken before the MTA binds it
+        try:
+            run.version = adapter.version()
+            adapter.start(world)
+            break
+        except Exception as exc:  # installed but broken: a failure, not a skip
+            run.error = f"{adapter.label} did not start (attempt {attempt}): {exc}"
+            run.log_tail = adapter.log_tail()
+            adapter.stop()
+            shutil.rmtree(adapter.workdir, ignore_errors=True)
+            adapter.workdir.mkdir()
+            adapter.workdir.chmod(0o755)
+    else:
         return run
+    run.error = ""
     try:
         plan, skipped = _plan(adapter)
         run.outcomes.extend(skipped)

@@ -97,7 +97,9 @@ def reply_for(address: str) -> Reply | None:
 
 
 def _pick_subnet() -> tuple[int, int]:
-    return random.randint(1, 250), random.randint(1, 250)
+    # Three digits each: the addresses always have the same length, so an MTA that wraps
+    # its lines around them wraps them the same way every run (stable corpus diffs).
+    return random.randint(100, 250), random.randint(100, 250)
 
 
 # -- DNS ------------------------------------------------------------------------------------
@@ -176,8 +178,11 @@ class _WorldHandler:
                 return f"550 5.1.1 <{address}>: not a bounce address"
         elif domain == CLOSING_DOMAIN:
             if server.transport is not None:
-                # closed once the reply is written (a transport flushes, then closes)
-                asyncio.get_running_loop().call_soon(server.transport.close)
+                # Closed a moment after the reply: the client has read it (and sent its
+                # QUIT) by then. Closing at once raced the client's next command, whose
+                # RST could discard the 421 before the client read it (the bounce then
+                # said "connection reset" one run in several).
+                asyncio.get_running_loop().call_later(1.0, server.transport.close)
             return CLOSING.line
         elif domain == REMOTE_DOMAIN:
             reply = reply_for(address)
