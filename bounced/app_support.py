@@ -78,8 +78,9 @@ async def check_store(settings: Settings) -> str:
     try:
         store = await open_ready_store(settings)
     except StoreNotFound:
-        if not settings.store_url.startswith("sqlite:"):
-            raise
+        if not settings.store_url.startswith("sqlite:"):  # reachable, but empty
+            return (f"{redact(settings.store_url)} (no schema yet: `bounced serve` or "
+                    "`bounced migrate` creates it)")
         path = sqlite_path(settings.store_url).absolute()
         parent = path.parent
         while not parent.exists() and parent != parent.parent:

@@ -299,6 +299,24 @@ def test_check_config_refuses_the_development_key(tmp_path: Path) -> None:
     assert run(env, "sign", "--subject", "1", "--address", ATTACKER).returncode == 0
 
 
+def test_check_config_reports_the_store_without_creating_it(tmp_path: Path,
+                                                           pg_database: str) -> None:
+    """`check-config` opens the store as serve would, but creates nothing: a SQLite file not
+    there yet and an empty PostgreSQL database are reported as such (exit 0) and stay as
+    they were; a store directory bounced could not create fails it."""
+    env = base_env(tmp_path)
+    proc = run(env, "check-config")
+    assert proc.returncode == 0 and "not created yet" in proc.stdout, proc.stderr
+    assert not (tmp_path / "bounced.db").exists()
+    proc = run({**env, "BOUNCED_STORE_URL": pg_database}, "check-config")
+    assert proc.returncode == 0 and "no schema yet" in proc.stdout, proc.stderr
+    assert run({**env, "BOUNCED_STORE_URL": pg_database}, "queue").returncode == 1
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = run({**env, "BOUNCED_STORE_URL": f"sqlite:///{blocker}/sub/b.db"}, "check-config")
+    assert proc.returncode == 1 and "[store] url" in proc.stderr, proc.stderr
+
+
 def test_every_reason_the_classifier_gives_may_be_counted() -> None:
     """The vocabulary counting_reasons is checked against holds every reason of the status
     code table (a reason missing there would be refused as a typo)."""
