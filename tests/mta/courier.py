@@ -4,12 +4,14 @@ package with no MTA, is installed normally and creates the ``courier`` user).
 
 Courier's paths are compiled in (/usr/lib/courier, /etc/courier, /var/lib/courier), so the
 instance lives in a private mount + UTS namespace held open by a sleeping process: /usr is
-the unpacked tree laid over the system's (a read-only overlay), /etc and /var/lib are
+the unpacked tree laid over the system's (a read-only overlay, plus the /usr/bin/makedat
+alternative its postinst would make), /etc and /var/lib are
 overlays whose writable layer is the instance's directory (its configuration, the world's
 resolv.conf, its queue), /run is a directory of its own. Nothing outside the instance's
-directory is written. Mail is submitted with Courier's own ``sendmail`` inside that
-namespace (``nsenter``), with ``-N``/``-R``/``-V`` for the DSN scenarios. ``esmtproutes``
-sends the remote and bounce domains to the world's port; other domains go by MX.
+directory is written. Mail is submitted over SMTP to its own ESMTP listener (``esmtpd
+start``: couriertcpd + courieresmtpd on a free loopback port); ``nsenter`` runs its
+commands in that namespace. ``esmtproutes`` sends the remote, bounce and 421 domains to the
+world's port; other domains go by MX.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA, SubmitError
+from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA
 from .base import MTA_CACHE, process_alive
-from .scenarios import SMTPUTF8_F
+from .net import LOOPBACK, free_port, port_open
 from .world import CLOSING_DOMAIN, REFUSED_DOMAIN, REMOTE_DOMAIN, World
 
 ROOT = Path(os.environ.get("BOUNCED_COURIER_ROOT") or MTA_CACHE / "courier" / "root")
@@ -46,9 +47,7 @@ def _mount_ns(pid: int) -> str:
 class CourierMatrix(MatrixMTA):
     kind = "courier"
     label = "Courier"
-    lacks: ClassVar[dict[str, str]] = {
-        SMTPUTF8_F: "Courier's sendmail command takes no SMTPUTF8 submission",
-    }
+    lacks: ClassVar[dict[str, str]] = {}
     queue_id_patterns = (r"\b[0-9A-F]{16}\.[0-9A-F]{8}\.[0-9A-F]{4,8}\b",
                          r"\b[0-9A-F]{8}\.[0-9A-F]{8}\.[0-9A-F]{4,8}\b")
 
@@ -81,8 +80,11 @@ class CourierMatrix(MatrixMTA):
         work = self.workdir
         etc = work / "etc" / "courier"
         etc.mkdir(parents=True)
-        for sub in ("etc-w", "varlib", "varlib-w", "run"):
-            (work / sub).mkdir()
+        for sub in ("etc-w", "varlib", "varlib-w", "run", "usr/bin"):
+            (work / sub).mkdir(parents=True)
+        # The alternative courier-base's postinst would make (update-alternatives):
+        # makesmtpaccess runs /usr/bin/makedat.
+        (work / "usr" / "bin" / "makedat").symlink_to("makedat.courier")
         (work / "etc" / "resolv.conf").write_bytes(world.resolv_conf.read_bytes())
         files = {
             "me": HOSTNAME, "defaultdomain": HOSTNAME,
@@ -97,12 +99,20 @@ class CourierMatrix(MatrixMTA):
         }
         for name, text in files.items():
             (etc / name).write_text(text + "\n")
+        # Its ESMTP listener (couriertcpd + courieresmtpd, started by `esmtpd start`): on
+        # this instance's port, loopback only, no tarpit and no DNS checks of the client.
+        settings = {"PORT": str(self.port), "ADDRESS": LOOPBACK, "TARPIT": "0",
+                    "BOFHCHECKDNS": "0", "TCPDOPTS": '"-noidentlookup"', "ESMTPDSTART": "YES"}
+        lines = [ln for ln in (ROOT / "etc" / "courier" / "esmtpd").read_text().splitlines()
+                 if ln.partition("=")[0] not in settings]
+        (etc / "esmtpd").write_text("\n".join([*lines, *(f"{k}={v}" for k, v in
+                                                         settings.items())]) + "\n")
 
     def _script(self) -> str:
         work = self.workdir
         return "\n".join([
             "set -e",
-            f"mount -t overlay overlay -o 'lowerdir={ROOT}/usr:/usr' /usr",
+            f"mount -t overlay overlay -o 'lowerdir={work}/usr:{ROOT}/usr:/usr' /usr",
             f"mount -t overlay overlay -o 'lowerdir={ROOT}/etc:/etc,upperdir={work}/etc,"
             f"workdir={work}/etc-w' /etc",
             f"mount -t overlay overlay -o 'lowerdir={ROOT}/var/lib:/var/lib,"
@@ -111,6 +121,9 @@ class CourierMatrix(MatrixMTA):
             f"hostname {HOSTNAME}",
             f"chown -R {USER}:{USER} /var/lib/courier",
             "courier start",
+            "mkdir -p /run/courier",
+            "makesmtpaccess",
+            "esmtpd start",
             "exec sleep 100000",
         ])
 
@@ -122,6 +135,7 @@ class CourierMatrix(MatrixMTA):
             input=data, capture_output=True, timeout=timeout, check=False)
 
     def start(self, world: World) -> None:
+        self.port = free_port()
         self._configure(world)
         output = (self.workdir / "courier.out").open("ab")
         try:
@@ -137,10 +151,11 @@ class CourierMatrix(MatrixMTA):
             if self.holder.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Courier did not start: {self.log_tail()}")
             self.namespace = _mount_ns(self.holder.pid)
-            if self.namespace and any(
+            if self.namespace and port_open(self.port) and any(
                     "courierd" in self._cmdline(p) for p in self._pids()):
                 break
             time.sleep(0.2)
+        self.probe_ehlo()
 
     @staticmethod
     def _cmdline(pid: int) -> str:
@@ -155,24 +170,6 @@ class CourierMatrix(MatrixMTA):
             return []
         return [int(p.name) for p in Path("/proc").iterdir()
                 if p.name.isdigit() and _mount_ns(int(p.name)) == self.namespace]
-
-    def submit(self, sender: str, recipients: Sequence[str], data: bytes,
-               mail_options: Sequence[str] = (), rcpt_options: Sequence[str] = ()) -> None:
-        args = ["/usr/sbin/sendmail", "-f", sender]
-        for option in mail_options:
-            name, _, value = option.partition("=")
-            if name == "RET":
-                args += ["-R", value.lower()]
-            elif name == "ENVID":
-                args += ["-V", value]
-        for option in rcpt_options:
-            name, _, value = option.partition("=")
-            if name == "NOTIFY":
-                args += ["-N", value.lower()]
-        done = self._nsenter(*args, "--", *recipients, data=data)
-        if done.returncode != 0:
-            raise SubmitError(f"Courier's sendmail exited {done.returncode}: "
-                              f"{done.stderr.decode(errors='replace')[-300:]}")
 
     def stop(self) -> None:
         if self.holder is None:

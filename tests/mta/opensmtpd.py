@@ -23,7 +23,7 @@ from typing import ClassVar
 from .adapters import DELAY_WARNING, LIFETIME, MatrixMTA
 from .base import MTA_CACHE, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
-from .scenarios import NULLMX
+from .scenarios import NULLMX, SMTPUTF8_F
 from .world import (
     CLOSING_DOMAIN,
     NULLMX_DOMAIN,
@@ -46,6 +46,7 @@ class OpenSMTPDMatrix(MatrixMTA):
     lacks: ClassVar[dict[str, str]] = {
         NULLMX: "OpenSMTPD 6.8 does not implement null MX (RFC 7505): it retries the "
                 "domain until the message expires",
+        SMTPUTF8_F: "OpenSMTPD 6.8 does not implement SMTPUTF8 (RFC 6531)",
     }
     queue_id_patterns = (r"\b[0-9a-f]{16}\b", r"\b[0-9a-f]{8}\b")
 

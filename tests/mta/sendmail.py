@@ -17,10 +17,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from .adapters import DELAY_WARNING, LIFETIME, RETRY, MatrixMTA
 from .base import MTA_CACHE, pids_where, process_alive
 from .net import LOOPBACK, free_port, port_open
+from .scenarios import SMTPUTF8_F
 from .world import World, namespace_argv
 
 ROOT = Path(os.environ.get("BOUNCED_SENDMAIL_ROOT") or MTA_CACHE / "sendmail" / "root")
@@ -32,6 +34,9 @@ HOSTNAME = "sendmail.test"
 class SendmailMatrix(MatrixMTA):
     kind = "sendmail"
     label = "Sendmail"
+    lacks: ClassVar[dict[str, str]] = {
+        SMTPUTF8_F: "Debian's Sendmail 8.17 is built without EAI: no SMTPUTF8 (RFC 6531)",
+    }
     queue_id_patterns = (r"\b[0-9A-Za-z]{8}\d{6}\b",)
 
     def __init__(self, workdir: Path) -> None:
