@@ -406,6 +406,15 @@ class Worker:
         if job.raw is None:
             await self.store.fail(job, self.name, "raw message was purged", self.now(), None)
             return None
+        if job.attempts > self.settings.worker.max_attempts:
+            # Claimed more often than a failing job may be tried, yet never finished nor
+            # failed: each worker that took it died on it (a message that crashes or kills the
+            # process). Classifying it again would kill this one too, forever.
+            error = (f"abandoned: claimed {job.attempts - 1} times without finishing "
+                     "(the worker died while processing it)")
+            log.error("bounce.quarantined", job=job.id, error=error)
+            await self.store.fail(job, self.name, error, self.now(), None)
+            return None
         try:
             # In this thread, whatever the size: only the main thread can be interrupted at
             # the budget (a thread would run on). Outside the daemon's own process (the

@@ -179,3 +179,38 @@ async def test_stopped_worker_finishes_the_jobs_claimed_with_its_last_finish(
         assert [c for c, _ in store.calls] == ["claim", "finish+claim", "finish"]
     finally:
         await inner.close()
+
+
+async def test_message_whose_workers_all_died_is_quarantined_not_claimed_forever(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A message claimed max_attempts times by workers that died on it (never finished, never
+    failed) is quarantined with the reason by the next worker instead of being classified
+    again, so a message that kills the worker process cannot do so forever."""
+    settings = make_settings(tmp_path, store_url, BOUNCED_WORKER_MAX_ATTEMPTS="3")
+    store = open_store(settings.store_url)
+    await store.open()
+    try:
+        rp = signer(settings).return_path("s1", ALICE, day=days_ago(1))
+        m = message("t1", subject="s1")
+        [mid] = await store.add_messages([type(m)(
+            received_at=m.received_at, peer=m.peer, mail_from="", rcpt_to=rp, token=m.token,
+            raw=dsn(ALICE, return_path=rp))])
+        now = utcnow()
+        lease = dt.timedelta(seconds=1)
+        for n in range(3):  # three workers take it and die: their leases run out
+            assert [j.id for j in await store.claim(f"dead{n}", now, lease, 10)] == [mid]
+            now += dt.timedelta(seconds=2)
+        worker = Worker(store, settings, lambda: now)
+        await worker.drain()
+        info, _, incidents = await store.message(mid)
+        assert info.state == "quarantined"
+        assert info.last_error is not None and "abandoned" in info.last_error
+        assert incidents == []
+        # Reprocessing by an operator starts the count again: it is classified normally.
+        assert await store.requeue(ids=[mid]) == 1
+        await worker.drain()
+        info, _, _ = await store.message(mid)
+        assert info.state == "done"
+    finally:
+        await store.close()
