@@ -14,6 +14,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -33,6 +34,24 @@ from bounced.worker import Worker
 DOMAIN = "bounces.example.test"
 KEY_LINE = "k1 c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzISE="
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bounced_command() -> str:
+    """The `bounced` command of the interpreter running the tests, whatever its virtual
+    environment: the script installed beside it (not resolved: a venv's python is a link),
+    else one written for it that runs this checkout's bounced (a run without installing)."""
+    installed = Path(sys.executable).with_name("bounced")
+    if installed.is_file():
+        return str(installed)
+    script = Path(tempfile.gettempdir()) / f"bounced-tests-{os.getuid()}" / "bounced"
+    script.parent.mkdir(mode=0o700, exist_ok=True)
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                      "from bounced.cli import main\nsys.exit(main())\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+BOUNCED = _bounced_command()
 
 
 def bench_module(name: str) -> ModuleType:

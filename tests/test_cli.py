@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import ROOT, base_env, dsn, free_port, smtp_send
-
-BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
+from .helpers import BOUNCED, ROOT, base_env, dsn, free_port, smtp_send
 
 
 def run(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

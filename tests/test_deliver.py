@@ -8,9 +8,8 @@ from pathlib import Path
 
 from bounced.config import load_settings
 
-from .helpers import ROOT, base_env, days_ago, dsn, signer
+from .helpers import BOUNCED, base_env, days_ago, dsn, signer
 
-BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
 ALICE = "alice@example.net"
 
 

@@ -19,9 +19,8 @@ import pytest
 
 from bounced.config import load_settings
 
-from .helpers import ROOT, DaemonProcess, base_env, days_ago, dsn, free_port, signer
+from .helpers import BOUNCED, DaemonProcess, base_env, days_ago, dsn, free_port, signer
 
-BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
 ALICE = "alice@example.net"
 HTTP_TOKEN = "hostile-intake-test-token-0123456789"
 # An envelope sender in Latin-1, as an old relay passes it on: not UTF-8.

@@ -40,6 +40,7 @@ from bounced.config import ActionSettings, load_settings
 from bounced.verp import Keyring, Verifier, fingerprint
 
 from .helpers import (
+    BOUNCED,
     DOMAIN,
     KEY_LINE,
     ROOT,
@@ -588,7 +589,7 @@ def test_the_drop_in_verifies_with_the_shipped_unit(tmp_path: Path) -> None:
     """The unit plus the drop-in's settings passes systemd-analyze verify; the sandbox's
     settings the drop-in discusses stay on."""
     unit = (ROOT / "systemd" / "bounced.service").read_text()
-    unit = unit.replace("/usr/local/bin/bounced", str(ROOT / ".venv" / "bin" / "bounced"))
+    unit = unit.replace("/usr/local/bin/bounced", BOUNCED)
     settings = [line for line in DROP_IN.read_text().splitlines()
                 if line and not line.startswith(("#", "["))]
     assert settings == ["SupplementaryGroups=www-data"]

@@ -18,11 +18,10 @@ from bounced.model import NewMessage, Plan, TokenFields
 from bounced.store import Outcome, open_store
 from bounced.store.migrations import migrations
 
-from .helpers import ROOT, base_env
+from .helpers import BOUNCED, base_env
 
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
-BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
 # Bytes of every value (a body is binary-safe), longer than an SQLite page (overflow pages).
 PENDING_RAW = bytes(range(256)) * 20 + b"\r\n"
 DONE_RAW = b"Subject: done\r\n\r\n" + b"x" * 5000 + b"\r\n"

@@ -14,7 +14,17 @@ import pytest
 
 from bounced.config import load_settings
 
-from .helpers import ROOT, DaemonProcess, base_env, days_ago, dsn, free_port, signer, smtp_send
+from .helpers import (
+    BOUNCED,
+    ROOT,
+    DaemonProcess,
+    base_env,
+    days_ago,
+    dsn,
+    free_port,
+    signer,
+    smtp_send,
+)
 
 ALICE = "alice@example.net"
 
@@ -104,7 +114,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         env = base_env(tmp_path, BOUNCED_SMTP_LISTEN=f"127.0.0.1:{port}", BOUNCED_LOG_FORMAT="json")
         proc = subprocess.run(
-            [str(ROOT / ".venv/bin/bounced"), "serve"], env={**__import__("os").environ, **env},
+            [BOUNCED, "serve"], env={**__import__("os").environ, **env},
             capture_output=True, timeout=30, check=False,
         )
     assert proc.returncode == 1
@@ -117,7 +127,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 def test_unit_file_verifies(tmp_path: Path) -> None:
     """systemd/bounced.service passes systemd-analyze verify (ExecStart pointed at this venv)."""
     unit = (ROOT / "systemd" / "bounced.service").read_text()
-    bounced = ROOT / ".venv" / "bin" / "bounced"
+    bounced = BOUNCED
     unit = unit.replace("/usr/local/bin/bounced", str(bounced))
     path = tmp_path / "bounced.service"
     path.write_text(unit)
