@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from bounced import compat
 from bounced.actions import build_actions
 from bounced.app_support import open_ready_store, preflight, redact, utcnow
 from bounced.config import Settings
@@ -70,6 +71,8 @@ class Daemon:
         self.http_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
+        # Library versions whose private APIs were not tested: refuse, in one line.
+        compat.require()
         s = self.settings
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)

@@ -133,9 +133,8 @@ class HTTPApi:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname() if sockets else (host, port)
+        addresses = self._runner.addresses
+        bound = addresses[0] if addresses else (host, port)
         return str(bound[0]), int(bound[1])
 
     async def stop(self) -> None:

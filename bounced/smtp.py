@@ -11,13 +11,13 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable
-from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from bounced.compat import SMTPHooks, get_addr_spec, get_angle_addr
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake import Intake
 from bounced.limits import PEER, TOTAL, StorageLimits
@@ -193,7 +193,7 @@ def _peer(session: Session | None) -> str:
     return str(peer or "")
 
 
-class BouncedSMTP(SMTP):
+class BouncedSMTP(SMTPHooks, SMTP):
     """aiosmtpd's protocol with relay-network and connection-count gates, and a DATA reader
     of its own: lines of any length, the size limit on the message as stored."""
 
@@ -213,7 +213,7 @@ class BouncedSMTP(SMTP):
         self._gatekeeper.connections.discard(self)
         super().connection_lost(error)
 
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+    def parse_path(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd 1.4's address parsing of MAIL and RCPT, with the same answers, faster:
         without the ``typing.Protocol`` class it defines on every call, and with the common
         forms (``<>``, ``<dot-atom@dot-atom>``) read directly rather than through the email
@@ -262,12 +262,12 @@ class BouncedSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         content = await self._read_data()
         if content is None:
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            self.reset_after_data()
             await self.push(TOO_LARGE)
             return
         self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        status = await self.call_handler_hook("DATA")
+        self.reset_after_data()
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_data(self) -> bytes | None:
@@ -279,13 +279,13 @@ class BouncedSMTP(SMTP):
         line_start = True
         while True:
             try:
-                piece = await self._reader.readuntil(b"\r\n")
+                piece = await self.stream_reader.readuntil(b"\r\n")
             except asyncio.LimitOverrunError as exc:
                 # No line end within the buffer: take what is there (all but a possible CR)
                 # and go on with the rest of the line.
-                piece = await self._reader.read(exc.consumed)
+                piece = await self.stream_reader.read(exc.consumed)
             except asyncio.CancelledError:  # the connection went away (aiosmtpd's contract)
-                self._writer.close()
+                self.close_stream()
                 raise
             if line_start and piece == b".\r\n":
                 break
@@ -300,7 +300,7 @@ class BouncedSMTP(SMTP):
                 body = bytearray()  # keep nothing of a message that will be refused
         return None if too_large else bytes(body)
 
-    async def _handle_client(self) -> None:
+    async def serve_client(self) -> None:
         peer = self.session.peer if self.session is not None else None
         refusal = self._gatekeeper.refusal(peer)
         if refusal is not None:
@@ -309,7 +309,7 @@ class BouncedSMTP(SMTP):
             if self.transport is not None:
                 self.transport.close()
             return
-        await super()._handle_client()
+        await super().serve_client()
 
 
 class SMTPServer:
@@ -321,7 +321,7 @@ class SMTPServer:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.relay_networks]
         self.connections: set[BouncedSMTP] = set()
         self.closing = False
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.Server | None = None
 
     def refusal(self, peer: Any) -> str | None:
         """The reply that turns this connection away, or None to serve it."""

@@ -24,6 +24,8 @@ from email.policy import compat32
 from email.utils import quote, unquote
 from typing import Any
 
+from bounced.compat import message_params
+
 MAX_CHILDREN = 200  # parts kept per multipart (the classifier walks at most 200 parts)
 MAX_BLOCKS = 1_000  # field blocks kept per message/delivery-status part
 
@@ -232,7 +234,7 @@ class Part(Message):
             value = self.get(header)
             params = _simple_params(value) if isinstance(value, str) else None
             if params is None:
-                found = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+                found = message_params(self, failobj, header)
                 if found is failobj:
                     return failobj
                 params = found

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from bounced.compat import run_in_thread, sqlite_connection
 from bounced.config import sqlite_path
 from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Decision, Job, NewMessage, Plan
@@ -117,8 +118,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
         if conn is None:
             raise StoreUnavailable("store is not open")
         try:
-            rows: list[Any] = await conn._execute(  # type: ignore[no-untyped-call]
-                _q_conn, conn, sql, params)
+            rows: list[Any] = await run_in_thread(conn, _q_conn, conn, sql, params)
             return rows
         except sqlite3.IntegrityError:
             raise
@@ -243,9 +243,7 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
         conn = self._conn
         async with self._lock:
             try:
-                # aiosqlite runs a callable in its thread with Connection._execute.
-                result: _T = await conn._execute(  # type: ignore[no-untyped-call]
-                    _in_transaction, conn, fn, args)
+                result: _T = await run_in_thread(conn, _in_transaction, conn, fn, args)
                 return result
             except sqlite3.IntegrityError:
                 raise
@@ -282,7 +280,7 @@ def _in_transaction(
     conn: aiosqlite.Connection, fn: Callable[..., _T], args: tuple[Any, ...]
 ) -> _T:
     """In aiosqlite's thread: BEGIN IMMEDIATE, ``fn``, COMMIT; ROLLBACK on any error."""
-    db = conn._conn  # the sqlite3 connection, used only in its own thread
+    db = sqlite_connection(conn)  # used only in its own thread
     db.execute("BEGIN IMMEDIATE").close()
     try:
         result = fn(db, *args)
@@ -296,7 +294,7 @@ def _in_transaction(
 
 
 def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return q(conn._conn, sql, params)  # in aiosqlite's thread
+    return q(sqlite_connection(conn), sql, params)  # in aiosqlite's thread
 
 
 def _insert_tx(
