@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
 
 import structlog
 
 from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
 from bounced.config import Settings
 from bounced.daemon import Daemon
+from bounced.loop import run
 from bounced.sdnotify import notify
 
 log = structlog.get_logger("bounced.app")
@@ -62,14 +62,3 @@ async def _extend_start_timeout(env: Mapping[str, str] | None) -> None:
     while True:
         await asyncio.sleep(START_EXTEND_EVERY)  # a period, not a wait for a condition
         notify(state, env)
-
-
-def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run the daemon's main coroutine on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is an optional extra
-        return asyncio.run(coro_factory())
-    # asyncio.Runner rather than uvloop.run(), which needs uvloop 0.18 (Debian 12 has 0.17).
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro_factory())

@@ -22,6 +22,7 @@ from bounced.exceptions import ConfigError
 from bounced.http import HTTPApi
 from bounced.intake import Intake
 from bounced.limits import StorageLimits
+from bounced.loop import SWITCH_INTERVAL
 from bounced.metrics import Metrics
 from bounced.retention import run_periodically
 from bounced.smtp import BounceHandler, SMTPServer
@@ -31,13 +32,6 @@ from bounced.worker import Worker
 from bounced.worker_process import WorkerProcess
 
 log = structlog.get_logger("bounced.daemon")
-
-# The store's thread (aiosqlite) needs the GIL for a moment before and after every SQLite call,
-# and a busy event loop hands it over only every switch interval (5 ms by default): an intake
-# commit of a few messages waited 3.5-4 ms for it (p50), 1.1 ms with 0.1 ms. Only threads that
-# wait for the GIL are switched to, so a short interval costs nothing when the store is idle.
-SWITCH_INTERVAL = 0.0001
-
 
 async def _listening(setting: str, address: str,
                      start: Coroutine[Any, Any, tuple[str, int]]) -> tuple[str, int]:

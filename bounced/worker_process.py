@@ -176,9 +176,8 @@ class WorkerProcess:
 
 def child_main(settings: Settings, wake: Connection, reports: Connection) -> None:
     """Entry point of the worker process (spawned: a fresh interpreter)."""
-    from bounced.app import run
-    from bounced.daemon import SWITCH_INTERVAL
     from bounced.logs import configure
+    from bounced.loop import SWITCH_INTERVAL, run
 
     configure(settings.log.level, settings.log.format)
     sys.setswitchinterval(SWITCH_INTERVAL)  # as in the daemon: for the store's thread
