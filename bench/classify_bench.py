@@ -6,7 +6,7 @@ DIR defaults to ../shared/corpus (or tests/corpus when that is absent). Prints, 
 classifiers in the same run, every target figure of issue 3: failed-recipient recall,
 address precision, reason agreement, false hard, missed hard, kind correct, and the
 throughput of each over the same files with parsing included (and their ratio). How the
-manifest maps to each figure is documented in bench/classify_score.py. Beside them, the
+manifest maps to each figure is documented in tests/support/classify_score.py. Beside them, the
 same figures of bounced.classify over the MTA matrix corpus (tests/mta_corpus: bounces of
 real MTAs labelled by construction; ``--mta-corpus DIR`` to point elsewhere), whose
 targets are every recipient found, hard right for all, reason >= 98 %, kind right for all.
@@ -23,12 +23,12 @@ import time
 from email.policy import compat32
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout
 
-from classify_score import Got, Score, load, run
 from flufl.bounce import all_failures
 
 from bounced.classify import classify
+from tests.support.classify_score import Got, Score, load, run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"recall": (">=", 99.0), "precision": (">=", 99.5), "reason_agreement": (">=", 96.0),

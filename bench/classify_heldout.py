@@ -7,7 +7,7 @@
 mail systems between 2000 and 2020, with the failed addresses flufl.bounce's tests expect
 (``expected.jsonl``: per file, the union of the addresses its detectors must find, and
 whether the failure is temporary). They are not in the labelled corpus the classifier was
-measured on (../shared/corpus), and they carry no reasons, so this prints what can be
+measured on (tests/corpus), and they carry no reasons, so this prints what can be
 checked: failed-address recall and precision, delays recognised as delays, and how many
 addresses were called hard (a dead address proven) against the rest. Found on 2026-12-03
 with the classifier then: recall 89.5 %, precision 90.2 %; the general rules they prompted
@@ -17,42 +17,14 @@ with the classifier then: recall 89.5 %, precision 90.2 %; the general rules the
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-from bounced.classify import classify
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "flufl_bounce"
-
-
-def evaluate(data: Path = DATA) -> tuple[dict[str, float], list[str]]:
-    """Figures over the labelled messages, and one line per file that disagrees."""
-    found = expected = correct = delays = delays_seen = hard = 0
-    problems: list[str] = []
-    entries = [json.loads(line) for line in (data / "expected.jsonl").read_text().splitlines()]
-    for entry in entries:
-        report = classify((data / "data" / entry["file"]).read_bytes())
-        got = {r.address.lower() for r in report.recipients
-               if r.action in ("failed", "delayed")}
-        want = set(entry["recipients"])
-        found += len(got)
-        expected += len(want)
-        correct += len(got & want)
-        hard += sum(r.hard for r in report.recipients if r.address.lower() in got & want)
-        if entry["temporary"]:
-            delays += 1
-            delays_seen += report.kind == "delay"
-        if got != want or (entry["temporary"] and report.kind != "delay"):
-            problems.append(f"{entry['file']}: kind {report.kind}, expected {sorted(want)}, "
-                            f"got {sorted(got)}")
-    figures = {
-        "messages": float(len(entries)),
-        "recall": 100.0 * correct / max(1, expected),
-        "precision": 100.0 * correct / max(1, found),
-        "delays_recognised": 100.0 * delays_seen / max(1, delays),
-        "hard_share": 100.0 * hard / max(1, correct),
-    }
-    return figures, problems
+from tests.support.classify_heldout import (
+    evaluate,
+)
 
 
 def main() -> None:

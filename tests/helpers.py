@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import importlib.util
 import os
 import signal
 import smtplib
@@ -21,7 +20,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import make_msgid
 from pathlib import Path
-from types import ModuleType
 
 from bounced.app import make_verifier, utcnow
 from bounced.config import Settings, load_settings
@@ -52,18 +50,6 @@ def _bounced_command() -> str:
 
 
 BOUNCED = _bounced_command()
-
-
-def bench_module(name: str) -> ModuleType:
-    """A script of bench/ imported as a module (the tests hold the classifier to the figures
-    the benchmarks compute)."""
-    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_keys(path: Path, text: str = KEY_LINE) -> Path:

@@ -11,11 +11,10 @@ import pytest
 
 from bounced.classify import classify
 
-from .helpers import bench_module
+from .support import classify_score as score_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
-score_mod = bench_module("classify_score")
 ROWS = score_mod.load(CORPUS)
 
 # Floors below the targets where the classifier does not yet meet them (see the

@@ -10,6 +10,7 @@ it anyway, so that edge adds no order; ``bounced.store`` chooses its backends th
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from .helpers import ROOT
@@ -118,3 +119,21 @@ def test_the_check_sees_lazy_and_relative_imports() -> None:
     assert "bounced.store" in real["bounced.store.sqlite"]  # a submodule's import of its package
     assert "bounced.store.sqlite" not in real["bounced.store"]  # a package choosing a submodule
     assert "bounced.commands" in real["bounced.cli"]  # imported inside a function
+
+
+def test_tests_import_no_benchmark_script() -> None:
+    """Tests import no script of bench/ (what both need is in tests/support/, which the
+    scripts import): a benchmark can change what it prints without breaking a test."""
+    scripts = {p.stem for p in (ROOT / "bench").glob("*.py")}
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                      if n.split(".")[0] in scripts or n.split(".")[0] == "bench"]
+        if path.name != "test_imports.py" and re.search(
+                r"""spec_from_file_location\(.*["']bench\b""", path.read_text(encoding="utf-8")):
+            found.append(f"{path.relative_to(ROOT)}: loads a bench/ script as a module")
+    assert not found, "\n".join(found)

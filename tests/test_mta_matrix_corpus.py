@@ -15,12 +15,11 @@ import pytest
 
 from bounced.classify import classify
 
-from .helpers import bench_module
 from .mta.scenarios import BY_NAME, SCENARIOS
+from .support import classify_score as score_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "mta_corpus"
-score_mod = bench_module("classify_score")
 ROWS = score_mod.load(CORPUS)
 MTAS = ("postfix", "exim", "sendmail", "opensmtpd", "courier", "dma", "chasquid")
 FILE_NAME = re.compile(r"^(?P<mta>[a-z]+)-(?P<version>[0-9][0-9A-Za-z.]*)-(?P<scenario>[a-z0-9-]+?)"

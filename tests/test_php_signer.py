@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, bench_module
+from .helpers import ROOT
+from .support import php_signer_diff
 
 PHP = shutil.which("php")
 RUNNER = ROOT / "integrations" / "mediawiki" / "tests" / "run-vectors.php"
@@ -57,7 +58,7 @@ def test_php_signer_runner_reports_a_wrong_vector(tmp_path: Path) -> None:
 def test_php_signer_agrees_with_bounced_verp_on_random_inputs() -> None:
     """2,000 random cases (sign an ASCII address, verify an altered return path, parse a key
     file): PHP answers exactly as bounced.verp. bench/php_signer_diff.py runs 20,000."""
-    diff = bench_module("php_signer_diff")
+    diff = php_signer_diff
     report = diff.compare(2_000)
     print("\n".join(report.lines()))
     assert report.total_differences == 0, "\n".join(report.lines())

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from .helpers import bench_module
+from .support import classify_providers as table
 
-table = bench_module("classify_providers")
 ROWS = table.load()
 
 # Raise these as the classifier improves, never lower them (figures over all forms).
