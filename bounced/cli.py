@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -23,11 +22,9 @@ from bounced.config import (
     load_settings,
 )
 from bounced.exceptions import BouncedError, StoreNotFound
+from bounced.exits import EX_TEMPFAIL, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_SIGPIPE, EXIT_USAGE
 from bounced.logs import configure
 from bounced.model import JOB_STATES
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-EXIT_SIGPIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 
 
 def _at_least(minimum: int) -> Any:
@@ -235,9 +232,9 @@ def _main(argv: Sequence[str] | None, stdout: TextIO | None) -> int:
     except BouncedError as exc:
         print(f"bounced {args.command}: {exc}", file=sys.stderr)
         # In pipe mode the mail server must keep the message and retry (EX_TEMPFAIL).
-        return 75 if args.command == "deliver" else EXIT_FAIL
+        return EX_TEMPFAIL if args.command == "deliver" else EXIT_FAIL
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -304,7 +301,7 @@ def _address_query(args: argparse.Namespace) -> Any:
 
 def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     from bounced.app import utcnow
-    from bounced.deliver import EX_TEMPFAIL, deliver
+    from bounced.deliver import deliver
 
     try:
         return asyncio.run(deliver(settings, args.recipient, args.sender, sys.stdin.buffer,
@@ -312,10 +309,6 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     except Exception as exc:  # the mail server must retry, never bounce the bounce
         print(f"bounced deliver: {exc!r}", file=sys.stderr)
         return EX_TEMPFAIL
-
-
-def print_json(obj: Any, out: TextIO) -> None:
-    print(json.dumps(obj, indent=2, default=str), file=out)
 
 
 if __name__ == "__main__":  # pragma: no cover

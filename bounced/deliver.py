@@ -15,13 +15,13 @@ import structlog
 
 from bounced.app_support import make_verifier, open_ready_store
 from bounced.config import Settings
+from bounced.exits import EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_USAGE, EXIT_OK
 from bounced.model import NewMessage
 from bounced.smtp import token_fields
 from bounced.verp import InvalidToken
 
 log = structlog.get_logger("bounced.deliver")
 
-EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL = 0, 64, 65, 67, 75
 
 
 def recipient_from(arg: str | None, env: Mapping[str, str]) -> str | None:
@@ -81,4 +81,4 @@ async def deliver(
         log.error("deliver.store_failed", error=repr(exc))
         return EX_TEMPFAIL
     log.info("deliver.stored", id=job_id, size=len(raw), subject=token.subject)
-    return EX_OK
+    return EXIT_OK

@@ -95,21 +95,6 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One failed (or delayed, or complained-about) recipient of a classified message."""
-
-    address: str
-    kind: str
-    action: str
-    status: str
-    reply_code: str
-    reason: str
-    hard: bool
-    diagnostic: str
-    remote_mta: str
-
-
-@dataclass(frozen=True)
 class Incident:
     """A finding recorded against a subject and address fingerprint."""
 
