@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from bounced.compat import run_in_thread, sqlite_connection
 from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import Event
 from bounced.store.reports import (
@@ -82,7 +83,7 @@ Statements = Sequence[tuple[str, Sequence[Any]]]
 
 def _snapshot(conn: aiosqlite.Connection, statements: Statements) -> list[list[Any]]:
     """In aiosqlite's thread: the statements in one read transaction, their rows."""
-    db = conn._conn
+    db = sqlite_connection(conn)
     db.execute("BEGIN").close()
     try:
         results = []
@@ -121,8 +122,8 @@ class SQLiteReports:
                     raise StoreUnavailable(f"cannot read SQLite database {self.path}: {exc}") \
                         from exc
             try:
-                result: list[list[Any]] = await self._reader._execute(  # type: ignore[no-untyped-call]
-                    _snapshot, self._reader, statements)
+                result: list[list[Any]] = await run_in_thread(
+                    self._reader, _snapshot, self._reader, statements)
             except sqlite3.OperationalError as exc:
                 raise StoreError(f"SQLite: {exc}") from exc
             return result
