@@ -20,6 +20,7 @@ only) imports this module too.
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from email import _header_value_parser
@@ -189,6 +190,10 @@ def version_problems(versions: Mapping[str, str | None]) -> list[str]:
 
 def api_problems() -> list[str]:
     """One line for each private API that is missing or no longer behaves as used."""
+    return _email_problems() + _library_problems()
+
+
+def _email_problems() -> list[str]:
     problems = []
     try:
         addr, rest = get_angle_addr("<a@b.example> SIZE=1")
@@ -210,22 +215,25 @@ def api_problems() -> list[str]:
     if missing:
         problems.append("this Python's email.message.Message lacks " + ", ".join(missing)
                         + ", which bounced's MIME parser sets or overrides")
-    try:
-        from aiosmtpd.smtp import SMTP
-    except ImportError:
-        pass
-    else:
-        # (_reader and _writer are set per connection: the SMTP tests use them.)
-        names = ("_getaddr", "_handle_client", "_call_handler_hook", "_set_post_data_state")
-        if gone := [n for n in names if not hasattr(SMTP, n)]:
-            problems.append(f"aiosmtpd's SMTP lacks {', '.join(gone)}")
-    try:
-        from aiosqlite import Connection
-    except ImportError:
-        pass
-    else:
-        if gone := [n for n in ("_execute", "_conn") if not hasattr(Connection, n)]:
-            problems.append(f"aiosqlite's Connection lacks {', '.join(gone)}")
+    return problems
+
+
+def _library_problems() -> list[str]:
+    # (aiosmtpd's _reader and _writer are set per connection: the SMTP tests use them.)
+    wanted = {
+        "aiosmtpd.smtp.SMTP": ("_getaddr", "_handle_client", "_call_handler_hook",
+                               "_set_post_data_state"),
+        "aiosqlite.Connection": ("_execute", "_conn"),
+    }
+    problems = []
+    for where, names in wanted.items():
+        module, _, name = where.rpartition(".")
+        try:
+            owner = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue  # not installed: nothing uses it then (a version problem says the rest)
+        if gone := [n for n in names if not hasattr(owner, n)]:
+            problems.append(f"{module.partition('.')[0]}'s {name} lacks {', '.join(gone)}")
     return problems
 
 
