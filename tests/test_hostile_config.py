@@ -30,6 +30,7 @@ from bounced.model import Event
 from bounced.verp import fingerprint
 
 from .helpers import (
+    BOUNCED,
     ROOT,
     DaemonProcess,
     asend,
@@ -42,7 +43,6 @@ from .helpers import (
     smtp_send,
 )
 
-BOUNCED = str(ROOT / ".venv" / "bin" / "bounced")
 ATTACKER = "mallory@example.net"  # the token is signed for this address
 VICTIM = "ceo@bigcorp.example"  # what the forged reports name
 
