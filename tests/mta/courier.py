@@ -120,6 +120,8 @@ class CourierMatrix(MatrixMTA):
             f"mount --bind '{work}/run' /run",
             f"hostname {HOSTNAME}",
             f"chown -R {USER}:{USER} /var/lib/courier",
+            # if a later step fails, the daemons must not outlive the script unseen
+            "trap 'courier stop >/dev/null 2>&1 || true' EXIT",
             "courier start",
             "mkdir -p /run/courier",
             "makesmtpaccess",
