@@ -29,6 +29,7 @@ from .world import World
 ROOT = Path(os.environ.get("BOUNCED_DMA_ROOT") or MTA_CACHE / "dma" / "root")
 BINARY = ROOT / "usr" / "sbin" / "dma"
 HOSTNAME = "dma.test"
+MARKER = "BOUNCED_MATRIX_DMA"  # in each submission's environment: finds the delivery children
 
 
 def overlay_argv(upper: Path, work: Path, hostname: str) -> list[str]:
@@ -100,7 +101,8 @@ class DmaMatrix(MatrixMTA):
         output = (self.workdir / "dma.out").open("ab")
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, MARKER: str(self.workdir)})
         finally:
             output.close()
         self.groups.append(proc.pid)
@@ -108,15 +110,25 @@ class DmaMatrix(MatrixMTA):
         if proc.returncode != 0:
             raise SubmitError(f"dma exited {proc.returncode}: {self.log_tail()}")
 
+    def _processes(self) -> list[int]:
+        """This instance's dma processes: their process groups, and any that left them
+        (found by the marker in their environment)."""
+        found = {p for g in self.groups for p in pids_where(2, g) if process_alive(p)}
+        marker = f"{MARKER}={self.workdir}".encode()
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if marker in environ.read_bytes().split(b"\0"):
+                    found.add(int(environ.parent.name))
+            except OSError:
+                continue
+        return sorted(p for p in found if process_alive(p))
+
     def stop(self) -> None:
-        """Kill every delivery child still retrying (they keep their process group)."""
-        for group in self.groups:
-            for pid in pids_where(2, group):
-                if process_alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+        """Kill every delivery child still retrying (a retry goes on for days)."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while (any(process_alive(p) for g in self.groups for p in pids_where(2, g))
-               and time.monotonic() < deadline):
+        while self._processes() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.groups = []
 
