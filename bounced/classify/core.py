@@ -8,7 +8,7 @@ from email.message import Message
 from bounced.classify.detectors import DETECTORS
 from bounced.classify.detectors.base import ADDRESS, STATUS, Detection, Found, reply_code_of
 from bounced.classify.detectors.text import is_bounce, scan
-from bounced.classify.model import UNKNOWN, Original, RecipientReport, Report
+from bounced.classify.model import Original, RecipientReport, Report, failure
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
 from bounced.classify.reasons import is_hard, reason_for
@@ -74,11 +74,12 @@ def _recipient(found: Found, text: str, lowered: list[str]) -> RecipientReport:
     )
 
 
-def _detect(mail: Mail) -> Detection | None:
+def _detect(mail: Mail, failures: list[str]) -> Detection | None:
     for detector in DETECTORS:
         try:
             found = detector.detect(mail)
-        except Exception:  # noqa: S112  # one broken detector must not stop the others
+        except Exception as exc:  # one broken detector must not stop the others
+            failures.append(failure(f"detector {detector.name}", exc))
             continue
         if found is not None:
             return found
@@ -138,29 +139,30 @@ def _diagnostics_from_text(mail: Mail, recipients: list[Found]) -> None:
             found.reply_code = found.reply_code or reply_code_of(found.diagnostic)
 
 
-def _classify(message: bytes | Message, nested: bool = False) -> Report:
+def _classify(message: bytes | Message, failures: list[str], nested: bool = False) -> Report:
     msg = parse(message) if isinstance(message, (bytes, bytearray)) else message
     mail = walk(msg)
     try:
         original = original_of(mail)
-    except Exception:
+    except Exception as exc:  # the report can be read without the original's headers
+        failures.append(failure("original", exc))
         original = Original()
     mail.text = mail.text[: quoted_original_start(mail.text)]
     inner = None if nested else _inner_report(mail)
     if inner is not None and _forwarded(mail):  # the attached report first
-        report = _classify(inner, nested=True)
+        report = _classify(inner, failures, nested=True)
         if report.recipients:
             return report
         inner = None  # read already: the forwarder's own text is what is left
-    detection = _detect(mail)
+    detection = _detect(mail, failures)
     if detection is None or not detection.recipients:
         if inner is not None:  # a mail system's report whose original is a report
-            report = _classify(inner, nested=True)
+            report = _classify(inner, failures, nested=True)
             if report.recipients:
                 return report
         detection = _fallback(mail, original) or detection
     if detection is None:
-        return Report(kind="unknown", original=original)
+        return Report(kind="unknown", original=original, failures=tuple(failures))
     if detection.detector != "text" and any(
             _wants_text(f, detection.recipients) for f in detection.recipients):
         _diagnostics_from_text(mail, detection.recipients)
@@ -180,15 +182,18 @@ def _classify(message: bytes | Message, nested: bool = False) -> Report:
         original=original,
         detector=detection.detector,
         reporting_mta=detection.reporting_mta,
+        failures=tuple(failures),
     )
 
 
 def classify(message: bytes | Message) -> Report:
     """Classify a bounce, delay, complaint or auto-reply; kind "unknown" when unsure.
 
-    Never raises: a message that cannot be read is reported as kind "unknown".
+    Never raises: a message that cannot be read is reported as kind "unknown". What raised
+    on the way is named in the report's ``failures`` (for the caller to log and count).
     """
+    failures: list[str] = []
     try:
-        return _classify(message)
-    except Exception:  # the contract: any input gets a report
-        return UNKNOWN
+        return _classify(message, failures)
+    except Exception as exc:  # the contract: any input gets a report
+        return Report(kind="unknown", failures=(*failures, failure("classify", exc)))

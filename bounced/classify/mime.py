@@ -10,8 +10,9 @@ is found with ``bytes.find`` on its boundary, only header blocks are split into 
 and a body is decoded or split into sub-parts only when it is first read. An attached
 original message costs the parse of its header block, and nothing when nobody reads it.
 
-Two caps the email package does not have: at most ``MAX_CHILDREN`` parts per multipart
-and ``MAX_BLOCKS`` field blocks per delivery-status part are built; the rest is dropped.
+Caps the email package does not have: at most ``MAX_CHILDREN`` parts per multipart
+and ``MAX_BLOCKS`` field blocks per delivery-status part are built (the rest is dropped),
+and a header block is read up to ``MAX_HEADER_BLOCK`` bytes (the rest is left to its body).
 """
 
 from __future__ import annotations
@@ -28,36 +29,50 @@ from bounced.compat import message_params
 
 MAX_CHILDREN = 200  # parts kept per multipart (the classifier walks at most 200 parts)
 MAX_BLOCKS = 1_000  # field blocks kept per message/delivery-status part
+# Bytes of one header block read as fields (the largest in the corpus is 15 KB): a hostile
+# block of a megabyte of tiny fields or folds would cost the parse 0.1-0.2 s.
+MAX_HEADER_BLOCK = 65_536
 
+# A header field name's characters (printable ASCII but ":"), and line endings.
+_N = r"[\041-\071\073-\176]"
+_EOL = r"(?:\r\n|\r|\n|\Z)"
+# (Each repetition below that ends a pattern or its value is possessive: nothing after it
+# could make it give characters back, and the regex engine keeps no state to backtrack into.)
 # One header line as the email package's feedparser recognises it (its headerRE).
-_HEADER_BLOCK = re.compile(
-    rb"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\r\n]*(?:\r\n|\r|\n|\Z))*")
-_HEADER_BLOCK_TEXT = re.compile(_HEADER_BLOCK.pattern.decode())
+_HEADER_BLOCK_TEXT = re.compile(rf"(?:(?:From |{_N}*:|[\t ])[^\r\n]*+{_EOL})*+")
+_HEADER_BLOCK = re.compile(_HEADER_BLOCK_TEXT.pattern.encode())
 # What may follow "--boundary" on a boundary line.
-_BOUNDARY_TAIL = re.compile(rb"(--)?[ \t]*(\r\n|\r|\n|\Z)")
+_BOUNDARY_TAIL = re.compile(rb"(--)?[ \t]*+(\r\n|\r|\n|\Z)")
 # A line ending followed by an empty line (the empty line starts at the match's end).
 _BLANK_AFTER = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n])")
 # A header field and its folded lines; any line in a block that is neither (a leading
 # fold, "From ", a line starting with ":") sends the block to the line-by-line reader.
+# The patterns searched for fields (findall) start where a run of name characters starts
+# (the lookbehind): from inside the run the match would fail where it failed from its
+# start, after reading the run again, once for every character of a long run.
+_NAME_START = rf"(?<!{_N})"
 _FIELD = re.compile(
-    r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)")
+    rf"{_NAME_START}({_N}+):([^\r\n]*+{_EOL}(?:[ \t][^\r\n]*+{_EOL})*+)")
 # A run of header fields from a given position: one match instead of one per field (the
 # fields cannot overlap or be cut shorter, so the run ends where matching field after
 # field would stop).
 # The same field with the value's leading blanks and final line ending left out of its
 # group (the value as the email package stores it).
 _FIELD_STRIPPED = re.compile(
-    r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*)(?:\r\n|\r|\n|\Z)")
-_FIELDS_RUN = re.compile(
-    rb"(?:[\041-\071\073-\176]+:[^\r\n]*(?:\r\n|\r|\n|\Z)(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))*)*")
-_HEADER_START = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
+    rf"{_NAME_START}({_N}+):[ \t]*+([^\r\n]*+(?:(?:\r\n|\r|\n)[ \t][^\r\n]*+)*+){_EOL}")
+_FIELDS_RUN = re.compile(rf"(?:{_N}+:[^\r\n]*+{_EOL}(?:[ \t][^\r\n]*+{_EOL})*+)*+".encode())
+_HEADER_START = re.compile(rf"From |{_N}*:|[\t ]".encode())
 # The same run and fields for the usual header block, whose lines all end in "\n" (LF) or
 # all in "\r\n" (CRLF): a negated single character is scanned several times faster than
 # a class of two, and no alternation is tried at each line end. _part checks the line
-# endings of what the run covers before it uses them.
-_NL_FIELDS_RUN = re.compile(rb"(?:[\041-\071\073-\176]+:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
-_LF_FIELD = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
-_CRLF_FIELD = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\r\n")
+# endings of what the run covers before it uses them. (The two field patterns are only
+# searched in such a run: whole lines, each field matched where the last one ended. In
+# a line without its ending they would read to its end from every name. In CRLF text no
+# lone CR is left, so a value is what precedes CRLF.)
+_NL_FIELDS_RUN = re.compile(rf"(?:{_N}+:[^\n]*+\n(?:[ \t][^\n]*+\n)*+)*+".encode())
+_LF_FIELD = re.compile(rf"{_NAME_START}({_N}+):[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n")
+_CRLF_FIELD = re.compile(
+    rf"{_NAME_START}({_N}+):[ \t]*+([^\r\n]*+(?:\r\n[ \t][^\r\n]*+)*+)\r\n")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _CR, _LF = 13, 10
 
@@ -362,21 +377,23 @@ def _nl_fields(raw: bytes, start: int, end: int) -> re.Pattern[str] | None:
 
 def _fill_headers(part: Part, raw: bytes, start: int, end: int) -> tuple[bytes, int, int]:
     """Read the header block at raw[start:end] into ``part``; returns where its body is,
-    as (raw, start, end): a copy when a "From " line ending the block belongs to it."""
+    as (raw, start, end): a copy when a "From " line ending the block belongs to it.
+    A block is read up to MAX_HEADER_BLOCK bytes; the rest of it is left to the body."""
+    limit = min(end, start + MAX_HEADER_BLOCK)
     # The usual case in one pass: fields (with their folds) up to a line that is no header,
     # every line ending in LF, or every one in CRLF.
-    hend = _NL_FIELDS_RUN.match(raw, start, end).end()  # type: ignore[union-attr]
+    hend = _NL_FIELDS_RUN.match(raw, start, limit).end()  # type: ignore[union-attr]
     fields = _nl_fields(raw, start, hend)
-    if fields is None or _HEADER_START.match(raw, hend, end) is not None:
+    if fields is None or _HEADER_START.match(raw, hend, limit) is not None:
         fields = _FIELD_STRIPPED  # any line endings
-        hend = _FIELDS_RUN.match(raw, start, end).end()  # type: ignore[union-attr]
-    if _HEADER_START.match(raw, hend, end) is None:  # a blank line, the body or the end
+        hend = _FIELDS_RUN.match(raw, start, limit).end()  # type: ignore[union-attr]
+    if _HEADER_START.match(raw, hend, limit) is None:  # a blank line, the body or the end
         # the run decoded once (ascii/surrogateescape keeps one character per byte) and
         # cut into its fields, which are the ones matched one by one from ``start``
         part._headers.extend(fields.findall(_text(raw[start:hend])))
         return raw, hend + _eol_len(raw, hend, end), end  # a blank line ends the headers
     # "From " lines, a fold or ':' starting a line: the general reader
-    match = _HEADER_BLOCK.match(raw, start, end)
+    match = _HEADER_BLOCK.match(raw, start, limit)
     hend = match.end() if match else start
     body = hend + _eol_len(raw, hend, end)
     unread = _read_headers(part, _text(raw[start:hend]))
@@ -400,7 +417,7 @@ def _part(raw: bytes, start: int, end: int, strip: bool, default: str) -> Part:
     sep: bytes | None = None
     if ctype == "message/delivery-status":
         part._kind = _DSN
-        cte = part.get("content-transfer-encoding", "").strip().lower()
+        cte = str(part.get("content-transfer-encoding", "")).strip().lower()
         if cte in ("base64", "quoted-printable"):  # against RFC 3464, but some mailers do
             raw = _transfer_decoded(raw[body:end], cte)
             body, end, strip = 0, len(raw), False

@@ -64,6 +64,10 @@ class Report:
     original: Original = field(default_factory=Original)
     detector: str = ""
     reporting_mta: str = ""  # the DSN's Reporting-MTA host; empty for other formats
+    # What raised while the message was read ("detector dsn: IndexError: ..."): classify
+    # never raises, so a reader that failed is said here, for the caller to log and count
+    # (a report with failures may still be right: the other readers carried on).
+    failures: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The report as a JSON object (the CLI adds ``file``)."""
@@ -77,3 +81,10 @@ class Report:
 
 
 UNKNOWN = Report(kind="unknown")
+
+MAX_FAILURE = 200  # characters of one failure's description
+
+
+def failure(where: str, exc: BaseException) -> str:
+    """One line naming what raised and the exception."""
+    return f"{where}: {type(exc).__name__}: {exc}"[:MAX_FAILURE]

@@ -16,6 +16,7 @@ from email.message import Message
 from email.policy import compat32
 
 from bounced.classify.mime import Part, parse_bytes
+from bounced.classify.textforms import fold
 
 MAX_BYTES = 1_000_000  # the report sits at the start; attached originals may be cut
 MAX_BOUNDARIES = 64  # multipart declarations parsed; nesting beyond is cut (parser cost)
@@ -25,12 +26,18 @@ MAX_DEPTH = 8
 MAX_PARTS = 200
 MAX_TEXT = 200_000
 MAX_HEADER = 4_096  # characters kept of a decoded header value
+# A line longer than MAX_LINE, its first MAX_LINE bytes in the group (searched only from
+# line starts: a search from inside a long line would read it again).
+_LONG_LINE = re.compile(rb"(?m)^([^\n]{%d})[^\n]++" % MAX_LINE)
 
 ORIGINAL_TYPES = frozenset(
     {"message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers",
      "message/partial", "message/external-body"}
 )
-_TAG = re.compile(r"<[^>]{0,2000}>")
+# A tag: no "<" inside, so a run of "<" is not a run of tags each read to its end.
+_TAG = re.compile(r"<[^<>]{0,2000}+>")
+_SCRIPT_OPEN = re.compile(r"<(script|style)\b")  # in fold()ed text
+_LINE_BREAKS = re.compile(r"(?i)<br\s*+/?>|</p>|</tr>|</div>|</li>|</h\d>")
 _ENTITY = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
 
 
@@ -38,8 +45,8 @@ def bound(raw: bytes) -> bytes:
     """The message cut to the size and line-length caps."""
     if len(raw) > MAX_BYTES:
         raw = raw[:MAX_BYTES]
-    if len(raw) > MAX_LINE and max(map(len, raw.split(b"\n"))) > MAX_LINE:
-        raw = b"\n".join(line[:MAX_LINE] for line in raw.split(b"\n"))
+    if len(raw) > MAX_LINE and _LONG_LINE.search(raw):
+        raw = _LONG_LINE.sub(rb"\1", raw)
     if raw.count(b"oundary") > MAX_BOUNDARIES:
         for i, match in enumerate(_BOUNDARY.finditer(raw)):
             if i == MAX_BOUNDARIES:
@@ -102,10 +109,34 @@ def decode_part(part: Message) -> str:
     return payload.decode("latin-1")
 
 
+def _without_scripts(html: str) -> str:
+    """``html`` with its script and style elements replaced by a space. An element that is
+    never closed is left (its closing tag is not after any later opening one either, so no
+    opening tag is searched for its close twice: linear in the text)."""
+    folded = fold(html)
+    out: list[str] = []
+    pos = 0
+    unclosed: set[str] = set()
+    for m in _SCRIPT_OPEN.finditer(folded):
+        name = m.group(1)
+        if m.start() < pos or name in unclosed:
+            continue
+        close = folded.find(f"</{name}>", m.end())
+        if close < 0:
+            unclosed.add(name)
+            continue
+        out += (html[pos:m.start()], " ")
+        pos = close + len(name) + 3
+    if not out:
+        return html
+    out.append(html[pos:])
+    return "".join(out)
+
+
 def html_to_text(html: str) -> str:
     """Rough text of an HTML body: tags to spaces/newlines, a few entities decoded."""
-    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
-    html = re.sub(r"(?i)<br\s*/?>|</p>|</tr>|</div>|</li>|</h\d>", "\n", html)
+    html = _without_scripts(html)
+    html = _LINE_BREAKS.sub("\n", html)
     text = _TAG.sub(" ", html)
     for ent, ch in _ENTITY.items():
         text = text.replace(ent, ch)
@@ -120,6 +151,9 @@ class Mail:
     parts: list[Message] = field(default_factory=list)  # leaves and containers, originals excluded
     originals: list[Message] = field(default_factory=list)  # attached original messages/headers
     text: str = ""  # human-readable text written by the reporting system
+    # results of work on ``text`` that more than one reader needs (each keyed as its reader
+    # says, with the text it was computed from)
+    memo: dict[str, tuple[str, object]] = field(default_factory=dict)
 
     @property
     def subject(self) -> str:
@@ -177,7 +211,7 @@ def walk(msg: Message) -> Mail:
                 stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
             continue
         if ctype == "text/plain" or (ctype == "text/html" and not texts):
-            if part.get("content-disposition", "").lower().startswith("attachment") and texts:
+            if str(part.get("content-disposition", "")).lower().startswith("attachment") and texts:
                 continue
             (texts if ctype == "text/plain" else htmls).append(decode_part(part))
     body = "\n".join(texts) if texts else "\n".join(html_to_text(h) for h in htmls)

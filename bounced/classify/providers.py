@@ -108,7 +108,7 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("mailru", r"invalid mailbox\. local mailbox \S+ is unavailable: user not found",
      "userunknown"),
     # Tencent (QQ mail) frequency limits
-    ("tencent", r"mailbox unavailable or access denied \[.*frequency|frequency limited",
+    ("tencent", r"mailbox unavailable or access denied \[.{0,300}?frequency|frequency limited",
      "ratelimited"),
 )
 

@@ -11,11 +11,13 @@ _A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])" + _ADDR  # not the tail of a longer word
 _RECIPIENT_SOURCES = (
     # alone on its line (qmail, Exim), in brackets, or as "addr" <addr> (a display name
     # that is the address itself, as Exchange's CDO writes it)
-    rf"^\s*[*\-]{{0,3}}\s*(?:\"[^\"\n]{{0,100}}\"\s*)?[<\"'\[]?{_A}[>\"'\]]?\s*[:.,]?\s*$",
+    # (each run of spaces is possessive: a run of spaces split between two quantifiers
+    # in every possible way was the quadratic backtracking of a hostile line)
+    rf"^\s*+[*\-]{{0,3}}\s*+(?:\"[^\"\n]{{0,100}}\"\s*+)?[<\"'\[]?{_A}[>\"'\]]?\s*+[:.,]?\s*+$",
     rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
     rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
     # addr: reason / addr on DATE (Exchange) / * [addr]: reason (a bulleted list)
-    rf"^\s*(?:[*\-]\s*)?\[?{_A}\]?\s*(?::\s|\.\.\.|\(|\s+on\s|\s+-\s)",
+    rf"^\s*+(?:[*\-]\s*+)?\[?{_A}\]?(?::\s|\.\.\.|\(|\s++(?::\s|\.\.\.|\(|on\s|-\s))",
     rf"\brcpt to:\s*<{_A}>",
     # a label, then the address (bare, bracketed, quoted, or as Exchange's "[SMTP:addr]")
     rf"\b(?:recipient|address|addressed to|addressed,|delivered to|deliver to|failed to|"
@@ -46,13 +48,15 @@ RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(
 # The same, case-sensitive, for an ASCII line lowercased (the same matches, at the same
 # places; the sources have no uppercase letter).
 RECIPIENT_LINES_LOWER: tuple[re.Pattern[str], ...] = tuple(map(re.compile, _RECIPIENT_SOURCES))
-if any(re.search(r"[A-Z]", re.sub(r"\\[A-Za-z]|\(\?P<", "", p)) for p in _RECIPIENT_SOURCES):
+_ESCAPES = re.compile(r"\\[A-Za-z]|\(\?P<")  # \w, \s, (?P<name>: no literal letters
+_UPPER = re.compile(r"[A-Z]")
+if any(_UPPER.search(_ESCAPES.sub("", p)) for p in _RECIPIENT_SOURCES):
     raise ValueError("a recipient line pattern has an uppercase letter")
 
 # A recipient-shaped line right after one of these names the sender instead.
 NOT_RECIPIENT_BEFORE = re.compile(
     r"(?i)(sent by|from:|sender:|envelope-from|mail from|return-path|reply-to|"
-    r"message-id|received:|\bby\b.*\bwith\b)[\s:<\"'(]*$"
+    r"message-id|received:|\bby\b[^\n]{0,200}?\bwith\b)[\s:<\"'(]*+$"
 )
 
 BOUNCE_FROM = re.compile(

@@ -73,7 +73,7 @@ class ARFDetector:
                     address = address or clean_address(fields.get(name, ""))
                 return _complaint(mail, ftype, address or _reported_recipient(mail))
         msg = mail.msg
-        if msg.get("x-apple-unsubscribe", "").strip().lower() == "true":
+        if str(msg.get("x-apple-unsubscribe", "")).strip().lower() == "true":
             return _complaint(mail, "opt-out", clean_address(header(msg, "from")))
         for part in mail.originals:
             payload = part.get_payload()

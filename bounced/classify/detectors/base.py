@@ -10,11 +10,16 @@ from bounced.classify.parse import Mail
 
 MAX_RECIPIENTS = 500  # recipients reported per message; more are dropped
 
+# An address starts where a run of local-part characters starts (the lookbehind): a search
+# from every character of a long run would read up to 64 characters from each.
 ADDRESS = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[\w-]{1,63}\.)*[\w-]{1,63}", re.UNICODE
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[\w-]{1,63}\.)*[\w-]{1,63}",
+    re.UNICODE,
 )
 STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 REPLY_CODE = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ :-]|$)(?![\d.]*\.\d)")
+# "+XX" in an address: xtext encoding of RFC 3461 (ORCPT), "+40" for "@"...
+_XTEXT = re.compile(r"\+([0-9A-F]{2})")
 
 
 @dataclass
@@ -63,8 +68,8 @@ def clean_address(value: str) -> str:
     if ";" in value[:20]:
         value = value.split(";", 1)[1]
     value = value.strip().strip("<>\"' ").rstrip(".,:;>)")
-    if "+" in value and re.search(r"\+[0-9A-F]{2}", value):
-        value = re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
+    if "+" in value and _XTEXT.search(value):
+        value = _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), value)
     match = ADDRESS.search(value)
     if not match or "..." in match.group(0).rpartition("@")[0]:
         return ""  # an ellipsis marks an address cut short or masked ("david...@gmail.com")

@@ -7,6 +7,7 @@ part instead, so a text body with Final-Recipient/Status blocks is read the same
 
 from __future__ import annotations
 
+import itertools
 import re
 from email.message import Message
 from email.policy import compat32
@@ -29,6 +30,7 @@ DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-statu
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40})[ \t]*:[ \t]*(.*)$")
 _TEXT_DSN = re.compile(r"(?im)^(?:final|original)-recipient[ \t]*:")
 _VALID_ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
+MAX_FIELDS = 100  # fields read per block (RFC 3464 defines a dozen per recipient)
 
 Block = dict[str, str]
 # A recipient field seen twice in one block starts the next recipient's block (some mail
@@ -69,13 +71,14 @@ def blocks_from_text(text: str, limit: int = MAX_RECIPIENTS + 1) -> list[Block]:
 
 
 def _items(msg: Message) -> list[tuple[str, object]]:
-    """As ``msg.items()``; a compat32 message's ASCII str values are taken as they are (what
-    compat32's header_fetch_parse returns for them), without a call per field."""
+    """As ``msg.items()`` up to MAX_FIELDS; a compat32 message's ASCII str values are taken
+    as they are (what compat32's header_fetch_parse returns for them), without a call per
+    field."""
     if msg.policy is not compat32:
-        return list(msg.items())
+        return [(k, v) for k, v in itertools.islice(msg.items(), MAX_FIELDS)]
     fetch = compat32.header_fetch_parse
     return [(k, v if isinstance(v, str) and v.isascii() else fetch(k, v))
-            for k, v in msg.raw_items()]
+            for k, v in itertools.islice(msg.raw_items(), MAX_FIELDS)]
 
 
 def _blocks(part: Message) -> list[Block]:
@@ -95,7 +98,7 @@ def _blocks(part: Message) -> list[Block]:
             return blocks
         payload = part.as_string() if not blocks else ""
     if isinstance(payload, str) and payload:
-        if part.get("content-transfer-encoding", "").lower() in ("base64", "quoted-printable"):
+        if str(part.get("content-transfer-encoding", "")).lower() in ("base64", "quoted-printable"):
             return blocks_from_text(decode_part(part))
         return blocks_from_text(payload)
     return []

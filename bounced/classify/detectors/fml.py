@@ -15,7 +15,7 @@ from bounced.classify.parse import Mail, header
 
 _FML = re.compile(r"(?i)^\s*fml\b")
 _LIST_ADDRESS = re.compile(r"<([^\s<>@]{1,64}@[\w.-]{1,253})>")
-_ORIGINAL = re.compile(r"(?im)^\s*(original mail as follows|-{3,}.*original)")
+_ORIGINAL = re.compile(r"(?im)^[ \t]*+(original mail as follows|-{3,}+[^\n]*original)")
 MAX_NOTICE = 4_000
 
 # (reason, phrases): the first entry with a phrase in the subject or the notice wins.

@@ -10,6 +10,9 @@ line and the lines under it, up to the next recipient or a blank line.
 
 from __future__ import annotations
 
+import re
+from typing import cast
+
 from bounced.classify.detectors.base import (
     ADDRESS,
     MAX_RECIPIENTS,
@@ -22,6 +25,7 @@ from bounced.classify.detectors.base import (
     reply_code_of,
     status_of,
 )
+from bounced.classify.literals import required
 from bounced.classify.parse import Mail, header
 from bounced.classify.textforms import (
     BOUNCE_FROM,
@@ -39,6 +43,8 @@ from bounced.classify.textforms import (
 )
 
 MAX_LINES = 400  # lines of report text scanned
+MAX_LINE_CHARS = 2_000  # characters of a line searched for a recipient
+MAX_SCAN_CHARS = 64_000  # characters of lines with an "@" searched, in all
 DIAG_LINES = 8
 
 
@@ -111,6 +117,46 @@ def _diagnostic(lines: list[str], index: int, rest: str, starts: dict[int, str])
     return normalise(" ".join(parts))
 
 
+# Words of which a line must contain one for each recipient pattern to be tried on it
+# (None: always tried), as fold() leaves them.
+_NEEDS = tuple(None if words is None else tuple(fold(w) for w in words)
+               for words in map(required, RECIPIENT_LINES))
+
+
+def _line_matches(mail: Mail) -> list[tuple[int, str, re.Match[str]]]:
+    """(line number, line, match) for each line of the report's text with an "@" that a
+    recipient pattern matches: the first pattern that does. Bounded work: the first
+    MAX_LINES lines, each cut to MAX_LINE_CHARS, and MAX_SCAN_CHARS characters of lines
+    with an "@" in all (a report of 500 recipients is about 30,000). Kept on the mail,
+    as the scan may look twice."""
+    cached = mail.memo.get("recipient-lines")
+    if cached is not None and cached[0] is mail.text:
+        return cast("list[tuple[int, str, re.Match[str]]]", cached[1])
+    out: list[tuple[int, str, re.Match[str]]] = []
+    budget = MAX_SCAN_CHARS
+    for i, whole in enumerate(mail.text.splitlines()[:MAX_LINES]):
+        if "@" not in whole:
+            continue
+        line = whole[:MAX_LINE_CHARS]
+        budget -= len(line)
+        if budget < 0:
+            break
+        # an ASCII line is searched lowercased (faster); groups are cut from ``line``
+        ascii_line = line.isascii()
+        target = line.lower() if ascii_line else line
+        folded = target if ascii_line else fold(line)
+        patterns = RECIPIENT_LINES_LOWER if ascii_line else RECIPIENT_LINES
+        for pattern, needs in zip(patterns, _NEEDS, strict=True):
+            if needs is not None and not any(word in folded for word in needs):
+                continue
+            m = pattern.search(target)
+            if m:
+                out.append((i, line, m))
+                break
+    mail.memo["recipient-lines"] = (mail.text, out)
+    return out
+
+
 def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     """Recipients and their diagnostics found in the report's text (``own_to``: the second
     look, when the first found no one, that accepts the report's To: and a postmaster)."""
@@ -119,29 +165,19 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     reporters = ("mailer-daemon",) if own_to else ("postmaster", "mailer-daemon")
     lines = mail.text.splitlines()[:MAX_LINES]
     hits: list[tuple[int, str, str]] = []
-    for i, line in enumerate(lines):
-        if "@" not in line:
+    for i, line, m in _line_matches(mail):
+        address = clean_address(line[m.start("addr"): m.end("addr")])
+        if not address or address in excluded or address.split("@")[0] in reporters:
             continue
-        # an ASCII line is searched lowercased (faster); groups are cut from ``line``
-        ascii_line = line.isascii()
-        target = line.lower() if ascii_line else line
-        for pattern in RECIPIENT_LINES_LOWER if ascii_line else RECIPIENT_LINES:
-            m = pattern.search(target)
-            if not m:
-                continue
-            address = clean_address(line[m.start("addr"): m.end("addr")])
-            if not address or address in excluded or address.split("@")[0] in reporters:
-                break
-            before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
-                           if lines[k].strip()), "")
-            if NOT_RECIPIENT_BEFORE.search(before) or NOT_RECIPIENT_BEFORE.search(
-                    line[: m.start("addr")]):
-                break
-            if "@" in before and "generated from" in target[: m.start("addr")]:
-                break  # the alias a named recipient was generated from: that one failed
-            lead = line[m.start("lead"): m.end("lead")] if "lead" in pattern.groupindex else ""
-            hits.append((i, address, lead.strip() or line[m.end():]))
-            break
+        before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
+                       if lines[k].strip()), "")
+        if NOT_RECIPIENT_BEFORE.search(before[-MAX_LINE_CHARS:]) or NOT_RECIPIENT_BEFORE.search(
+                line[: m.start("addr")]):
+            continue
+        if "@" in before and "generated from" in m.string[: m.start("addr")]:
+            continue  # the alias a named recipient was generated from: that one failed
+        lead = line[m.start("lead"): m.end("lead")] if "lead" in m.re.groupindex else ""
+        hits.append((i, address, lead.strip() or line[m.end():]))
     starts = {i: address for i, address, _ in hits}
     # addresses named only in a summary of the original's headers ("Your message / To: list
     # / Subject: ... / Sent: ..."): the original's addressees, not the failed recipients
