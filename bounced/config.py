@@ -17,26 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bounced.classify.registry import DEFAULT_COUNTING, FAILURES
 from bounced.exceptions import ConfigError
 
-DEFAULT_COUNTING_REASONS = (
-    "userunknown",
-    "hostunknown",
-    "hasmoved",
-    "notaccept",
-    "suspend",
-    "mailboxfull",
-)
-# Every reason the classifier gives a failed recipient (sisimai's vocabulary): what
-# [policy] counting_reasons may list. A reason not in it would never count (a typo).
-REASONS = (
-    *DEFAULT_COUNTING_REASONS,
-    "systemfull", "expired", "networkerror", "systemerror", "mailererror", "filtered",
-    "rejected", "blocked", "spamdetected", "virusdetected", "policyviolation", "authfailure",
-    "requireptr", "securityerror", "badreputation", "contenterror", "emailtoolarge",
-    "exceedlimit", "syntaxerror", "norelaying", "notcompliantrfc", "ratelimited", "speeding",
-    "failedstarttls", "onhold", "undefined",
-)
+# The reasons that count by default, and every reason the classifier gives a failed
+# recipient (what [policy] counting_reasons may list: a reason not in it would never count,
+# a typo): the classifier's registry of reasons says which.
+DEFAULT_COUNTING_REASONS = DEFAULT_COUNTING
+REASONS = FAILURES
 
 
 # Environment variables that carry secrets rather than settings (never in the TOML file).

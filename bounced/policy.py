@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bounced.classify.registry import Reason
 from bounced.config import BreakerSettings, PolicySettings
 from bounced.model import CONFIRMED, AddressState, Decision, DomainStats, Incident, Plan
 
@@ -21,8 +22,8 @@ def may_count(settings: PolicySettings, incident: Incident) -> bool:
         return False
     if incident.reason not in settings.counting_reasons:
         return False
-    # notaccept only proves anything when it is permanent (DESIGN.md).
-    return not (incident.reason == "notaccept" and incident.status.startswith("4"))
+    # a domain that accepts no mail only says so for good with a permanent status
+    return not (incident.reason == Reason.NOTACCEPT and incident.status.startswith("4"))
 
 
 def counted(

@@ -33,6 +33,7 @@ from bounced.classify.phrases import (
     SMTP_COMMANDS,
 )
 from bounced.classify.providers import provider_reason
+from bounced.classify.registry import HARD
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -327,4 +328,4 @@ def is_hard(reason: str, status: str, reply_code: str, action: str) -> bool:
         return False
     if status.startswith("4") or (not status and reply_code.startswith("4")):
         return False
-    return reason in HARD_REASONS or reason == "notaccept"
+    return reason in HARD
