@@ -41,7 +41,7 @@ MATCH_ONLY = {
     "bounced.classify.reasons._ADDRESS_THEN", "bounced.classify.textforms.SUMMARY_FIELD",
     "bounced.classify.textforms.REPLY_LINE", "bounced.classify.textforms.DIAG_STOP",
     "bounced.classify.textforms.FORWARD_SUBJECT", "bounced.classify.detectors.dsn._FIELD",
-    "bounced.classify.detectors.fml._FML",
+    "bounced.classify.detectors.fml._FML", "bounced.classify.cli.HEADER_START",
 }
 # Patterns only ever applied to text made of whole lines (the code guarantees it: see where
 # they are used), so timed on adversarial strings that end with that line ending.
@@ -51,7 +51,7 @@ PATTERN_METHODS = {"search", "match", "fullmatch", "finditer", "findall", "sub",
 # One run on ten times the input against ten runs on the input: about 1 when the time is
 # linear in the input, about 10 when it is quadratic.
 MAX_GROWTH = 5.0
-FLOOR = 20e-6  # seconds: shorter times are timer noise, not growth
+FLOOR = 100e-6  # seconds: shorter times are noise (caches, timer), not growth
 BUDGET_PER_CHAR = 1e-6  # seconds: a pattern may never cost more than this per character
 
 
@@ -196,10 +196,9 @@ PATTERNS = patterns()
 
 
 def _retry(big: float, growth: float, budget: float) -> bool:
-    """Whether a measurement over the limits is worth repeating: near them (a busy
-    machine), not far beyond (a pattern that is slow)."""
-    return (growth >= MAX_GROWTH or big >= budget) and (
-        growth < 2 * MAX_GROWTH and big < 3 * budget)
+    """Whether a measurement over the limits is worth repeating (a busy machine), that is
+    not far beyond the time budget (a slow pattern would only waste the time)."""
+    return (growth >= MAX_GROWTH or big >= budget) and big < 3 * budget
 
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))

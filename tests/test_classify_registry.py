@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from bounced import config
 from bounced.classify import classify
 from bounced.classify.reasons import is_hard
 from bounced.classify.registry import DEFAULT_COUNTING, FAILURES, HARD, Reason
 from bounced.config import DEFAULT_COUNTING_REASONS, PolicySettings
+from bounced.exceptions import ConfigError
 from bounced.model import Incident
 from bounced.policy import may_count
 
@@ -92,3 +94,16 @@ def test_the_policy_counts_by_the_registry(reason: Reason) -> None:
     assert may_count(settings, _incident(reason, "5.0.0")) == reason.counts
     if reason == Reason.NOTACCEPT:
         assert not may_count(settings, _incident(reason, "4.0.0"))
+
+
+def test_the_configuration_refuses_an_unregistered_reason(tmp_path: Path) -> None:
+    """[policy] counting_reasons may list every registered failure reason and nothing else:
+    a typo is refused with the nearest registered name."""
+    assert set(config.REASONS) == set(FAILURES)
+    good = tmp_path / "good.toml"
+    good.write_text(f"[policy]\ncounting_reasons = {list(FAILURES)!r}\n".replace("'", '"'))
+    assert set(config.load_settings(good, env={}).policy.counting_reasons) == set(FAILURES)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[policy]\ncounting_reasons = ["userunknown", "mailboxful"]\n')
+    with pytest.raises(ConfigError, match=r"mailboxful.*did you mean 'mailboxfull'"):
+        config.load_settings(bad, env={})
