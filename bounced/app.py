@@ -12,6 +12,7 @@ import structlog
 from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
 from bounced.config import Settings
 from bounced.daemon import Daemon
+from bounced.exits import EXIT_OK
 from bounced.loop import run
 from bounced.sdnotify import notify
 
@@ -50,7 +51,7 @@ async def serve(
     await stop.wait()
     notify("STOPPING=1", env)
     await daemon.stop()
-    return 0
+    return EXIT_OK
 
 
 async def _extend_start_timeout(env: Mapping[str, str] | None) -> None:

@@ -22,6 +22,7 @@ from bounced.app_support import (
 )
 from bounced.config import PolicySettings, Settings
 from bounced.exceptions import ConfigError
+from bounced.exits import EXIT_FAIL, EXIT_OK
 from bounced.model import JOB_STATES, Incident, bound_address
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
@@ -102,7 +103,7 @@ def keygen(out_path: Path, key_id: str | None, force: bool, out: TextIO) -> int:
         fh.write("# the others (retired keys) still verify. Keep this file secret.\n")
         fh.write(line + "\n")
     print(f"wrote key {line.split()[0]!r} to {out_path}", file=out)
-    return 0
+    return EXIT_OK
 
 
 async def check_config(settings: Settings, path: str | None, out: TextIO) -> int:
@@ -124,7 +125,7 @@ async def check_config(settings: Settings, path: str | None, out: TextIO) -> int
     p = settings.policy
     print(f"  policy        {p.min_bounces} bounces, span {p.min_span_days} days, "
           f"window {p.window_days} days", file=out)
-    return 0
+    return EXIT_OK
 
 
 def sign(settings: Settings, subject: str, address: str, stream: str | None,
@@ -135,7 +136,7 @@ def sign(settings: Settings, subject: str, address: str, stream: str | None,
         print(signer.return_path(subject, address, stream=stream, day=at), file=out)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return 0
+    return EXIT_OK
 
 
 def verify(settings: Settings, address: str, at: dt.date | None, out: TextIO) -> int:
@@ -145,14 +146,14 @@ def verify(settings: Settings, address: str, at: dt.date | None, out: TextIO) ->
         token = verifier.verify(address, today=today)
     except InvalidToken as exc:
         print(clean(f"invalid ({exc.reason}): {exc}"), file=out)
-        return 1
+        return EXIT_FAIL
     for label, value in (
         ("subject", token.subject), ("stream", token.stream or "-"), ("key id", token.key_id),
         ("issued", token.day.isoformat()), ("age", f"{token.age_days(today)} days"),
         ("fingerprint", token.fingerprint),
     ):
         print(f"{label:<12} {clean(value)}", file=out)
-    return 0
+    return EXIT_OK
 
 
 INCIDENT_HEADERS = ["received", "sent", "kind", "status", "reason", "counts", "address",
@@ -189,12 +190,12 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
     async with _store(settings) as store:
         if as_json:
             print(json.dumps(await address_report(store, subject, address), indent=2), file=out)
-            return 0
+            return EXIT_OK
         fp, details = await address_details(store, subject, address)
     if not details:
         who = f"subject {subject}" if subject else f"address {address} (fingerprint {fp})"
         print(clean(f"{who}: no incidents recorded; confirmed"), file=out)
-        return 0
+        return EXIT_OK
     for s, incidents, decisions in details:
         address = bound_address(s.address, s.fingerprint) or "?"
         print(clean(f"subject {s.subject}  address {address}  fingerprint {s.fingerprint}"),
@@ -209,7 +210,7 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
         print(file=out)
         _incident_table(incidents, settings.policy, out)
         print(file=out)
-    return 0
+    return EXIT_OK
 
 
 async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:
@@ -217,17 +218,17 @@ async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:
         decisions = await store.reconfirm(subject, utcnow())
     if not decisions:
         print(f"subject {subject}: nothing recorded, nothing to reconfirm", file=out)
-        return 0
+        return EXIT_OK
     for d in decisions:
         print(f"subject {subject} fingerprint {d.fingerprint}: confirmed again", file=out)
-    return 0
+    return EXIT_OK
 
 
 async def migrate(settings: Settings, out: TextIO) -> int:
     store = await open_ready_store(settings, create=True)
     await store.close()
     print(f"schema up to date: {redact(settings.store_url)}", file=out)
-    return 0
+    return EXIT_OK
 
 
 async def queue(settings: Settings, state: str | None, limit: int, as_json: bool,
@@ -242,7 +243,7 @@ async def queue(settings: Settings, state: str | None, limit: int, as_json: bool
             s: [{"id": m.id, "received_at": m.received_at.isoformat(), "subject": m.subject,
                  "kind": m.kind, "attempts": m.attempts, "error": m.last_error} for m in ms]
             for s, ms in latest.items()}}, indent=2), file=out)
-        return 0
+        return EXIT_OK
     table([[s, counts.get(s, 0)] for s in JOB_STATES], ["state", "jobs"], out)
     for s, ms in latest.items():
         if ms:
@@ -250,7 +251,7 @@ async def queue(settings: Settings, state: str | None, limit: int, as_json: bool
             table([[m.id, _when(m.received_at), m.subject, m.kind or "", m.attempts,
                     m.last_error or ""] for m in ms],
                   ["id", "received", "subject", "kind", "attempts", "error"], out)
-    return 0
+    return EXIT_OK
 
 
 async def show(settings: Settings, message_id: int, raw_too: bool, out: TextIO) -> int:
@@ -274,7 +275,7 @@ async def show(settings: Settings, message_id: int, raw_too: bool, out: TextIO) 
         print("\nraw message:", file=out)
         out.flush()
         sys.stdout.buffer.write(raw)
-    return 0
+    return EXIT_OK
 
 
 async def reprocess(settings: Settings, ids: list[int], failed: bool, quarantined: bool,
@@ -283,7 +284,7 @@ async def reprocess(settings: Settings, ids: list[int], failed: bool, quarantine
     async with _store(settings) as store:
         n = await store.requeue(ids=ids, states=states)
     print(f"queued {n} message(s) for processing again", file=out)
-    return 0 if n or not ids else 1
+    return EXIT_OK if n or not ids else EXIT_FAIL
 
 
 async def process(settings: Settings, out: TextIO) -> int:
@@ -292,7 +293,7 @@ async def process(settings: Settings, out: TextIO) -> int:
     async with _store(settings) as store:
         n = await Worker(store, settings, utcnow).drain()
     print(f"processed {n} message(s)", file=out)
-    return 0
+    return EXIT_OK
 
 
 async def purge(settings: Settings, raw_days: int | None, dry_run: bool, out: TextIO) -> int:
@@ -303,7 +304,7 @@ async def purge(settings: Settings, raw_days: int | None, dry_run: bool, out: Te
     verb = "would purge" if dry_run else "purged"
     print(f"{verb} {counts['raw_messages']} raw message(s) and {counts['incidents']} "
           "incident(s)", file=out)
-    return 0
+    return EXIT_OK
 
 
 async def breaker(settings: Settings, action: str, domain: str | None, out: TextIO) -> int:
@@ -313,17 +314,17 @@ async def breaker(settings: Settings, action: str, domain: str | None, out: Text
                 raise ConfigError("breaker release: name the DOMAIN")
             if not await store.release_breaker(domain.lower(), utcnow()):
                 print(f"no tripped breaker for {domain}", file=out)
-                return 1
+                return EXIT_FAIL
             print(f"breaker for {domain} released", file=out)
-            return 0
+            return EXIT_OK
         rows = await store.breakers()
     if not rows:
         print("no domain breaker has tripped", file=out)
-        return 0
+        return EXIT_OK
     table([[r["domain"], r["state"], r["addresses"], _when(r["tripped_at"]),
             _when(r["released_at"])] for r in rows],
           ["domain", "state", "addresses", "tripped", "released"], out)
-    return 0
+    return EXIT_OK
 
 
 async def events(settings: Settings, query: EventQuery, as_json: bool, out: TextIO) -> int:
@@ -340,7 +341,7 @@ async def events(settings: Settings, query: EventQuery, as_json: bool, out: Text
                 or _undelivered(settings, e.type)]
                for e, states in items], ["occurred", "type", "subject", "id", "deliveries"], out)
     _more(cursor)
-    return 0
+    return EXIT_OK
 
 
 def _undelivered(settings: Settings, event_type: str) -> str:
@@ -376,7 +377,7 @@ async def addresses(settings: Settings, query: AddressQuery, as_json: bool, out:
     else:
         print("no address matches", file=out)
     _more(cursor)
-    return 0
+    return EXIT_OK
 
 
 async def stats(settings: Settings, since: dt.datetime | None, as_json: bool,
@@ -388,7 +389,7 @@ async def stats(settings: Settings, since: dt.datetime | None, as_json: bool,
         s = await summary(store, since or parse_since(DEFAULT_SINCE, now), now)
     if as_json:
         print(json.dumps(s, indent=2), file=out)
-        return 0
+        return EXIT_OK
     print(f"since {s['since'][:19].replace('T', ' ')} UTC", file=out)
     kinds = ", ".join(f"{k} {n}" for k, n in s["messages"].items()) or "none"
     print(f"messages   {kinds}", file=out)
@@ -416,7 +417,7 @@ async def stats(settings: Settings, since: dt.datetime | None, as_json: bool,
         print("\ntripped breakers (bounced breaker release DOMAIN):", file=out)
         table([[b["domain"], b["addresses"], (b["tripped_at"] or "")[:19].replace("T", " ")]
                for b in tripped], ["domain", "addresses", "tripped"], out)
-    return 0
+    return EXIT_OK
 
 
 def _age(label: str, seconds: float | None) -> str:

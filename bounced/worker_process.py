@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from bounced.config import Settings
+from bounced.exits import EXIT_OK
 from bounced.metrics import Metrics
 from bounced.worker import Tally, Worker
 
@@ -235,4 +236,4 @@ async def _serve(settings: Settings, wake: Connection, reports: Connection) -> i
     finally:
         await store.close()
         log.info("worker.stopped", pid=os.getpid())
-    return 0
+    return EXIT_OK
