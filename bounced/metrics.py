@@ -16,6 +16,9 @@ class Metrics:
                                 registry=r)
         self.classified = Counter("bounced_messages_classified",
                                   "Processed messages by kind", ["kind"], registry=r)
+        self.classify_failures = Counter(
+            "bounced_classify_failures", "Readers of the classifier that raised on a message "
+            "(a bug: the message is still classified by the others)", ["reader"], registry=r)
         self.incidents = Counter("bounced_incidents", "Incidents recorded, by reason and "
                                  "whether they count", ["reason", "counts"], registry=r)
         self.decisions = Counter("bounced_decisions", "Decisions by action", ["action"],

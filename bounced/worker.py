@@ -98,12 +98,14 @@ class Tally:
     decisions: Counter[str] = field(default_factory=Counter)
     breakers: int = 0
     seconds: list[float] = field(default_factory=list)  # processing time of each job
+    classify_failures: Counter[str] = field(default_factory=Counter)  # by reader that raised
 
     def __bool__(self) -> bool:
         return bool(self.classified or self.incidents or self.decisions or self.breakers
-                    or self.seconds)
+                    or self.seconds or self.classify_failures)
 
     def add(self, other: Tally) -> None:
+        self.classify_failures.update(other.classify_failures)
         self.classified.update(other.classified)
         self.incidents.update(other.incidents)
         self.decisions.update(other.decisions)
@@ -111,6 +113,8 @@ class Tally:
         self.seconds += other.seconds
 
     def apply(self, metrics: Metrics) -> None:
+        for reader, n in self.classify_failures.items():
+            metrics.classify_failures.labels(reader).inc(n)
         for kind, n in self.classified.items():
             metrics.classified.labels(kind).inc(n)
         for (reason, counts), n in self.incidents.items():
@@ -126,14 +130,15 @@ class Tally:
         return {"classified": dict(self.classified),
                 "incidents": [[r, c, n] for (r, c), n in self.incidents.items()],
                 "decisions": dict(self.decisions), "breakers": self.breakers,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "classify_failures": dict(self.classify_failures)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Tally:
         return cls(classified=Counter(data["classified"]),
                    incidents=Counter({(r, c): n for r, c, n in data["incidents"]}),
                    decisions=Counter(data["decisions"]), breakers=data["breakers"],
-                   seconds=list(data["seconds"]))
+                   seconds=list(data["seconds"]),
+                   classify_failures=Counter(data.get("classify_failures", {})))
 
 
 # A run of characters that can make up an address (one match per run: linear in the text).
@@ -421,6 +426,10 @@ class Worker:
             # default), that blocks nothing else.
             with TimeBudget(self.settings.worker.classify_budget_seconds):
                 report = classify(job.raw)
+            if report.failures:  # a reader raised: a bug to see, the others classified it
+                log.error("classify.reader_failed", job=job.id, failures=list(report.failures))
+                for failure in report.failures:
+                    self._tally.classify_failures[failure.split(":", 1)[0]] += 1
             incidents = incidents_for(job, report)
         except OverBudget as exc:  # quarantined with its reason, never tried again
             log.error("bounce.quarantined", job=job.id, error=str(exc))
