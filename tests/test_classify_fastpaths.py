@@ -19,7 +19,7 @@ from bounced.classify.providers import (
     required_literal,
     required_literals,
 )
-from bounced.classify.reasons import _joined, _normalised, smtp_command
+from bounced.classify.reasons import joined, normalised, smtp_command
 from bounced.classify.textforms import (
     BOUNCE_TEXT,
     BOUNCE_TEXT_FOLDED,
@@ -147,14 +147,14 @@ _OLD_CONTINUATION = re.compile(r"(?<=\S) [245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}
                           st.text(alphabet="245 .-x\t\n", max_size=6)), max_size=10).map("".join))
 def test_continuation_codes_removed_as_before(text: str) -> None:
     """In normalised text the lookbehind-free pattern removes what the old one did."""
-    normalised = _normalised(text)
-    assert _joined(normalised) == _OLD_CONTINUATION.sub(" ", normalised)
+    plain = normalised(text)
+    assert joined(plain) == _OLD_CONTINUATION.sub(" ", plain)
 
 
 def test_smtp_command_on_the_corpus_text() -> None:
     """The filing words leave smtp_command's answers as searching every phrase gives."""
     for text in _corpus_texts():
-        lowered = _normalised(text[:20_000])
+        lowered = normalised(text[:20_000])
         for start in range(0, len(lowered), 1_000):
             window = lowered[start:start + 1_200]
             assert smtp_command(window) == _reference_command(window)

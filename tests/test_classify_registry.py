@@ -12,8 +12,8 @@ import pytest
 
 from bounced import config
 from bounced.classify import classify
-from bounced.classify.reasons import is_hard
 from bounced.classify.registry import DEFAULT_COUNTING, FAILURES, HARD, Reason
+from bounced.classify.rules import is_hard
 from bounced.config import DEFAULT_COUNTING_REASONS, PolicySettings
 from bounced.exceptions import ConfigError
 from bounced.model import Incident

@@ -11,7 +11,7 @@ from bounced.classify.detectors.text import is_bounce, scan
 from bounced.classify.model import Original, RecipientReport, Report, failure
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
-from bounced.classify.reasons import is_hard, reason_for
+from bounced.classify.rules import is_hard, reason_for
 from bounced.classify.textforms import (
     BOUNCE_FROM,
     DELAY_TEXT_FOLDED,

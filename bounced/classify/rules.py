@@ -1,0 +1,307 @@
+"""The reason of one recipient: its evidence read once, then ordered, named rules.
+
+``reason_for`` gathers the ``Evidence`` of a recipient (its status, reply code and action,
+the SMTP command that failed, the words of its diagnostic and of the report around it, the
+hosts involved) and tries the rules of ``RULES`` in order: the first that names a reason
+decides. Each rule is a small function with its own table test
+(tests/test_classify_rules.py). In order:
+
+1. ``delivered``: a delivery notice (Action delivered/relayed/expanded, status 2.x.x).
+2. ``provider``: a provider's documented reply code or sentence, for the hosts it describes.
+3. ``sender_refused``: the words say the *sender* was refused ("Sender address rejected:
+   User unknown"): an address reason is then about our return path.
+4. ``words_over_code``: a specific status code of the address (5.1.1...) is overridden by
+   words that blame the sender, our host or content, or name another mailbox state.
+5. ``before_rcpt``: an address reason at MAIL FROM is the sender's (rejected), at the
+   greeting or HELO our host's (blocked).
+6. ``sender_words``: a specific code that is not about the address, with words that blame
+   the sender: the words.
+7. ``status_code``: a specific RFC 3463 status decides (a transient unknown host is a
+   network error; a 4xx given up after retries whose words say so, expired).
+8. ``refused_recipient``: "Recipient address rejected" and nothing more, at RCPT or with an
+   address status: the recipient is unknown there.
+9. ``vague_refusal``: only the vaguest words with a generic code: the code decides.
+10. ``user_unknown``: a does-not-exist wording, weighed by the stage and the reporter.
+11. ``transient_host``: an unknown domain in a temporary failure is a DNS problem for now.
+12. ``unreachable``: the host could not be reached until the retries ran out: expired.
+13. ``phrase``: the reason of the first phrase of the diagnostic (or of the text around).
+14. ``stage``: nothing said, the stage decides (connection or HELO: blocked; MAIL: rejected).
+15. ``retried``: a delay, or a temporary failure given up on: expired.
+16. ``generic_code``: the reason a generic status code names.
+17. ``nothing``: onhold (a generic X.0.0 failure) or undefined.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bounced.classify.phrases import (
+    CONNECT_FAILURES,
+    RECIPIENT_REFUSED,
+    REMOTE_REPLY,
+    REPORTER_LABELS,
+    SENDER_REFUSED,
+)
+from bounced.classify.providers import provider_reason
+from bounced.classify.reasons import (
+    CONTEXT_SCAN,
+    Scanned,
+    code_reason,
+    joined,
+    normalised,
+    phrase_reason,
+    phrase_reasons,
+    smtp_command,
+    vague_only,
+)
+from bounced.classify.registry import HARD
+
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
+ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
+# The sender's fault, not the address's: these phrases override an address status code.
+SENDER_SIDE = frozenset(
+    {"blocked", "spamdetected", "virusdetected", "policyviolation", "authfailure",
+     "requireptr", "badreputation", "ratelimited", "speeding", "norelaying",
+     "securityerror", "filtered", "notcompliantrfc"}
+)
+# Mailbox states that override an "unknown address" status code (a full mailbox
+# answered with 5.1.1, a null MX reported as 5.1.10).
+MAILBOX_STATES = frozenset({"mailboxfull", "hasmoved", "suspend", "notaccept"})
+# A refusal before RCPT TO is not about the recipient, whatever address reason its code or
+# words name: at MAIL FROM it is the sender's address, at the greeting or HELO our host.
+BEFORE_RCPT = {"MAIL": "rejected", "HELO": "blocked", "CONN": "blocked"}
+
+_REFUSED = re.compile(RECIPIENT_REFUSED)
+# A reply that names the recipient, then what is wrong with it ("550 <a@b>: User unknown",
+# "550 a@b... No such user"): the per-recipient answer to RCPT TO of Sendmail, Postfix and
+# the systems that copy them (a content filter's refusal after DATA names no recipient).
+_ADDRESS_THEN = re.compile(r"^(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?)?<[^\s<>@]+@[\w.-]+>"
+                           r"(?:\.\.\.|:) ?(.{0,60})")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What is known about one failed recipient, read once for all the rules."""
+
+    status: str  # RFC 3463 status ("5.1.1"), '' when none
+    reply_code: str  # SMTP reply code ("550"), '' when none (a 2xx is none: not the failure)
+    action: str  # DSN action: failed, delayed, delivered... ('' when the format gives none)
+    plain: str  # the diagnostic, lowercased, whitespace normalised, nothing removed
+    said: Scanned  # the same without reply-continuation codes and reporters' labels
+    near: Scanned  # the report's text around the recipient, the same way
+    command: str  # the SMTP command that failed (RCPT, DATA, MAIL, HELO, CONN) or ''
+    by_code: str  # the reason the status code names ('' when none)
+    specific: bool  # whether the status code is specific enough to decide alone
+    phrase: str  # the first phrase reason of the diagnostic (or of the text around)
+    reporter_says: bool  # the phrase is the reporting system's own prose, not a reply
+    transient: bool  # a 4xx status (or reply code, without a status)
+
+    @functools.cached_property
+    def phrases(self) -> list[str]:
+        """Every phrase reason of the diagnostic, in the phrase table's order."""
+        return phrase_reasons(self.said)
+
+    @property
+    def words(self) -> str:
+        """The diagnostic's normalised text."""
+        return self.said.text
+
+
+Rule = Callable[[Evidence], str]
+
+
+def delivered(e: Evidence) -> str:
+    if e.action in ("delivered", "relayed", "expanded") or (
+            e.status.startswith("2.") and e.action not in ("failed", "delayed")):
+        return "delivered"  # a delivery notice: nothing failed
+    return ""
+
+
+def provider(e: Evidence) -> str:
+    return provider_reason(e.plain)  # a provider's documented code says more than the status
+
+
+def sender_refused(e: Evidence) -> str:
+    address = (e.by_code if e.specific else e.phrase) in ADDRESS_REASONS
+    if address and any(s in e.words for s in SENDER_REFUSED):
+        return "rejected"  # the unknown user or domain is the sender's
+    return ""
+
+
+def words_over_code(e: Evidence) -> str:
+    if not (e.specific and e.by_code in ADDRESS_REASONS):
+        return ""
+    overriding = SENDER_SIDE | ({"mailererror"} | MAILBOX_STATES
+                                if e.by_code == "userunknown" else set())
+    return next((r for r in e.phrases if r in overriding), "")
+
+
+def before_rcpt(e: Evidence) -> str:
+    if (e.by_code if e.specific else e.phrase) in ADDRESS_REASONS:
+        return BEFORE_RCPT.get(e.command, "")
+    return ""
+
+
+def sender_words(e: Evidence) -> str:
+    if e.specific and e.by_code not in ADDRESS_REASONS and e.phrase in SENDER_SIDE:
+        return e.phrase
+    return ""
+
+
+def status_code(e: Evidence) -> str:
+    if not e.specific:
+        return ""
+    if e.by_code == "hostunknown" and e.transient:
+        return "networkerror"
+    if e.by_code == "expired" and e.phrase == "hostunknown":
+        return "networkerror"  # the name never resolved: DNS, not a slow host
+    if (e.transient and e.action == "failed" and e.by_code in ("systemerror", "networkerror")
+            and "expired" in e.phrases):
+        return "expired"  # given up after retries ("been in the queue too long")
+    return e.by_code
+
+
+def refused_recipient(e: Evidence) -> str:
+    if (e.phrase == "rejected" and not e.transient and vague_only(e.said)
+            and (e.status[2:4] == "1." or e.command == "RCPT") and _REFUSED.search(e.words)):
+        return "userunknown"  # the recipient refused, no reason given: not known there
+    return ""
+
+
+def vague_refusal(e: Evidence) -> str:
+    if (e.phrase == "rejected" and e.command != "MAIL" and not e.transient
+            and vague_only(e.said) and (e.status.endswith(".0.0") or e.status[2:4] == "7.")):
+        # "550 5.0.0 <a@b> rejected", "5.7.1 ... access denied": the words say no more
+        # than the code, so the code decides (a bare X.0.0 leaves the reason on hold)
+        return "onhold" if e.status.endswith(".0.0") else e.by_code
+    return ""
+
+
+def user_unknown(e: Evidence) -> str:
+    if e.phrase != "userunknown":
+        return ""
+    if e.command == "RCPT" or e.status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
+        return "userunknown"
+    shaped = _ADDRESS_THEN.match(e.words)
+    if (not e.command and shaped and e.status[2:4] in ("", "0.")
+            and phrase_reason(shaped.group(1)) == "userunknown"):
+        return "userunknown"
+    if e.reporter_says and not (e.command or e.reply_code):
+        return "userunknown"  # the reporting system's own summary ("Address not found")
+    if e.command or e.reply_code or e.status or any(m in e.words for m in REMOTE_REPLY):
+        return "filtered"
+    return "userunknown"  # the reporting system's own verdict on its own user
+
+
+def transient_host(e: Evidence) -> str:
+    return "networkerror" if e.phrase == "hostunknown" and e.transient else ""
+
+
+def unreachable(e: Evidence) -> str:
+    if e.phrase == "networkerror" and (e.transient or e.action == "delayed" or not (
+            e.status or e.reply_code)) and any(
+            p in e.words or p in e.near.text for p in CONNECT_FAILURES):
+        return "expired"  # the host could not be reached until the retries ran out
+    return ""
+
+
+def phrase(e: Evidence) -> str:
+    return e.phrase
+
+
+def stage(e: Evidence) -> str:
+    if e.command in ("HELO", "CONN"):
+        return "blocked"
+    return "rejected" if e.command == "MAIL" else ""
+
+
+def retried(e: Evidence) -> str:
+    if e.action == "delayed" or (e.action == "failed" and e.transient):
+        return "expired"
+    return ""
+
+
+def generic_code(e: Evidence) -> str:
+    return e.by_code
+
+
+def nothing(e: Evidence) -> str:
+    return "onhold" if e.status.endswith(".0.0") else "undefined"
+
+
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("delivered", delivered),
+    ("provider", provider),
+    ("sender_refused", sender_refused),
+    ("words_over_code", words_over_code),
+    ("before_rcpt", before_rcpt),
+    ("sender_words", sender_words),
+    ("status_code", status_code),
+    ("refused_recipient", refused_recipient),
+    ("vague_refusal", vague_refusal),
+    ("user_unknown", user_unknown),
+    ("transient_host", transient_host),
+    ("unreachable", unreachable),
+    ("phrase", phrase),
+    ("stage", stage),
+    ("retried", retried),
+    ("generic_code", generic_code),
+    ("nothing", nothing),
+)
+
+
+def evidence(status: str, reply_code: str, action: str, diagnostic: str, context: str,
+             command: str = "") -> Evidence:
+    """The evidence of one recipient (``command``: the failing SMTP command when the
+    report's format names it)."""
+    if reply_code.startswith("2"):
+        reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
+    plain = normalised(diagnostic)
+    said = joined(plain)
+    for label in REPORTER_LABELS:
+        if label in said:
+            said = said.replace(label, " ")
+    said_scan = Scanned(said)
+    near_scan = Scanned(joined(normalised(context[:CONTEXT_SCAN])))
+    command = command or smtp_command(said_scan) or smtp_command(near_scan)
+    by_code, specific = code_reason(status)
+    found = phrase_reason(said_scan)
+    reporter_says = False
+    if not found and not specific:
+        found = phrase_reason(near_scan)
+        reporter_says = bool(found) and not said.strip(" .:;<>")
+    return Evidence(
+        status=status, reply_code=reply_code, action=action, plain=plain, said=said_scan,
+        near=near_scan,
+        command=command, by_code=by_code, specific=specific, phrase=found,
+        reporter_says=reporter_says,
+        transient=status.startswith("4") or (not status and reply_code.startswith("4")),
+    )
+
+
+def decide(e: Evidence) -> tuple[str, str]:
+    """(reason, name of the rule that decided)."""
+    for name, rule in RULES:
+        reason = rule(e)
+        if reason:
+            return reason, name
+    return "undefined", "nothing"  # not reached: the last rule always names one
+
+
+def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
+               command: str = "") -> str:
+    """The reason for one recipient from its status, reply code, action and texts."""
+    return decide(evidence(status, reply_code, action, diagnostic, context, command))[0]
+
+
+def is_hard(reason: str, status: str, reply_code: str, action: str) -> bool:
+    """True only when the failure proves the address itself is dead: a registered hard
+    reason (bounced.classify.registry) in a permanent failure."""
+    if action not in ("failed", ""):
+        return False
+    if status.startswith("4") or (not status and reply_code.startswith("4")):
+        return False
+    return reason in HARD

@@ -1,0 +1,172 @@
+"""Each rule of the reason decision (bounced.classify.rules) on its own table: the rule is
+called directly on the evidence of one recipient and must name that reason, or abstain
+('') so that a later rule decides. The last test runs the whole order on rows where the
+order itself matters."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytest
+
+from bounced.classify import rules
+from bounced.classify.rules import RULES, evidence
+
+
+class Row(NamedTuple):
+    """The recipient's status, reply code, action, diagnostic, text around it, command,
+    and what the rule says ('' = it leaves the decision to a later rule)."""
+
+    status: str
+    reply: str
+    action: str
+    diagnostic: str
+    expected: str
+    context: str = ""
+    command: str = ""
+
+
+TABLES: dict[str, list[Row]] = {
+    "delivered": [
+        Row("2.0.0", "250", "delivered", "250 2.0.0 ok", "delivered"),
+        Row("2.1.5", "", "relayed", "", "delivered"),
+        Row("2.0.0", "", "", "", "delivered"),  # a success status, no action
+        Row("2.0.0", "", "failed", "", ""),  # the action says otherwise
+        Row("5.1.1", "550", "failed", "user unknown", ""),
+    ],
+    "provider": [
+        Row("5.2.0", "550", "failed", "550 5.2.0 OFR_506 [506] Message refused as spam",
+            "spamdetected"),
+        Row("5.0.0", "554", "failed", "554 Message not allowed - [TS03] All messages from "
+            "192.0.2.1 will be permanently deferred", "blocked"),
+        Row("5.1.1", "550", "failed", "550 5.1.1 user unknown", ""),
+    ],
+    "sender_refused": [
+        Row("5.1.1", "550", "failed", "550 5.1.1 <us@our.example>: Sender address rejected: "
+            "User unknown in local recipient table", "rejected"),
+        Row("", "553", "failed", "553 sender verify failed: domain not found", "rejected"),
+        Row("5.7.1", "554", "failed", "Sender address rejected: blocked using spamhaus", ""),
+        Row("5.1.1", "550", "failed", "550 5.1.1 user unknown", ""),
+    ],
+    "words_over_code": [
+        Row("5.1.1", "550", "failed", "550 5.1.1 mailbox full", "mailboxfull"),
+        Row("5.1.1", "550", "failed", "550 5.1.1 client host blocked using zen.spamhaus.org",
+            "blocked"),
+        Row("5.2.2", "552", "failed", "552 5.2.2 quota exceeded, spam suspected",
+            "spamdetected"),
+        Row("5.1.1", "550", "failed", "550 5.1.1 user unknown", ""),
+        Row("5.7.1", "550", "failed", "550 5.7.1 mailbox full", ""),  # not an address code
+    ],
+    "before_rcpt": [
+        Row("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to MAIL FROM command)",
+            "rejected"),
+        Row("", "550", "failed", "550 no such domain (in reply to HELO command)", "blocked"),
+        Row("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to RCPT TO command)", ""),
+        Row("5.7.1", "550", "failed", "550 5.7.1 denied (in reply to MAIL FROM command)", ""),
+    ],
+    "sender_words": [
+        Row("5.3.4", "552", "failed", "552 5.3.4 SPF check failed", "authfailure"),
+        Row("5.4.6", "554", "failed", "554 5.4.6 your IP is on our blacklist", "blocked"),
+        Row("5.7.1", "550", "failed", "550 5.7.1 SPF check failed", ""),  # 5.7.1 is generic
+        Row("5.1.1", "550", "failed", "550 5.1.1 blacklist", ""),  # an address code: not here
+        Row("5.2.3", "552", "failed", "552 5.2.3 message too large", ""),
+    ],
+    "status_code": [
+        Row("5.1.1", "550", "failed", "550 5.1.1 no thanks", "userunknown"),
+        Row("5.2.2", "552", "failed", "552 over quota", "mailboxfull"),
+        Row("4.1.2", "450", "delayed", "450 4.1.2 host not found", "networkerror"),
+        Row("4.4.7", "", "failed", "delivery expired: host not found", "networkerror"),
+        Row("4.4.6", "451", "failed", "451 4.4.6 been in the queue too long", "expired"),
+        Row("5.0.0", "550", "failed", "550 user unknown", ""),  # generic: not specific
+    ],
+    "refused_recipient": [
+        Row("", "550", "failed", "550 <a@b.example>: Recipient address rejected.", "userunknown",
+            command="RCPT"),
+        Row("5.1.0", "550", "failed", "550 5.1.0 Address rejected", "userunknown"),
+        Row("", "550", "failed", "550 Recipient address rejected.", ""),  # no stage, no code
+        Row("4.1.0", "450", "failed", "450 4.1.0 Address rejected", ""),
+    ],
+    "vague_refusal": [
+        Row("5.0.0", "550", "failed", "550 5.0.0 <a@b.example> rejected", "onhold"),
+        Row("5.7.1", "550", "failed", "550 5.7.1 access denied", "securityerror"),
+        Row("5.0.0", "550", "failed", "550 5.0.0 rejected (in reply to MAIL FROM)", ""),
+        Row("5.0.0", "550", "failed", "550 5.0.0 mailbox full", ""),
+    ],
+    "user_unknown": [
+        Row("", "550", "failed", "550 user unknown", "userunknown", command="RCPT"),
+        Row("5.0.0", "550", "failed", "550 <a@b.example>... User unknown", "userunknown"),
+        Row("", "", "failed", "", "userunknown", context="Address not found"),
+        Row("", "", "failed", "unknown user", "userunknown"),  # the reporter's own users
+        Row("", "550", "failed", "550 user unknown", "filtered", command="DATA"),
+        Row("5.0.0", "554", "failed", "554 spam", ""),
+    ],
+    "transient_host": [
+        Row("", "450", "delayed", "450 host not found", "networkerror"),
+        Row("", "550", "failed", "550 host not found", ""),
+    ],
+    "unreachable": [
+        Row("", "", "delayed", "connect to mx.example.org: connection timed out", "expired"),
+        Row("5.4.1", "", "failed", "connection timed out", ""),  # a status: a later rule
+        Row("", "", "delayed", "no route to host", ""),  # routing: nothing was tried
+    ],
+    "phrase": [
+        Row("5.0.0", "550", "failed", "550 message too large", "emailtoolarge"),
+        Row("", "", "failed", "", "mailboxfull", context="the mailbox is full"),
+        Row("5.1.1", "550", "failed", "550 5.1.1", ""),  # a specific code: no text read
+    ],
+    "stage": [
+        Row("", "", "failed", "", "blocked", command="CONN"),
+        Row("", "", "failed", "", "rejected", command="MAIL"),
+        Row("", "", "failed", "", "", command="RCPT"),
+    ],
+    "retried": [
+        Row("4.0.0", "", "delayed", "", "expired"),
+        Row("4.0.0", "", "failed", "", "expired"),
+        Row("5.0.0", "", "failed", "", ""),
+    ],
+    "generic_code": [
+        Row("5.7.0", "", "failed", "", "securityerror"),
+        Row("", "", "failed", "", ""),
+    ],
+    "nothing": [
+        Row("5.0.0", "", "failed", "", "onhold"),
+        Row("", "", "failed", "", "undefined"),
+    ],
+}
+
+
+def _rows() -> list[tuple[str, Row]]:
+    return [(name, row) for name, table in TABLES.items() for row in table]
+
+
+def test_every_rule_has_a_table() -> None:
+    """Each rule of the order is tested, and only the rules of the order are."""
+    assert [name for name, _ in RULES] == list(TABLES)
+
+
+@pytest.mark.parametrize(("name", "row"), _rows(),
+                         ids=[f"{n}-{i}" for n, t in TABLES.items() for i in range(len(t))])
+def test_rule_on_its_table(name: str, row: Row) -> None:
+    """The rule names the row's reason, or abstains."""
+    rule = dict(RULES)[name]
+    e = evidence(row.status, row.reply, row.action, row.diagnostic, row.context, row.command)
+    assert rule(e) == row.expected, (name, row, e)
+
+
+ORDER = [
+    # (status, reply, action, diagnostic, reason, rule that decides)
+    ("5.1.1", "550", "failed", "550 5.1.1 <us@our.example>: Sender address rejected: "
+     "User unknown", "rejected", "sender_refused"),
+    ("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to MAIL FROM command)",
+     "rejected", "before_rcpt"),
+    ("5.2.0", "550", "failed", "550 5.2.0 OFR_506 [506] user unknown", "spamdetected", "provider"),
+    ("", "550", "failed", "550 user unknown", "filtered", "user_unknown"),
+    ("", "", "", "", "undefined", "nothing"),
+]
+
+
+@pytest.mark.parametrize(("status", "reply", "action", "diagnostic", "reason", "rule"), ORDER)
+def test_order_of_the_rules(status: str, reply: str, action: str, diagnostic: str,
+                            reason: str, rule: str) -> None:
+    """The whole decision: the first rule that names a reason decides."""
+    assert rules.decide(evidence(status, reply, action, diagnostic, "")) == (reason, rule)
