@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import bench_module
-
-golden = bench_module("classify_golden")
+from .support import classify_golden as golden
 
 
 @pytest.mark.parametrize("name", sorted(golden.SETS))

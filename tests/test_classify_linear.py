@@ -27,9 +27,7 @@ import bounced.classify as package
 from bounced.classify.literals import required
 from bounced.classify.textforms import fold
 
-from .helpers import bench_module
-
-hostile = bench_module("classify_hostile")
+from .support import classify_hostile as hostile
 
 ROOT = Path(package.__file__).resolve().parent
 # Patterns only ever used anchored, with ``.match`` / ``.fullmatch`` at a given position:
@@ -39,7 +37,7 @@ MATCH_ONLY = {
     "bounced.classify.mime._HEADER_BLOCK", "bounced.classify.mime._HEADER_BLOCK_TEXT",
     "bounced.classify.mime._BOUNDARY_TAIL", "bounced.classify.mime._NL_FIELDS_RUN",
     "bounced.classify.mime._FIELDS_RUN", "bounced.classify.mime._HEADER_START",
-    "bounced.classify.reasons._ADDRESS_THEN", "bounced.classify.textforms.SUMMARY_FIELD",
+    "bounced.classify.rules._ADDRESS_THEN", "bounced.classify.textforms.SUMMARY_FIELD",
     "bounced.classify.textforms.REPLY_LINE", "bounced.classify.textforms.DIAG_STOP",
     "bounced.classify.textforms.FORWARD_SUBJECT", "bounced.classify.detectors.dsn._FIELD",
     "bounced.classify.detectors.fml._FML", "bounced.classify.cli.HEADER_START",
