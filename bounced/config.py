@@ -151,6 +151,14 @@ class HTTPSettings:
     listen: str = "127.0.0.1:8025"
     # Bearer token for the write endpoints; or $BOUNCED_HTTP_TOKEN, or credential http-token.
     token_file: str = ""
+    # Open connections; more get 503 and are closed at once.
+    max_connections: int = 100
+    # Seconds a connection may stay open without a request under way (keep-alive included),
+    idle_timeout: float = 30.0
+    # from a request's first byte to its complete headers,
+    header_timeout: float = 10.0
+    # and from its complete headers to the answer (the body read, stored, answered).
+    body_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -318,6 +326,9 @@ def _validate(settings: Settings) -> None:
          "must be positive")
     if settings.http.enabled:
         parse_listen(settings.http.listen, "[http] listen")
+    need(settings.http.max_connections > 0, "[http] max_connections", "must be positive")
+    for key in ("idle_timeout", "header_timeout", "body_timeout"):
+        need(getattr(settings.http, key) > 0, f"[http] {key}", "must be positive")
     need(settings.breaker.min_addresses >= 2, "[breaker] min_addresses", "must be at least 2")
     need(settings.breaker.window_minutes > 0, "[breaker] window_minutes", "must be positive")
     need(settings.outbox.max_age_hours > 0, "[outbox] max_age_hours", "must be positive")

@@ -21,7 +21,7 @@ from bounced.dispatch import Dispatcher
 from bounced.exceptions import ConfigError
 from bounced.http import HTTPApi
 from bounced.intake import Intake
-from bounced.limits import StorageLimits
+from bounced.limits import StorageLimits, raise_open_files
 from bounced.loop import SWITCH_INTERVAL
 from bounced.metrics import Metrics
 from bounced.retention import run_periodically
@@ -68,6 +68,7 @@ class Daemon:
         # Library versions whose private APIs were not tested: refuse, in one line.
         compat.require()
         s = self.settings
+        raise_open_files(s)
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         checked = preflight(s, self.env, dev_key="create")  # what check-config checks too

@@ -7,6 +7,7 @@ Read endpoints are open (bind to loopback or put them behind a proxy); write end
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import math
@@ -21,6 +22,7 @@ from aiohttp import web
 from bounced import dashboard, overview
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.exceptions import ConfigError
+from bounced.http_guard import HTTPGuard
 from bounced.intake import Intake
 from bounced.limits import PEER, StorageLimits
 from bounced.metrics import Metrics
@@ -89,12 +91,14 @@ class HTTPApi:
         self.token = token
         self.limits = limits
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
 
-    def app(self) -> web.Application:
+    def app(self, guard: HTTPGuard | None = None) -> web.Application:
         # The size limit of every way in: a message SMTP refuses is refused here too (413).
         # aiohttp before 3.9 (Debian 12's 3.8) refuses a body of exactly client_max_size.
         app = web.Application(client_max_size=self.settings.smtp.max_message_size
-                              + (1 if _AIOHTTP_BEFORE_3_9 else 0))
+                              + (1 if _AIOHTTP_BEFORE_3_9 else 0),
+                              middlewares=[guard.middleware] if guard is not None else [])
         app.add_routes([
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_endpoint),
@@ -128,18 +132,27 @@ class HTTPApi:
         return guarded
 
     async def start(self) -> tuple[str, int]:
+        """Listen behind the guard (bounced/http_guard.py): a connection limit and time-outs."""
         host, port = parse_listen(self.settings.http.listen, "[http] listen")
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        guard = HTTPGuard(self._aiohttp_protocol, self.settings.http)
+        self._runner = web.AppRunner(self.app(guard), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        addresses = self._runner.addresses
-        bound = addresses[0] if addresses else (host, port)
+        self._server = await asyncio.get_running_loop().create_server(
+            guard.protocol, host, port)
+        bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
+    def _aiohttp_protocol(self) -> asyncio.Protocol:
+        assert self._runner is not None and self._runner.server is not None
+        return self._runner.server()
+
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the connections
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def healthz(self, request: web.Request) -> web.Response:
         problems = []
@@ -154,6 +167,10 @@ class HTTPApi:
             self.metrics.queue.labels(state).set(n)
         for state, n in outbox.items():
             self.metrics.outbox.labels(state).set(n)
+        # Reads working says little: a full disk or a read-only database still answers them.
+        writes = await self.intake.write_problem(self.now())
+        if writes is not None:
+            problems.append(f"store writes failing: {writes}")
         worker: dict[str, Any] = {"enabled": self.worker is not None}
         if self.worker is not None:
             last = self.worker.last_loop
@@ -164,7 +181,8 @@ class HTTPApi:
             if not alive:
                 problems.append("worker not running")
         body = {"status": "ok" if not problems else "unhealthy", "problems": problems,
-                "store": "ok", "worker": worker, "queue": counts, "outbox": outbox}
+                "store": "ok", "writes": "ok" if writes is None else f"failing: {writes}",
+                "worker": worker, "queue": counts, "outbox": outbox}
         return web.json_response(body, status=200 if not problems else 503)
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:

@@ -6,11 +6,16 @@ written by one flush at a time, so concurrency never costs one fsync per message
 One session's message can never fail the others': when a group's commit fails for any other
 reason than the store being unavailable, each session of the group is committed again on its
 own, and only the one(s) that fail alone get the error (451).
+
+The intake also knows whether the store takes writes (``write_problem``, for /healthz): from
+its own commits, and when none was made lately from a one-row write of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -22,6 +27,9 @@ from bounced.store import Store
 log = structlog.get_logger("bounced.intake")
 
 MAX_BATCH = 200
+RECENT = 10.0  # seconds: a commit this recent answers "can the store be written?"
+PROBE_EVERY = 5.0  # seconds between two probe writes, at most
+PROBE_TIMEOUT = 5.0
 
 
 class Intake:
@@ -32,6 +40,35 @@ class Intake:
         self._on_stored = on_stored
         self._pending: list[tuple[Sequence[NewMessage], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._clock = time.monotonic
+        self.written_at: float | None = None  # the last commit that succeeded
+        self.write_error: str | None = None  # why the latest commit or probe failed
+        self._probed_at: float | None = None
+
+    async def write_problem(self, now: dt.datetime) -> str | None:
+        """Why the store cannot be written now, or None. A commit of the last few seconds
+        answers; otherwise a one-row write does (at most every PROBE_EVERY seconds)."""
+        t = self._clock()
+        if self.write_error is None and self.written_at is not None \
+                and t - self.written_at < RECENT:
+            return None
+        if self._probed_at is not None and t - self._probed_at < PROBE_EVERY:
+            return self.write_error
+        self._probed_at = t
+        try:
+            await asyncio.wait_for(self._store.probe_write(now), PROBE_TIMEOUT)
+        except Exception as exc:
+            self._failed(exc if str(exc) else TimeoutError("no answer in time"))
+        else:
+            self._succeeded()
+        return self.write_error
+
+    def _succeeded(self) -> None:
+        self.written_at = self._clock()
+        self.write_error = None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.write_error = f"{exc.__class__.__name__}: {exc}"
 
     async def store(self, messages: Sequence[NewMessage]) -> list[int]:
         """Return the new job ids once the messages are committed; raise if they are not."""
@@ -49,15 +86,18 @@ class Intake:
             try:
                 ids = await self._store.add_messages([m for msgs, _ in batch for m in msgs])
             except StoreUnavailable as exc:  # nobody's fault: every waiting session answers 451
+                self._failed(exc)
                 _fail(batch, exc)
                 continue
             except Exception as exc:
                 if len(batch) == 1:
+                    self._failed(exc)
                     _fail(batch, exc)
                     continue
                 log.warning("intake.group_commit_failed", sessions=len(batch), error=repr(exc))
                 await self._one_by_one(batch)
             else:
+                self._succeeded()
                 start = 0
                 for msgs, future in batch:
                     if not future.done():
@@ -74,8 +114,10 @@ class Intake:
             try:
                 ids = await self._store.add_messages(msgs)
             except Exception as exc:
+                self._failed(exc)
                 _fail([(msgs, future)], exc)
             else:
+                self._succeeded()
                 if not future.done():
                     future.set_result(ids)
 

@@ -10,13 +10,16 @@ MTA retries later. The limits are per daemon process (one per MX host on Postgre
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
-from bounced.config import LimitsSettings
+from bounced.config import LimitsSettings, Settings
 
 log = structlog.get_logger("bounced.limits")
 
@@ -24,6 +27,23 @@ PEER = "peer"
 TOTAL = "total"
 MAX_PEERS = 4096  # buckets kept before the full (idle) ones are dropped
 LOG_EVERY = 60.0  # seconds between two log lines about one client's refusals
+
+
+class RateLimitedLog:
+    """A warning per kind at most every LOG_EVERY seconds, with the count since the last."""
+
+    def __init__(self, logger: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def warn(self, event: str, **fields: Any) -> None:
+        self._count[event] = self._count.get(event, 0) + 1
+        now = self.clock()
+        if now - self._last.get(event, -LOG_EVERY) >= LOG_EVERY:
+            self._last[event] = now
+            self.logger.warning(event, times=self._count.pop(event), **fields)
 
 
 class _Bucket:
@@ -122,3 +142,24 @@ class StorageLimits:
             log.warning("limits.storage_rate_exceeded", limit=refusal.limit, peer=peer,
                         size=size, bytes_per_minute=int(capacity),
                         retry_after=round(refusal.retry_after, 1))
+
+
+# Descriptors kept for the store's connections, the worker's pipes, logs and the listeners.
+FD_RESERVE = 100
+
+
+def raise_open_files(settings: Settings) -> None:
+    """Raise the soft limit on open files to the hard one (1,024, systemd's default soft
+    limit, dates from select(); the event loop uses epoll), and warn when both ports' connection
+    limits do not fit in what is left: running out of descriptors refuses every connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    needed = settings.smtp.max_connections + FD_RESERVE + (
+        settings.http.max_connections if settings.http.enabled else 0)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning("bounced.open_files_limit", limit=soft, needed=needed,
+                    fix="raise LimitNOFILE= or lower [smtp] / [http] max_connections")

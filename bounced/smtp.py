@@ -20,7 +20,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from bounced.compat import SMTPHooks, get_addr_spec, get_angle_addr
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake import Intake
-from bounced.limits import PEER, TOTAL, StorageLimits
+from bounced.limits import PEER, TOTAL, RateLimitedLog, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
 from bounced.verp import InvalidToken, Token, Verifier
@@ -303,8 +303,12 @@ class BouncedSMTP(SMTPHooks, SMTP):
     async def serve_client(self) -> None:
         peer = self.session.peer if self.session is not None else None
         refusal = self._gatekeeper.refusal(peer)
-        if refusal is not None:
+        if refusal == TOO_MANY_CONNECTIONS:  # a flood is one line a minute, with its count
+            self._gatekeeper.warnings.warn("smtp.connection_limit",
+                                           limit=self._gatekeeper.settings.max_connections)
+        elif refusal is not None:
             log.info("smtp.connection_refused", peer=_peer(self.session), reply=refusal)
+        if refusal is not None:
             await self.push(refusal)
             if self.transport is not None:
                 self.transport.close()
@@ -320,6 +324,7 @@ class SMTPServer:
         self.settings = settings
         self.networks = [ipaddress.ip_network(n, strict=False) for n in settings.relay_networks]
         self.connections: set[BouncedSMTP] = set()
+        self.warnings = RateLimitedLog(log)
         self.closing = False
         self._server: asyncio.Server | None = None
 

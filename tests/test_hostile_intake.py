@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -496,3 +497,222 @@ def test_total_storage_limit_answers_451_and_503(tmp_path: Path) -> None:
     assert [code for _, code, _ in replies] == [250, 250, 250, 451], replies
     assert replies[3][2].startswith("451 4.3.2")
     assert raw[0] == 503 and b"rate_limit_total" in raw[1]
+
+
+# -- Item 4 and 9: the HTTP port's limits, file descriptors, the SQLite file, health --------------
+
+class Launched:
+    """``bounced serve`` started under a umask, limited to ``nofile`` open files once up (soft
+    and hard, so it cannot raise them), its output read through a pipe (a file-size limit then
+    never reaches the log)."""
+
+    def __init__(self, d: Served, *, nofile: int | None = None, umask: int = 0o022) -> None:
+        self.d = d
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", f'umask {umask:03o} && exec "$0" serve', BOUNCED],
+            env={**os.environ, **d.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=ROOT)
+        self.output: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, self.text()
+            try:
+                with socket.create_connection(("127.0.0.1", d.smtp_port), timeout=1) as s:
+                    if s.recv(100).startswith(b"220"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, self.text()
+            time.sleep(0.05)
+        if nofile is not None:
+            import resource
+
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def text(self) -> str:
+        return b"".join(self.output).decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+
+
+def healthz(port: int) -> tuple[int, bytes]:
+    return http_raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+
+
+def test_idle_http_connections_never_stop_smtp(tmp_path: Path) -> None:
+    """1,100 idle HTTP connections to a daemon allowed 1,024 open files (systemd's default):
+    SMTP still answers and stores (250), the extra connections are refused and logged, the
+    idle ones are closed after [http] idle_timeout, and /healthz answers again (file
+    descriptors ran out: SMTP connects got no banner, nothing was logged)."""
+    d = Served(tmp_path, BOUNCED_HTTP_IDLE_TIMEOUT="3")
+    daemon = Launched(d, nofile=1024)
+    socks = []
+    try:
+        for _ in range(1100):
+            with contextlib.suppress(OSError):
+                socks.append(socket.create_connection(("127.0.0.1", d.http_port), timeout=2))
+        assert len(socks) > 1024
+        rp = d.token("during-idle-http")
+        conn = SMTPConn(d.smtp_port, timeout=10)
+        conn2 = open_transaction(d.smtp_port, b"", [rp], dsn(ALICE, return_path=rp))
+        assert conn2.cmd(b".")[0] == 250
+        conn.close()
+        conn2.close()
+        assert len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) < 400
+        time.sleep(4)  # the idle connections are closed by now
+        assert healthz(d.http_port)[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+        daemon.stop()
+    assert "http.connection_limit" in daemon.text()
+    assert "http.idle_timeout" in daemon.text()
+    assert "Traceback" not in daemon.text()
+
+
+def test_slow_headers_and_stalled_bodies_are_cut_off(tmp_path: Path) -> None:
+    """A client that sends its headers a byte at a time, or stops half-way through a body, is
+    disconnected after [http] header_timeout or body_timeout (they held a connection for as
+    long as they liked)."""
+    d = Served(tmp_path, BOUNCED_HTTP_HEADER_TIMEOUT="2", BOUNCED_HTTP_BODY_TIMEOUT="2",
+               BOUNCED_HTTP_IDLE_TIMEOUT="30")
+    daemon = Launched(d)
+    try:
+        slow = socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+        start = time.monotonic()
+        closed_after = None
+        with contextlib.suppress(OSError):
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 20:
+                slow.sendall(bytes([byte]))
+                time.sleep(0.3)
+        with contextlib.suppress(OSError):
+            slow.recv(100)
+        closed_after = time.monotonic() - start
+        slow.close()
+        assert closed_after < 8, closed_after
+        rp = d.token("stalled")
+        stalled = socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+        request = ingest_request(rp, dsn(ALICE, return_path=rp))
+        start = time.monotonic()
+        stalled.sendall(request[:-100])  # the headers and most of the body; then nothing
+        with contextlib.suppress(OSError):
+            assert stalled.recv(100) == b""
+        assert time.monotonic() - start < 8
+        stalled.close()
+    finally:
+        daemon.stop()
+    assert "http.headers_timeout" in daemon.text()
+    assert "http.body_timeout" in daemon.text()
+
+
+def test_smtp_connection_limit_is_logged_once(tmp_path: Path) -> None:
+    """Connections over [smtp] max_connections get 421 and one warning is logged for the
+    flood (each refusal was an info line of its own, none said a limit was hit)."""
+    d = Served(tmp_path, BOUNCED_SMTP_MAX_CONNECTIONS="5")
+    daemon = Launched(d)
+    conns = []
+    try:
+        for _ in range(5):
+            conns.append(SMTPConn(d.smtp_port))
+        refused = []
+        for _ in range(10):
+            extra = SMTPConn(d.smtp_port)
+            refused.append(extra.banner[0])
+            extra.close()
+        assert refused == [421] * 10
+    finally:
+        for c in conns:
+            c.close()
+        daemon.stop()
+    assert daemon.text().count("smtp.connection_limit") == 1
+
+
+def test_sqlite_database_is_created_private(tmp_path: Path) -> None:
+    """Under umask 022 the SQLite database and its -wal and -shm files are created 0600 (they
+    were 0644: readable by every local user)."""
+    d = Served(tmp_path)
+    daemon = Launched(d, umask=0o022)
+    try:
+        rp = d.token("private")
+        conn = open_transaction(d.smtp_port, b"", [rp], dsn(ALICE, return_path=rp))
+        assert conn.cmd(b".")[0] == 250
+        conn.close()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.glob("bounced.db*")}
+    finally:
+        daemon.stop()
+    assert modes == {"bounced.db": 0o600, "bounced.db-wal": 0o600, "bounced.db-shm": 0o600}
+
+
+@pytest.mark.parametrize("case", ["directory", "under a file", "not a database"])
+def test_unopenable_sqlite_path_is_one_clear_line(tmp_path: Path, case: str) -> None:
+    """`bounced serve`, `status` and `deliver` with an SQLite path that cannot be opened (a
+    directory, a path under a file, a file that is not a database) exit non-zero with one line
+    naming the path, no traceback (there were tracebacks)."""
+    if case == "directory":
+        path = tmp_path / "state"
+        path.mkdir()
+    elif case == "under a file":
+        (tmp_path / "plain").write_text("x")
+        path = tmp_path / "plain" / "bounced.db"
+    else:
+        path = tmp_path / "garbage.db"
+        path.write_bytes(b"this is not an SQLite database file\n" * 200)
+    env = {**os.environ, **base_env(tmp_path, BOUNCED_STORE_URL=f"sqlite:///{path}",
+                                    BOUNCED_SMTP_LISTEN="127.0.0.1:0",
+                                    BOUNCED_HTTP_LISTEN="127.0.0.1:0")}
+    rp = signer(load_settings(env=env)).return_path("1", ALICE, day=days_ago(1))
+    for args, expected in ((["serve"], 1), (["status", "--subject", "1"], 1),
+                           (["deliver", rp], 75)):
+        proc = subprocess.run([BOUNCED, *args], env=env, input=dsn(ALICE), capture_output=True,
+                              timeout=60, check=False)
+        errors = [line for line in proc.stderr.decode().splitlines()
+                  if not line.startswith("{")]  # the JSON log lines aside
+        assert proc.returncode == expected, (args, proc.stderr)
+        assert b"Traceback" not in proc.stderr + proc.stdout, (args, proc.stderr)
+        assert len(errors) == 1 and str(path) in errors[0], (args, proc.stderr)
+
+
+def test_healthz_reflects_failing_writes(tmp_path: Path) -> None:
+    """While every write fails (the daemon may not grow any file: a full disk), /healthz
+    answers 503 and says so within seconds, before any message arrives, and after one got 451;
+    once writes work again, messages get 250 and /healthz 200 (it said ok throughout)."""
+    import resource
+
+    d = Served(tmp_path)
+    daemon = Launched(d)
+    try:
+        assert healthz(d.http_port)[0] == 200
+        hard = resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (1, hard))
+        wait_for(lambda: healthz(d.http_port)[0] == 503, timeout=20)
+        status, body = healthz(d.http_port)
+        assert status == 503 and b"writes failing" in body, body
+        rp = d.token("disk-full")
+        conn = open_transaction(d.smtp_port, b"", [rp], dsn(ALICE, return_path=rp))
+        assert conn.cmd(b".")[0] == 451
+        conn.close()
+        status, body = healthz(d.http_port)
+        assert status == 503 and b"writes failing" in body, body
+        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        conn = open_transaction(d.smtp_port, b"", [rp], dsn(ALICE, return_path=rp))
+        assert conn.cmd(b".")[0] == 250
+        conn.close()
+        wait_for(lambda: healthz(d.http_port)[0] == 200)
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.text()

@@ -103,6 +103,9 @@ class Store(Protocol):
         """Store messages as pending jobs; return their ids once committed durably. Messages
         with equal bodies (the recipients of one DATA transaction) share one stored body."""
 
+    async def probe_write(self, now: dt.datetime) -> None:
+        """Commit a one-row write durably; raise (StoreError) if the store cannot be written."""
+
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[Job]:

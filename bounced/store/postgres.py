@@ -237,6 +237,10 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
             )
         return [int(r[0]) for r in rows]
 
+    async def probe_write(self, now: dt.datetime) -> None:
+        async with self._conn() as conn:
+            await conn.execute("UPDATE write_probe SET probed_at = $1 WHERE id = 1", now)
+
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[Job]:

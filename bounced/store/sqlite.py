@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import structlog
 
 from bounced.compat import run_in_thread, sqlite_connection
 from bounced.config import sqlite_path
@@ -36,6 +39,7 @@ from bounced.store.sqlite_outbox import SQLiteOutbox
 from bounced.store.sqlite_reports import SQLiteReports
 
 UTC = dt.UTC
+log = structlog.get_logger("bounced.store")
 
 
 MIN_SQLITE = (3, 35, 0)  # RETURNING and ALTER TABLE ... DROP COLUMN (migration 0005)
@@ -63,9 +67,8 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
         if not create and not self.path.exists():
             raise StoreNotFound(f"no bounced store at {self.path.absolute()}")
         try:
+            _check_path(self.path, create)
             if create:
-                if self.path.parent != Path():
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             else:  # mode=rw: never creates the file, even if it went away meanwhile
                 uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
@@ -85,6 +88,9 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
             ):
                 await self._execute(pragma)
             await self._migrate()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file
+            await self.close()
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         except BaseException:
             # aiosqlite's thread is not a daemon thread: an unclosed connection hangs exit.
             await self.close()
@@ -202,6 +208,10 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
             raise StoreError(f"SQLite insert failed: {exc}") from exc
         return list(range(last - len(messages) + 1, last + 1))
 
+    async def probe_write(self, now: dt.datetime) -> None:
+        await self._transact(q, "UPDATE write_probe SET probed_at = ? WHERE id = 1",
+                             (now.timestamp(),))
+
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[Job]:
@@ -269,9 +279,34 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
 _T = TypeVar("_T")
 
 
+def _check_path(path: Path, create: bool) -> None:
+    """Raise OSError, with its reason, for a path SQLite could not open (before aiosqlite
+    starts a thread, which outlived the event loop and printed a traceback at exit); with
+    ``create``, create the database file readable by its owner only, unless it exists: SQLite
+    creates it with the umask's mode (0644 under the usual 022: every local user could read
+    the bounces), and its -wal and -shm files take the mode of the database file."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a directory, not a database file", str(path))
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(parent))
+    if not create:
+        return
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o007:
+            log.warning("store.readable_by_others", path=str(path),
+                        mode=oct(path.stat().st_mode & 0o777), fix=f"chmod 600 {path}*")
+
+
 def _store_error(exc: sqlite3.OperationalError, what: str = "SQLite") -> StoreError:
-    """The store's exception for an SQLite error: unavailable (retry later) when locked."""
-    if busy(exc):
+    """The store's exception for an SQLite error: unavailable (retry later) when locked, or
+    when the disk is full or failing (no message's fault: none fails alone, none is
+    quarantined for it)."""
+    text = str(exc)
+    if busy(exc) or "disk is full" in text or "disk I/O error" in text:
         return StoreUnavailable(f"SQLite: {exc}")
     return StoreError(f"{what}: {exc}")
 
