@@ -122,9 +122,6 @@ class BounceHandler:
         rcpt_options: list[str],
     ) -> str:
         accepted: list[tuple[str, TokenFields]] = envelope.__dict__.setdefault("tokens", [])
-        if len(accepted) >= self.settings.max_recipients:
-            self._count("rejected.too_many_recipients")
-            return TOO_MANY_RECIPIENTS
         try:
             token = self.verifier.verify(address, today=self.now().date())
         except InvalidToken as exc:
@@ -133,8 +130,12 @@ class BounceHandler:
             return REJECT_TOKEN.get(exc.reason, "550 5.1.1 No such bounce address")
         fields = token_fields(token)
         if any(fields == seen for _, seen in accepted):
-            # The same token again (any letter case): accepted once, stored once.
+            # The same token again (any letter case): accepted once, stored once, and never
+            # refused as one too many (the MTA would send it again in a transaction of its own).
             return OK_RCPT
+        if len(accepted) >= self.settings.max_recipients:
+            self._count("rejected.too_many_recipients")
+            return TOO_MANY_RECIPIENTS
         accepted.append((address, fields))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)

@@ -104,6 +104,25 @@ class Served:
         self.log = tmp / "daemon.log"
         self.proc = DaemonProcess(self.env, self.log)
 
+    def start(self) -> None:
+        """Start the daemon; with other ports should another process have taken one since
+        free_port() found it (the machine is shared)."""
+        for attempt in range(3):
+            try:
+                self.proc.start()
+                return
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise
+            self.new_ports()
+
+    def new_ports(self) -> None:
+        self.smtp_port, self.http_port = free_port(), free_port()
+        self.env.update(BOUNCED_SMTP_LISTEN=f"127.0.0.1:{self.smtp_port}",
+                        BOUNCED_HTTP_LISTEN=f"127.0.0.1:{self.http_port}")
+        self.settings = load_settings(env=self.env)
+        self.proc = DaemonProcess(self.env, self.log)
+
     def token(self, subject: str) -> str:
         return self.sign.return_path(subject, ALICE, day=days_ago(1))
 
@@ -134,7 +153,7 @@ class Served:
 def served(tmp_path: Path) -> Iterator[Served]:
     """``bounced serve`` on SQLite, the worker off (what is stored stays as stored)."""
     daemon = Served(tmp_path)
-    daemon.proc.start()
+    daemon.start()
     try:
         yield daemon
     finally:
@@ -145,7 +164,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def served_any(tmp_path: Path, store_url: str) -> Iterator[Served]:
     """``bounced serve`` on each backend, the worker off."""
     daemon = Served(tmp_path, store_url)
-    daemon.proc.start()
+    daemon.start()
     try:
         yield daemon
     finally:
@@ -216,7 +235,7 @@ def test_unstorable_message_fails_alone_in_its_group_commit(
     session gets 250 and is stored once (the failed group is committed again session by
     session)."""
     d = Served(tmp_path, pg_database)
-    d.proc.start()
+    d.start()
     try:
         for trial in range(3):
             conns = []
@@ -405,7 +424,7 @@ def test_one_size_limit_for_smtp_http_and_the_pipe(tmp_path: Path) -> None:
     the pipe (0); N+1 bytes are refused by each (552, 413, 65). HTTP took 64 KiB more."""
     limit = 60_000
     d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE=str(limit))
-    d.proc.start()
+    d.start()
     try:
         results = {}
         for size in (limit, limit + 1):
@@ -461,7 +480,7 @@ def test_per_client_storage_limit_answers_452_then_429(tmp_path: Path) -> None:
     gets 429. Nothing refused is stored, and the refusals are logged once, not each."""
     d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000",
                BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE="250000")
-    d.proc.start()
+    d.start()
     try:
         replies = [send_one(d, f"peer-{n}", 80_000, announce=n == 4) for n in range(5)]
         rp = d.token("peer-http")
@@ -487,7 +506,7 @@ def test_total_storage_limit_answers_451_and_503(tmp_path: Path) -> None:
     d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000",
                BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE="0",
                BOUNCED_LIMITS_TOTAL_BYTES_PER_MINUTE="250000")
-    d.proc.start()
+    d.start()
     try:
         replies = [send_one(d, f"total-{n}", 80_000) for n in range(4)]
         rp = d.token("total-http")
@@ -508,28 +527,38 @@ class Launched:
 
     def __init__(self, d: Served, *, nofile: int | None = None, umask: int = 0o022) -> None:
         self.d = d
+        for attempt in range(3):
+            if self._start(umask) or attempt == 2:
+                break
+            d.new_ports()  # another process took one of the ports free_port() found
+        if nofile is not None:
+            import resource
+
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    def _start(self, umask: int) -> bool:
+        """Start and wait for the banner; False if a port was taken meanwhile."""
         self.proc = subprocess.Popen(
             ["/bin/sh", "-c", f'umask {umask:03o} && exec "$0" serve', BOUNCED],
-            env={**os.environ, **d.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=ROOT)
+            env={**os.environ, **self.d.env}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, cwd=ROOT)
         self.output: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + 30
         while True:
-            assert self.proc.poll() is None, self.text()
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                assert "Address already in use" in self.text(), self.text()
+                return False
             try:
-                with socket.create_connection(("127.0.0.1", d.smtp_port), timeout=1) as s:
+                with socket.create_connection(("127.0.0.1", self.d.smtp_port), timeout=1) as s:
                     if s.recv(100).startswith(b"220"):
-                        break
+                        return True
             except OSError:
                 pass
             assert time.monotonic() < deadline, self.text()
             time.sleep(0.05)
-        if nofile is not None:
-            import resource
-
-            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (nofile, nofile))
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
