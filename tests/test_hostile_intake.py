@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -539,7 +540,8 @@ class Launched:
     def _start(self, umask: int) -> bool:
         """Start and wait for the banner; False if a port was taken meanwhile."""
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f'umask {umask:03o} && exec "$0" serve', BOUNCED],
+            ["/bin/sh", "-c", f'umask {umask:03o} && exec "$0" -m bounced.cli serve',
+             sys.executable],
             env={**os.environ, **self.d.env}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, cwd=ROOT)
         self.output: list[bytes] = []
