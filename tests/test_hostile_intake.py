@@ -111,11 +111,23 @@ class Served:
         for attempt in range(3):
             try:
                 self.proc.start()
-                return
+                break
             except RuntimeError as exc:
                 if "Address already in use" not in str(exc) or attempt == 2:
                     raise
             self.new_ports()
+        self.wait_for_http()
+
+    def wait_for_http(self) -> None:
+        """The HTTP port listens a moment after the SMTP banner: wait for it too."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.http_port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "the HTTP port did not open"
+                time.sleep(0.05)
 
     def new_ports(self) -> None:
         self.smtp_port, self.http_port = free_port(), free_port()
@@ -532,6 +544,7 @@ class Launched:
             if self._start(umask) or attempt == 2:
                 break
             d.new_ports()  # another process took one of the ports free_port() found
+        d.wait_for_http()
         if nofile is not None:
             import resource
 
