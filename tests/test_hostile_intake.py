@@ -21,7 +21,16 @@ import pytest
 
 from bounced.config import load_settings
 
-from .helpers import BOUNCED, DaemonProcess, base_env, days_ago, dsn, free_port, signer
+from .helpers import (
+    BOUNCED,
+    ROOT,
+    DaemonProcess,
+    base_env,
+    days_ago,
+    dsn,
+    free_port,
+    signer,
+)
 
 ALICE = "alice@example.net"
 HTTP_TOKEN = "hostile-intake-test-token-0123456789"
