@@ -43,3 +43,12 @@ def test_referenced_files_exist() -> None:
                  "config/prometheus/bounced-alerts.yml", "config/grafana/bounced-dashboard.json",
                  ".ci/package"):
         assert (ROOT / path).exists(), path
+
+
+def test_reason_table_matches_the_registry() -> None:
+    """The README's table of reasons lists every reason, with its hard, counts and meaning."""
+    from bounced.classify.registry import Reason
+
+    rows = re.findall(r"^\| `([a-z]+)` \| (yes|) \| (yes|) \| (.+) \|$", README, flags=re.M)
+    assert rows == [(r.value, "yes" if r.hard else "", "yes" if r.counts else "", r.meaning)
+                    for r in Reason]
