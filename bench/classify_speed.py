@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/classify_speed.py [--corpus DIR] [--rounds N] [--phases]
 
-DIR defaults to ../shared/corpus (or tests/corpus when that is absent). Each round times
+DIR defaults to tests/corpus. Each round times
 every contender once over all the corpus files, in turn, so that a noisy machine slows
 them alike; the median round of each is printed in msg/s, with the ratio of the medians
 and the median of the per-round ratios. Contenders:
@@ -94,9 +94,7 @@ def phases(raws: list[bytes], rounds: int) -> dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = ROOT.parent / "shared" / "corpus"
-    p.add_argument("--corpus", type=Path, default=default if default.exists()
-                   else ROOT / "tests" / "corpus")
+    p.add_argument("--corpus", type=Path, default=ROOT / "tests" / "corpus")
     p.add_argument("--rounds", type=int, default=9, help="timing rounds (median is kept)")
     p.add_argument("--phases", action="store_true", help="time each step of classify")
     args = p.parse_args()

@@ -19,8 +19,8 @@ ROWS = score_mod.load(CORPUS)
 
 # Floors below the issue's targets where the classifier does not yet meet them (see the
 # benchmark); raise them as it improves, never lower them.
-FLOORS = {"recall": 99.5, "precision": 99.5, "reason_agreement": 96.0, "kind_correct": 99.5}
-CEILINGS = {"false_hard": 1.0, "missed_hard": 3.5}
+FLOORS = {"recall": 99.5, "precision": 99.5, "reason_agreement": 97.0, "kind_correct": 99.7}
+CEILINGS = {"false_hard": 1.0, "missed_hard": 1.0}
 SENDER_SIDE = {"blocked", "spamdetected", "policyviolation", "authfailure", "requireptr",
                "badreputation", "expired", "virusdetected", "securityerror", "norelaying"}
 
@@ -84,3 +84,23 @@ def test_readme_figures_match_the_corpus() -> None:
                       map(float, m.groups()), strict=True))
     for key, value in quoted.items():
         assert abs(figures[key] - value) < 0.05, (key, value, figures[key])
+
+
+def test_corrected_labels_are_recorded_as_data() -> None:
+    """A label changed from the collection's is recorded in the manifest: what it was
+    (``corrected_from``) and why, and the expectation now differs from it."""
+    corrected = [row for row in ROWS if "corrected_from" in row]
+    assert len(corrected) >= 4  # the four the issue's owner decided, and the rule's
+    for row in corrected:
+        assert len(str(row.get("why", ""))) > 40, row["file"]
+        expected = row["expected"]
+        assert isinstance(expected, list)
+        old = row["corrected_from"]
+        assert isinstance(old, dict)
+        by_address = {e["recipient"]: e for e in expected}
+        # one recipient's fields, or {recipient: fields} when several were corrected
+        changes = old if all(isinstance(v, dict) for v in old.values()) else {
+            expected[0]["recipient"]: old}
+        for address, fields in changes.items():
+            for key, value in fields.items():
+                assert by_address[address][key] != value, (row["file"], address, key)

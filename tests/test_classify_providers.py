@@ -20,7 +20,6 @@ SAMPLES: list[tuple[str, str, str, str]] = [
      "deferred; Retrying will NOT succeed.", "blocked"),
     ("yahoo", "5.0.0", "554 delivery error: dd This user doesn't have a yahoo.com account "
      "(nobody@yahoo.com) [0] - mta7.mail.gq1.yahoo.com", "userunknown"),
-    ("au", "5.0.0", "550 : User unknown", "filtered"),
     ("orange", "5.2.0", "550 5.2.0 Mail rejete. Mail rejected. OFR_506 [506]", "spamdetected"),
     ("orange", "5.1.1", "550 5.1.1 Adresse d au moins un destinataire invalide. Invalid "
      "recipient. LPN007_416", "userunknown"),
@@ -36,6 +35,7 @@ SAMPLES: list[tuple[str, str, str, str]] = [
      "[AbCdEf.uk123]", "policyviolation"),
     ("mimecast", "5.0.0", "554 Email rejected due to security policies - "
      "MCSpamSignature.av.1.9", "virusdetected"),
+
     ("zoho", "5.7.1", "554 5.7.1 Email cannot be delivered. Reason: Email flagged as Spam.",
      "rejected"),
     ("amazonses", "5.0.0", "554 Message rejected: Email address is not verified. The "

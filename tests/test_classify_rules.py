@@ -24,6 +24,7 @@ class Row(NamedTuple):
     expected: str
     context: str = ""
     command: str = ""
+    senders: tuple[str, ...] = ()  # the envelope sender's domains
 
 
 TABLES: dict[str, list[Row]] = {
@@ -48,6 +49,16 @@ TABLES: dict[str, list[Row]] = {
         Row("5.7.1", "554", "failed", "Sender address rejected: blocked using spamhaus", ""),
         Row("5.1.1", "550", "failed", "550 5.1.1 user unknown", ""),
     ],
+    "sender_named": [
+        Row("", "553", "failed", "553 our.example does not exist", "rejected",
+            senders=("our.example",)),
+        Row("", "550", "failed", "550 <x@our.example>: user unknown", "",  # an address
+            senders=("our.example",)),
+        Row("", "550", "failed", "550 their.example does not exist", "",
+            senders=("our.example",)),
+        Row("", "554", "failed", "554 our.example is listed at spamhaus", "",
+            senders=("our.example",)),
+    ],
     "words_over_code": [
         Row("5.1.1", "550", "failed", "550 5.1.1 mailbox full", "mailboxfull"),
         Row("5.1.1", "550", "failed", "550 5.1.1 client host blocked using zen.spamhaus.org",
@@ -56,6 +67,9 @@ TABLES: dict[str, list[Row]] = {
             "spamdetected"),
         Row("5.1.1", "550", "failed", "550 5.1.1 user unknown", ""),
         Row("5.7.1", "550", "failed", "550 5.7.1 mailbox full", ""),  # not an address code
+        # a reporter that maps every 550 to 5.1.1; the words name the message's size
+        Row("5.1.1", "550", "failed", "550 max message size exceeded", "emailtoolarge"),
+        Row("5.1.6", "551", "failed", "551 not our customer", "userunknown"),
     ],
     "before_rcpt": [
         Row("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to MAIL FROM command)",
@@ -97,7 +111,13 @@ TABLES: dict[str, list[Row]] = {
         Row("5.0.0", "550", "failed", "550 <a@b.example>... User unknown", "userunknown"),
         Row("", "", "failed", "", "userunknown", context="Address not found"),
         Row("", "", "failed", "unknown user", "userunknown"),  # the reporter's own users
-        Row("", "550", "failed", "550 user unknown", "filtered", command="DATA"),
+        # after the message: providers that check recipients only at the end of DATA
+        Row("", "550", "failed", "550 user unknown", "userunknown", command="DATA"),
+        Row("5.2.0", "550", "failed", "550 5.2.0 user unknown", "filtered"),  # the mailbox is
+        Row("5.7.1", "550", "failed", "550 5.7.1 user unknown", "filtered"),  # a policy's
+        Row("5.7.1", "550", "failed", "550 5.7.1 user unknown", "userunknown", command="RCPT"),
+        Row("", "550", "failed", "550 user unknown, refused by the content filter",
+            "filtered", command="DATA"),
         Row("5.0.0", "554", "failed", "554 spam", ""),
     ],
     "transient_host": [
@@ -135,6 +155,34 @@ TABLES: dict[str, list[Row]] = {
 }
 
 
+def test_a_filtering_gateway_makes_user_unknown_filtered() -> None:
+    """After the message, a filtering gateway's "user unknown" may be its verdict; at RCPT
+    TO it never is."""
+    e = evidence("", "550", "failed", "550 user unknown", "", "DATA", gateway="messagelabs")
+    assert rules.user_unknown(e) == "filtered"
+    e = evidence("", "550", "failed", "550 user unknown", "", "RCPT", gateway="messagelabs")
+    assert rules.user_unknown(e) == "userunknown"
+
+
+DELAYS = [
+    # (status, reply, action, diagnostic, reason): a delay that says no more than a passing
+    # failure is expired; one that names the mailbox, the network or the sender keeps that
+    ("4.3.0", "451", "delayed", "451 4.3.0 temporary local problem", "expired"),
+    ("4.3.2", "421", "delayed", "421 4.3.2 service not available, closing channel", "expired"),
+    ("4.0.0", "", "delayed", "no mx found for domain", "notaccept"),
+    ("4.2.2", "452", "delayed", "452 4.2.2 mailbox full", "mailboxfull"),
+    ("4.4.1", "", "delayed", "no route to host", "networkerror"),
+    ("4.3.0", "451", "failed", "451 4.3.0 temporary local problem", "systemerror"),
+]
+
+
+@pytest.mark.parametrize(("status", "reply", "action", "diagnostic", "reason"), DELAYS)
+def test_delay_finish(status: str, reply: str, action: str, diagnostic: str,
+                      reason: str) -> None:
+    """The finishing rule of a delay (after the rule that decided)."""
+    assert rules.decide(evidence(status, reply, action, diagnostic, ""))[0] == reason
+
+
 def _rows() -> list[tuple[str, Row]]:
     return [(name, row) for name, table in TABLES.items() for row in table]
 
@@ -149,7 +197,8 @@ def test_every_rule_has_a_table() -> None:
 def test_rule_on_its_table(name: str, row: Row) -> None:
     """The rule names the row's reason, or abstains."""
     rule = dict(RULES)[name]
-    e = evidence(row.status, row.reply, row.action, row.diagnostic, row.context, row.command)
+    e = evidence(row.status, row.reply, row.action, row.diagnostic, row.context, row.command,
+                 senders=row.senders)
     assert rule(e) == row.expected, (name, row, e)
 
 
@@ -160,7 +209,8 @@ ORDER = [
     ("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to MAIL FROM command)",
      "rejected", "before_rcpt"),
     ("5.2.0", "550", "failed", "550 5.2.0 OFR_506 [506] user unknown", "spamdetected", "provider"),
-    ("", "550", "failed", "550 user unknown", "filtered", "user_unknown"),
+    ("", "550", "failed", "550 user unknown", "userunknown", "user_unknown"),
+    ("4.3.0", "451", "delayed", "451 4.3.0 temporary local problem", "expired", "phrase+delay"),
     ("", "", "", "", "undefined", "nothing"),
 ]
 

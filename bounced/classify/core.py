@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from email.message import Message
 
@@ -11,16 +12,19 @@ from bounced.classify.detectors.text import is_bounce, scan
 from bounced.classify.model import Original, RecipientReport, Report, failure
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
-from bounced.classify.rules import is_hard, reason_for
+from bounced.classify.rules import Surroundings, is_hard, reason_for
+from bounced.classify.systems import gateway_host, gateway_marker
 from bounced.classify.textforms import (
     BOUNCE_FROM,
     DELAY_TEXT_FOLDED,
+    FINAL_TEXT_FOLDED,
     FORWARD_SUBJECT,
     fold,
 )
 
 CONTEXT = 1_500  # characters of human-readable text around an address used as evidence
 MAX_DIAGNOSTIC = 1_000
+MAX_RECEIVED = 8  # Received fields of the report read for its writer's marks
 
 
 # A header line of a copy of the original pasted into the report's text (no MIME part of
@@ -38,12 +42,27 @@ def _context(text: str, lowered: str, address: str) -> str:
     return text[start: pasted.start() if pasted else end]
 
 
-def _status(found: Found) -> str:
-    """The reported status, or the diagnostic's own when that one is more specific."""
+# The status a reporting MTA writes for a reply that carries none of its own (Sendmail's
+# mapping of the reply code: 550 -> 5.2.0, 551 -> 5.1.6, 552 -> 5.2.2...; Exim and Courier
+# write X.0.0 for every reply): it says no more than the reply code.
+REPLY_STATUS = {"421": "4.4.2", "450": "4.2.0", "451": "4.3.0", "452": "4.2.2",
+                "550": "5.2.0", "551": "5.1.6", "552": "5.2.2", "554": "5.0.0"}
+
+
+def _own_status(found: Found) -> str:
     said = ""  # the last one: a relaying system's own code comes before the remote's
     for match in STATUS.finditer(found.diagnostic[:MAX_DIAGNOSTIC]):
         if match.group(1) != "2":
             said = ".".join(match.groups())
+    return said
+
+
+def _status(found: Found) -> str:
+    """The reported status, or the diagnostic's own when that one is more specific or the
+    report's is only its mapping of the reply code."""
+    said = _own_status(found)
+    if said and said[0] != "2" and REPLY_STATUS.get(found.reply_code) == found.status:
+        return said
     if not said or said.endswith(".0.0") or said[0] == "2":
         return found.status
     if not found.status or (found.status.endswith(".0.0") and found.status[0] == said[0]):
@@ -51,16 +70,74 @@ def _status(found: Found) -> str:
     return found.status
 
 
-def _recipient(found: Found, text: str, lowered: list[str]) -> RecipientReport:
+def _final(found: Found) -> None:
+    """A recipient reported as delayed whose own words say the delivery was given up
+    (OpenSMTPD's "Envelope expired" in a notice with Action: delayed) failed."""
+    if found.action == "delayed" and FINAL_TEXT_FOLDED.search(fold(found.diagnostic[:2000])):
+        found.action = "failed"
+
+
+def _hosts(value: str) -> tuple[str, ...]:
+    """The host names in a Remote-MTA / Reporting-MTA value ("mx.example.org [192.0.2.1]")."""
+    return tuple(w.strip("[]()<>;,.'\"").lower() for w in value.split()[:4] if "." in w)
+
+
+def _domains(value: str) -> tuple[str, ...]:
+    return tuple(m.group(0).rpartition("@")[2].lower() for m in ADDRESS.finditer(value))
+
+
+def _field_values(msg: Message, name: str) -> str:
+    """The lowercase values of a header field of the report, one per line (the first few)."""
+    if name == "received":  # many: the receiving side's come first
+        return "\n".join(str(v).lower()[:200] for v in msg.get_all(name, ())[:MAX_RECEIVED])
+    value = msg.get(name)
+    return str(value).lower()[:200] if value is not None else ""
+
+
+class Reporter:
+    """What is known of who wrote a report and to whom, worked out when first asked: the
+    hosts it names as its writer (its Reporting-MTA, its sender's domain), the filtering
+    gateway they or the report's header fields mark ('' when none), and the domains of the
+    envelope sender it returns the message to (its To:, the original's From:)."""
+
+    def __init__(self, mail: Mail, detection: Detection, original: Original) -> None:
+        self._mail, self._detection, self._original = mail, detection, original
+
+    @functools.cached_property
+    def hosts(self) -> tuple[str, ...]:
+        return _hosts(self._detection.reporting_mta) + _domains(header(self._mail.msg, "from"))
+
+    @functools.cached_property
+    def gateway(self) -> str:
+        msg = self._mail.msg
+        return gateway_host(self.hosts) or gateway_marker(lambda name: _field_values(msg, name))
+
+    @functools.cached_property
+    def senders(self) -> tuple[str, ...]:
+        return _domains(header(self._mail.msg, "to")) + _domains(self._original.from_)
+
+
+def _recipient(found: Found, text: str, lowered: list[str], reporter: Reporter
+               ) -> RecipientReport:
     """``lowered``: ``[text.lower()]`` once a recipient has needed it, else empty."""
     status = _status(found)
     reason = found.reason
     if not reason:
         if found.address and not lowered:
             lowered.append(text.lower())
+        domain = found.address.rpartition("@")[2]
+
+        def remote() -> tuple[str, ...]:
+            return (domain, *_hosts(found.remote_mta))
+
+        around = Surroundings(
+            gateway=lambda: reporter.gateway or gateway_host(remote()),
+            senders=lambda: tuple(d for d in reporter.senders if d != domain),
+            hosts=lambda: remote() + reporter.hosts)
         reason = reason_for(
             status, found.reply_code, found.action, found.diagnostic,
             _context(text, lowered[0] if lowered else "", found.address), found.command,
+            around=around,
         )
     return RecipientReport(
         address=found.address,
@@ -166,15 +243,20 @@ def _classify(message: bytes | Message, failures: list[str], nested: bool = Fals
     if detection.detector != "text" and any(
             _wants_text(f, detection.recipients) for f in detection.recipients):
         _diagnostics_from_text(mail, detection.recipients)
+    for found in detection.recipients:
+        _final(found)
+    if detection.kind == "delay" and any(f.action == "failed" for f in detection.recipients):
+        detection.kind = "bounce"
     seen: set[str] = set()
     recipients = []
     lowered: list[str] = []  # mail.text.lower(), made when first needed
+    reporter = Reporter(mail, detection, original)
     for found in detection.recipients:
         key = found.address + "\0" + found.action
         if key in seen:
             continue
         seen.add(key)
-        recipients.append(_recipient(found, mail.text, lowered))
+        recipients.append(_recipient(found, mail.text, lowered, reporter))
     return Report(
         kind=detection.kind,
         feedback_type=detection.feedback_type,

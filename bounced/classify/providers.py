@@ -28,9 +28,6 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     ("yahoo", r"sender is unauthenticated\. yahoo requires", "authfailure"),
     # the return path's domain does not resolve: the sender's address, not the recipient's
     ("yahoo", r"unresolvable rfc\.?532[12] from domain", "rejected"),
-    # au / KDDI (ezweb.ne.jp, au.com): a recipient's own refusal list is answered with
-    # "User unknown" and an empty address; a real unknown user names the address.
-    ("au", r"\b550 ?: ?user unknown", "filtered"),
     # Zoho Mail: a sender its filters distrust (reputation of the sending domain or IP)
     ("zoho", r"email cannot be delivered\. reason: email flagged as spam", "rejected"),
     # Mimecast (community.mimecast.com SMTP error codes)

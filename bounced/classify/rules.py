@@ -10,6 +10,7 @@ decides. Each rule is a small function with its own table test
 2. ``provider``: a provider's documented reply code or sentence, for the hosts it describes.
 3. ``sender_refused``: the words say the *sender* was refused ("Sender address rejected:
    User unknown"): an address reason is then about our return path.
+   ``sender_named``: a does-not-exist reply names the envelope sender's domain.
 4. ``words_over_code``: a specific status code of the address (5.1.1...) is overridden by
    words that blame the sender, our host or content, or name another mailbox state.
 5. ``before_rcpt``: an address reason at MAIL FROM is the sender's (rejected), at the
@@ -33,15 +34,13 @@ decides. Each rule is a small function with its own table test
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bounced.classify.phrases import (
     CONNECT_FAILURES,
     RECIPIENT_REFUSED,
-    REMOTE_REPLY,
     REPORTER_LABELS,
     SENDER_REFUSED,
 )
@@ -58,6 +57,7 @@ from bounced.classify.reasons import (
     vague_only,
 )
 from bounced.classify.registry import HARD
+from bounced.classify.systems import system_reply
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved"})
 ADDRESS_REASONS = HARD_REASONS | {"notaccept", "suspend", "mailboxfull"}
@@ -70,9 +70,18 @@ SENDER_SIDE = frozenset(
 # Mailbox states that override an "unknown address" status code (a full mailbox
 # answered with 5.1.1, a null MX reported as 5.1.10).
 MAILBOX_STATES = frozenset({"mailboxfull", "hasmoved", "suspend", "notaccept"})
+# What else than the address words can name over an "unknown address" status code (a
+# reporter that maps every 550 to 5.1.1: "550 max message size exceeded").
+MESSAGE_STATES = frozenset({"mailererror", "emailtoolarge", "exceedlimit", "systemfull"})
 # A refusal before RCPT TO is not about the recipient, whatever address reason its code or
 # words name: at MAIL FROM it is the sender's address, at the greeting or HELO our host.
 BEFORE_RCPT = {"MAIL": "rejected", "HELO": "blocked", "CONN": "blocked"}
+# Characters around a domain named alone in text (not after "@": an address names a mailbox,
+# as "original sender: <a@our.example>" does, not that the domain does not exist).
+_BEFORE_HOST = " <([\"'"
+_AFTER_HOST = " >)]\"',;:."
+# A content filter's own words in a reply that also says "user unknown".
+FILTER_MARKS = ("filter", "content scan", "scanner", "quarantin")
 
 _REFUSED = re.compile(RECIPIENT_REFUSED)
 # A reply that names the recipient, then what is wrong with it ("550 <a@b>: User unknown",
@@ -82,7 +91,40 @@ _ADDRESS_THEN = re.compile(r"^(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?)?<[^
                            r"(?:\.\.\.|:) ?(.{0,60})")
 
 
-@dataclass(frozen=True)
+class Surroundings:
+    """What a rule may ask about a recipient beyond its own report lines: the filtering
+    gateway that wrote the report or gave the reply, the envelope sender's domains, the
+    hosts involved. Each is worked out when a rule first asks (most recipients need none)."""
+
+    __slots__ = ("_gateway", "_hosts", "_senders")
+
+    def __init__(self, gateway: str | Callable[[], str] = "",
+                 senders: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
+                 hosts: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()) -> None:
+        self._gateway = gateway
+        self._senders = senders
+        self._hosts = hosts
+
+    @property
+    def gateway(self) -> str:
+        if callable(self._gateway):
+            self._gateway = self._gateway()
+        return self._gateway
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        if callable(self._senders):
+            self._senders = self._senders()
+        return self._senders
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        if callable(self._hosts):
+            self._hosts = self._hosts()
+        return self._hosts
+
+
+@dataclass(slots=True)
 class Evidence:
     """What is known about one failed recipient, read once for all the rules."""
 
@@ -91,6 +133,7 @@ class Evidence:
     action: str  # DSN action: failed, delayed, delivered... ('' when the format gives none)
     plain: str  # the diagnostic, lowercased, whitespace normalised, nothing removed
     said: Scanned  # the same without reply-continuation codes and reporters' labels
+    words: str  # said's text
     near: Scanned  # the report's text around the recipient, the same way
     command: str  # the SMTP command that failed (RCPT, DATA, MAIL, HELO, CONN) or ''
     by_code: str  # the reason the status code names ('' when none)
@@ -98,16 +141,32 @@ class Evidence:
     phrase: str  # the first phrase reason of the diagnostic (or of the text around)
     reporter_says: bool  # the phrase is the reporting system's own prose, not a reply
     transient: bool  # a 4xx status (or reply code, without a status)
+    around: Surroundings = field(default_factory=Surroundings)
 
-    @functools.cached_property
-    def phrases(self) -> list[str]:
-        """Every phrase reason of the diagnostic, in the phrase table's order."""
-        return phrase_reasons(self.said)
+    found_phrases: list[str] | None = None  # every phrase reason, once asked
 
     @property
-    def words(self) -> str:
-        """The diagnostic's normalised text."""
-        return self.said.text
+    def gateway(self) -> str:
+        """The filtering gateway that wrote the report or gave the reply ('' when none)."""
+        return self.around.gateway
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        """The domains of the envelope sender (not the recipient's)."""
+        return self.around.senders
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The recipient's domain, the remote hosts and the reporting hosts."""
+        return self.around.hosts
+
+    @property
+    def phrases(self) -> list[str]:
+        """Every phrase reason of the diagnostic, in the phrase table's order."""
+        if self.found_phrases is None:
+            self.found_phrases = phrase_reasons(self.said)
+        return self.found_phrases
+
 
 
 Rule = Callable[[Evidence], str]
@@ -121,7 +180,10 @@ def delivered(e: Evidence) -> str:
 
 
 def provider(e: Evidence) -> str:
-    return provider_reason(e.plain)  # a provider's documented code says more than the status
+    """A provider's documented reply code or sentence says more than the status: the
+    codes only one provider writes wherever they appear, a system's own replies for the
+    hosts it runs (bounced.classify.systems)."""
+    return provider_reason(e.plain) or system_reply(lambda: e.hosts, e.plain)
 
 
 def sender_refused(e: Evidence) -> str:
@@ -131,11 +193,29 @@ def sender_refused(e: Evidence) -> str:
     return ""
 
 
+def sender_named(e: Evidence) -> str:
+    """A does-not-exist reply that names the envelope sender's domain (not the recipient's:
+    "553 our-domain.example does not exist") is about our return path."""
+    if (e.by_code if e.specific else e.phrase) not in ("userunknown", "hostunknown"):
+        return ""
+    for domain in e.senders:
+        at = e.words.find(domain)
+        while at >= 0:
+            end = at + len(domain)
+            if (at == 0 or e.words[at - 1] in _BEFORE_HOST) and (
+                    end == len(e.words) or e.words[end] in _AFTER_HOST):
+                return "rejected"
+            at = e.words.find(domain, end)
+    return ""
+
+
 def words_over_code(e: Evidence) -> str:
     if not (e.specific and e.by_code in ADDRESS_REASONS):
         return ""
-    overriding = SENDER_SIDE | ({"mailererror"} | MAILBOX_STATES
+    overriding = SENDER_SIDE | (MESSAGE_STATES | MAILBOX_STATES
                                 if e.by_code == "userunknown" else set())
+    if e.by_code == "hasmoved":  # a reporter's mapping of 551; the words say unknown
+        overriding = overriding | {"userunknown"}
     return next((r for r in e.phrases if r in overriding), "")
 
 
@@ -181,19 +261,22 @@ def vague_refusal(e: Evidence) -> str:
 
 
 def user_unknown(e: Evidence) -> str:
+    """A does-not-exist wording is the recipient's, at RCPT TO, after the message (providers
+    that check recipients at the end of DATA) and at a stage the report does not name,
+    unless a content filter gave it: its own words say so, or a filtering gateway wrote the
+    report or answered (a gateway's "user unknown" after the message may be its verdict)."""
     if e.phrase != "userunknown":
         return ""
-    if e.command == "RCPT" or e.status[2:4] == "1.":  # RCPT, or an address status (X.1.*)
+    subject = e.status[2:4] if e.status in e.words or not e.reply_code else ""
+    if e.command == "RCPT" or subject == "1.":  # RCPT, or an address status (X.1.*)
         return "userunknown"
-    shaped = _ADDRESS_THEN.match(e.words)
-    if (not e.command and shaped and e.status[2:4] in ("", "0.")
-            and phrase_reason(shaped.group(1)) == "userunknown"):
-        return "userunknown"
-    if e.reporter_says and not (e.command or e.reply_code):
-        return "userunknown"  # the reporting system's own summary ("Address not found")
-    if e.command or e.reply_code or e.status or any(m in e.words for m in REMOTE_REPLY):
+    if subject == "2.":  # a mailbox status (X.2.*): the mailbox exists; the code says more
+        return e.by_code or "filtered"
+    if subject == "7.":  # a security or policy status: the policy refused, in these words
         return "filtered"
-    return "userunknown"  # the reporting system's own verdict on its own user
+    if e.gateway or any(m in e.words for m in FILTER_MARKS):
+        return "filtered"
+    return "userunknown"
 
 
 def transient_host(e: Evidence) -> str:
@@ -236,6 +319,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("delivered", delivered),
     ("provider", provider),
     ("sender_refused", sender_refused),
+    ("sender_named", sender_named),
     ("words_over_code", words_over_code),
     ("before_rcpt", before_rcpt),
     ("sender_words", sender_words),
@@ -254,9 +338,11 @@ RULES: tuple[tuple[str, Rule], ...] = (
 
 
 def evidence(status: str, reply_code: str, action: str, diagnostic: str, context: str,
-             command: str = "") -> Evidence:
+             command: str = "", gateway: str = "", senders: tuple[str, ...] = (),
+             hosts: tuple[str, ...] = (), around: Surroundings | None = None) -> Evidence:
     """The evidence of one recipient (``command``: the failing SMTP command when the
-    report's format names it)."""
+    report's format names it; ``gateway``: the filtering gateway that wrote the report or
+    gave the reply, bounced.classify.systems)."""
     if reply_code.startswith("2"):
         reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
     plain = normalised(diagnostic)
@@ -275,26 +361,52 @@ def evidence(status: str, reply_code: str, action: str, diagnostic: str, context
         reporter_says = bool(found) and not said.strip(" .:;<>")
     return Evidence(
         status=status, reply_code=reply_code, action=action, plain=plain, said=said_scan,
-        near=near_scan,
+        words=said_scan.text, near=near_scan,
         command=command, by_code=by_code, specific=specific, phrase=found,
         reporter_says=reporter_says,
         transient=status.startswith("4") or (not status and reply_code.startswith("4")),
+        around=around or Surroundings(gateway, senders, hosts),
     )
 
 
+# Reasons of a failure that say only that something went wrong on the way: in a delay
+# notice the message is being retried, and that is its reason (expired, as sisimai reads
+# a delay).
+RETRIED = frozenset({"systemerror", "mailererror", "onhold", "undefined"})
+
+
+def delay(e: Evidence, reason: str, rule: str) -> str:
+    """A delay whose words name no more than a passing failure is expired (also the
+    "system not accepting network messages" of a 421 that closes the connection, X.3.2)."""
+    if e.action == "delayed" and (reason in RETRIED or (
+            reason == "notaccept" and rule == "status_code")):
+        return "expired"
+    return reason
+
+
+FINISHES: tuple[tuple[str, Callable[[Evidence, str, str], str]], ...] = (("delay", delay),)
+
+
 def decide(e: Evidence) -> tuple[str, str]:
-    """(reason, name of the rule that decided)."""
+    """(reason, name of the rule that decided, and of the finishing rule that changed it)."""
     for name, rule in RULES:
         reason = rule(e)
         if reason:
-            return reason, name
+            decided = name
+            if e.action == "delayed":  # the finishing rules are about delays
+                for finish_name, finish in FINISHES:
+                    finished = finish(e, reason, name)
+                    if finished != reason:
+                        reason, decided = finished, f"{decided}+{finish_name}"
+            return reason, decided
     return "undefined", "nothing"  # not reached: the last rule always names one
 
 
 def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
-               command: str = "") -> str:
+               command: str = "", around: Surroundings | None = None) -> str:
     """The reason for one recipient from its status, reply code, action and texts."""
-    return decide(evidence(status, reply_code, action, diagnostic, context, command))[0]
+    return decide(evidence(status, reply_code, action, diagnostic, context, command,
+                           around=around))[0]
 
 
 def is_hard(reason: str, status: str, reply_code: str, action: str) -> bool:

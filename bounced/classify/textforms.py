@@ -93,7 +93,7 @@ FINAL_TEXT = re.compile(
     r"(?i)not going to try again|i've given up|have given up|giving up on|"
     r"permanent (error|failure)|no further (delivery )?attempts|will not be retried|"
     r"will not try again|too long in (the )?queue|in the queue too long|"
-    r"retry (time|timeout) (exceeded|expired)|delivery time expired"
+    r"retry (time|timeout) (exceeded|expired)|delivery time expired|envelope expired"
 )
 
 # A header field of the original as a report summarises it, one per line and perhaps

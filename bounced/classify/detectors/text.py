@@ -18,7 +18,6 @@ from bounced.classify.detectors.base import (
     MAX_RECIPIENTS,
     Detection,
     Found,
-    action_for,
     clean_address,
     kind_of,
     normalise,
@@ -45,6 +44,7 @@ from bounced.classify.textforms import (
 MAX_LINES = 400  # lines of report text scanned
 MAX_LINE_CHARS = 2_000  # characters of a line searched for a recipient
 MAX_SCAN_CHARS = 64_000  # characters of lines with an "@" searched, in all
+PREFILTER_FROM = 200  # characters of a line from which a pattern's words are looked for first
 DIAG_LINES = 8
 
 
@@ -144,11 +144,12 @@ def _line_matches(mail: Mail) -> list[tuple[int, str, re.Match[str]]]:
         # an ASCII line is searched lowercased (faster); groups are cut from ``line``
         ascii_line = line.isascii()
         target = line.lower() if ascii_line else line
-        folded = target if ascii_line else fold(line)
+        folded = target if ascii_line or len(line) <= PREFILTER_FROM else fold(line)
         patterns = RECIPIENT_LINES_LOWER if ascii_line else RECIPIENT_LINES
+        long_line = len(line) > PREFILTER_FROM
         for pattern, needs in zip(patterns, _NEEDS, strict=True):
-            if needs is not None and not any(word in folded for word in needs):
-                continue
+            if long_line and needs is not None and not any(word in folded for word in needs):
+                continue  # (a short line is searched at once: the test would cost more)
             m = pattern.search(target)
             if m:
                 out.append((i, line, m))
@@ -233,10 +234,13 @@ def _in_summary(lines: list[str], i: int) -> bool:
 
 
 def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) -> Found:
+    """A recipient of a text report. Whether it is delayed is read from the report's words
+    (it says it will keep trying), not from the reply's class: a report of a failure with
+    a 4xx reply and no such words failed (it was given up on, or reports a session)."""
     status = status_of(diagnostic)
     reply = reply_code_of(diagnostic)
-    action = "delayed" if delayed and not status.startswith("5") else action_for(status, reply)
-    if action == "delivered" or final:
+    action = "delayed" if delayed and not status.startswith("5") else "failed"
+    if final:
         action = "failed"  # a 4xx given up on is a failure all the same
     return Found(address=address, action=action, status=status, reply_code=reply,
                  diagnostic=diagnostic)
