@@ -24,6 +24,7 @@ from bounced.config import PolicySettings, Settings
 from bounced.exceptions import ConfigError
 from bounced.exits import EXIT_FAIL, EXIT_OK
 from bounced.model import JOB_STATES, Incident, bound_address
+from bounced.policy import core
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Signer, generate_key_line
@@ -215,7 +216,7 @@ async def status(settings: Settings, subject: str | None, address: str | None, a
 
 async def reconfirm(settings: Settings, subject: str, out: TextIO) -> int:
     async with _store(settings) as store:
-        decisions = await store.reconfirm(subject, utcnow())
+        decisions = await core.reconfirm(store, subject, utcnow())
     if not decisions:
         print(f"subject {subject}: nothing recorded, nothing to reconfirm", file=out)
         return EXIT_OK
@@ -312,7 +313,7 @@ async def breaker(settings: Settings, action: str, domain: str | None, out: Text
         if action == "release":
             if not domain:
                 raise ConfigError("breaker release: name the DOMAIN")
-            if not await store.release_breaker(domain.lower(), utcnow()):
+            if not await core.release_breaker(store, domain.lower(), utcnow()):
                 print(f"no tripped breaker for {domain}", file=out)
                 return EXIT_FAIL
             print(f"breaker for {domain} released", file=out)

@@ -28,6 +28,7 @@ from bounced.limits import PEER, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
 from bounced.openapi import OPENAPI
+from bounced.policy import core
 from bounced.smtp import token_fields
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
@@ -226,7 +227,7 @@ class HTTPApi:
 
     async def reconfirm(self, request: web.Request) -> web.Response:
         subject = request.match_info["subject"]
-        decisions = await self.store.reconfirm(subject, self.now())
+        decisions = await core.reconfirm(self.store, subject, self.now())
         return web.json_response({"subject": subject, "reconfirmed": [
             {"fingerprint": d.fingerprint, "decided_at": d.decided_at.isoformat()}
             for d in decisions]})
@@ -279,7 +280,7 @@ class HTTPApi:
 
     async def release(self, request: web.Request) -> web.Response:
         domain = request.match_info["domain"].lower()
-        if not await self.store.release_breaker(domain, self.now()):
+        if not await core.release_breaker(self.store, domain, self.now()):
             return _error(404, f"no tripped breaker for {domain}")
         return web.json_response({"domain": domain, "state": "released"})
 

@@ -11,6 +11,10 @@ from bounced.verp import fingerprint
 CONFIRMED = "confirmed"
 UNCONFIRMED = "unconfirmed"
 
+# States of a receiving domain's breaker.
+BREAKER_TRIPPED = "tripped"
+BREAKER_RELEASED = "released"
+
 # Job states of a stored message.
 PENDING = "pending"
 PROCESSING = "processing"

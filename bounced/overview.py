@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bounced import events
 from bounced.model import CONFIRMED, JOB_STATES, UNCONFIRMED, Event, bound_address
+from bounced.policy import events
 from bounced.store import DELIVERY_STATES, Store
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bounced.config import PolicySettings
-from bounced.events import evidence
 from bounced.model import AddressState, Decision, Incident, bound_address
-from bounced.policy import COUNTING_KIND, may_count
+from bounced.policy.events import evidence
+from bounced.policy.rule import COUNTING_KIND, may_count
 from bounced.store import Store
 from bounced.verp import fingerprint
 

@@ -24,15 +24,16 @@ from typing import Any
 
 import structlog
 
-from bounced import events
 from bounced.classify import Report, classify
 from bounced.config import Settings
 from bounced.exceptions import StoreUnavailable
 from bounced.loop import poll_loop
 from bounced.metrics import Metrics
-from bounced.model import AddressState, DomainStats, Event, Incident, Job, Plan
-from bounced.policy import plan as policy_plan
-from bounced.store import Outcome, Planner, Store
+from bounced.model import AddressState, DomainStats, Incident, Job, Plan
+from bounced.policy import core
+from bounced.policy.core import Outcome, Planner
+from bounced.policy.rule import plan as policy_plan
+from bounced.store import Store
 from bounced.verp import fingerprint
 
 log = structlog.get_logger("bounced.worker")
@@ -362,7 +363,7 @@ class Worker:
         report, outcome, planner, now = prepared
         started = time.perf_counter()
         try:
-            result = await self.store.finish(job, self.name, outcome, planner, now)
+            result = await core.finish(self.store, job, self.name, outcome, planner, now)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -392,11 +393,12 @@ class Worker:
         started = time.perf_counter()
         items = [(j, o, p) for j, _, o, p in ready]
         if self.store.overlap_finish or self._stopping:
-            results = await self.store.finish_batch(items, self.name, self.now())
+            results = await core.finish_batch(self.store, items, self.name, self.now())
         else:
             # The next batch's claim rides in the same transaction (one commit less per batch).
-            results, self._next = await self.store.finish_and_claim(
-                items, self.name, self.now(), self._lease, self.settings.worker.batch_size)
+            results, self._next = await core.finish_and_claim(
+                self.store, items, self.name, self.now(), self._lease,
+                self.settings.worker.batch_size)
             self._short = len(self._next) < self.settings.worker.batch_size
         elapsed = (time.perf_counter() - started) / len(ready)
         for (job, report, _, _), result in zip(ready, results, strict=True):
@@ -443,7 +445,7 @@ class Worker:
         now = self.now()
         outcome = Outcome(
             kind=report.kind, classification=report.to_json(), incidents=incidents,
-            events=self._events(job, report, incidents, now),
+            feedback_type=report.feedback_type,
             breaker_window=(dt.timedelta(minutes=self.settings.breaker.window_minutes)
                             if self.settings.breaker.enabled else None),
         )
@@ -491,17 +493,6 @@ class Worker:
     ) -> Plan:
         return policy_plan(self.settings.policy, state, history, new, now,
                            breaker=self.settings.breaker, domain=domain)
-
-    @staticmethod
-    def _events(job: Job, report: Report, incidents: Sequence[Incident],
-                now: dt.datetime) -> tuple[Event, ...]:
-        """Events that follow from the message alone: a complaint, or nothing recognised."""
-        if report.kind == "complaint" and incidents:
-            return (events.complaint(incidents, report.feedback_type, now),)
-        if report.kind == "unknown" or (report.kind == "bounce" and not incidents):
-            return (events.unrecognised(job.token.subject, job.token.fingerprint, job.id,
-                                        report.kind, now),)
-        return ()
 
     async def _retry(self, job: Job, exc: Exception) -> None:
         ws = self.settings.worker

@@ -17,7 +17,7 @@ from bounced.classify.rules import is_hard
 from bounced.config import DEFAULT_COUNTING_REASONS, PolicySettings
 from bounced.exceptions import ConfigError
 from bounced.model import Incident
-from bounced.policy import may_count
+from bounced.policy.rule import may_count
 
 ROOT = Path(__file__).resolve().parent
 MESSAGES = sorted(p for folder in ("corpus/emails", "flufl_bounce/data", "classify/general",

@@ -10,6 +10,7 @@ import pytest
 
 from bounced.app_support import utcnow
 from bounced.model import UNCONFIRMED
+from bounced.policy import core
 
 from .helpers import DOMAIN, asend, days_ago, dsn, make_settings, running_daemon
 
@@ -149,7 +150,7 @@ async def test_reconfirm_clears_history(tmp_path: Path, store_url: str) -> None:
             await bounce(d, "11", ALICE, age)
             await wait_processed(d, n)
         assert await state_of(d, "11") == UNCONFIRMED
-        await d.store.reconfirm("11", utcnow())
+        await core.reconfirm(d.store, "11", utcnow())
         assert await state_of(d, "11") == "confirmed"
         await bounce(d, "11", ALICE, 1)
         await wait_processed(d, 4)

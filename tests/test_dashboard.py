@@ -18,7 +18,9 @@ import aiohttp
 import pytest
 
 from bounced.model import AddressState, DomainStats, Incident, NewMessage, Plan, TokenFields
-from bounced.store import Outcome, Store, open_store
+from bounced.policy import core
+from bounced.policy.core import Outcome
+from bounced.store import Store, open_store
 from bounced.verp import fingerprint
 
 from .helpers import ROOT, make_settings, running_daemon
@@ -68,7 +70,7 @@ async def trip_breaker(store: Store, domain: str) -> None:
         token_id="tb1", send_day=NOW.date(), received_at=at(0.2), kind="bounce",
         action="failed", status="5.1.1", reply_code="550", reason="userunknown", hard=True,
         counts=True, diagnostic="550", remote_mta="mx")
-    await store.finish(job, "w", Outcome(kind="bounce", classification={},
+    await core.finish(store, job, "w", Outcome(kind="bounce", classification={},
                                          incidents=(incident,),
                                          breaker_window=dt.timedelta(hours=1)), Trip(), NOW)
 

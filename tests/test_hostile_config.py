@@ -376,19 +376,17 @@ async def test_hanging_action_delays_no_other(tmp_path: Path, store_url: str) ->
 
 async def seed_events(store: Any, n: int) -> None:
     """``n`` bounce.unrecognised events in the outbox, written as the worker writes them."""
-    from bounced import events
     from bounced.model import NewMessage, TokenFields
-    from bounced.store import Outcome
+    from bounced.policy import core
 
     now = utcnow()
     token = TokenFields(subject="s", stream=None, key_id="k1", day=now.date(),
                         fingerprint="fp", token_id="s.t")
     await store.add_messages([NewMessage(now, "test", "", "rcpt", token, b"x")] * n)
     jobs = await store.claim("seed", now, dt.timedelta(minutes=5), n)
-    outcomes = [(job, Outcome(kind="unknown", classification={}, incidents=(),
-                              events=(events.unrecognised("s", "fp", job.id, "unknown", now),)),
-                 None) for job in jobs]
-    await store.finish_batch(outcomes, "seed", now)
+    outcomes = [(job, core.Outcome(kind="unknown", classification={}, incidents=()), None)
+                for job in jobs]
+    await core.finish_batch(store, outcomes, "seed", now)  # type: ignore[arg-type]
 
 
 # --- item 9: terminal control characters from reports are printed escaped -----------------

@@ -15,7 +15,9 @@ from typing import Any
 
 from bounced.config import sqlite_path
 from bounced.model import NewMessage, Plan, TokenFields
-from bounced.store import Outcome, open_store
+from bounced.policy import core
+from bounced.policy.core import Outcome
+from bounced.store import open_store
 from bounced.store.migrations import migrations
 
 from .helpers import BOUNCED, base_env
@@ -265,11 +267,11 @@ async def test_purge_keeps_a_shared_body_until_every_recipient_is_done(store_url
         jobs = await store.claim("w", NOW, dt.timedelta(seconds=60), 10)
         assert [j.raw for j in jobs] == [raw, raw] and jobs[0].raw is jobs[1].raw
         outcome = Outcome(kind="unknown", classification={}, incidents=())
-        await store.finish_batch([(jobs[0], outcome, no_plan)], "w", NOW)
+        await core.finish_batch(store, [(jobs[0], outcome, no_plan)], "w", NOW)
         cutoff = {"raw_before": NOW - dt.timedelta(days=30), "incidents_before": old}
         assert (await store.purge(**cutoff, dry_run=False))["raw_messages"] == 0
         assert [(await store.message(i))[1] for i in ids] == [raw, raw]
-        await store.finish_batch([(jobs[1], outcome, no_plan)], "w", NOW)
+        await core.finish_batch(store, [(jobs[1], outcome, no_plan)], "w", NOW)
         assert (await store.purge(**cutoff, dry_run=True))["raw_messages"] == 2
         assert (await store.purge(**cutoff, dry_run=False))["raw_messages"] == 2
         assert [(await store.message(i))[0].has_raw for i in ids] == [False, False]

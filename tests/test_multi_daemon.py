@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bounced.config import load_settings
-from bounced.events import UNCONFIRMED as UNCONFIRMED_EVENT
 from bounced.model import DONE, UNCONFIRMED
+from bounced.policy.events import UNCONFIRMED as UNCONFIRMED_EVENT
 from bounced.store import Store, open_store
 
 from .helpers import DaemonProcess, base_env, days_ago, dsn, free_port, signer, smtp_send

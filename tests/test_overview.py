@@ -29,7 +29,9 @@ from bounced.model import (
     TokenFields,
 )
 from bounced.overview import BadQuery
-from bounced.store import Outcome, Store
+from bounced.policy import core
+from bounced.policy.core import Outcome
+from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import fingerprint
 
@@ -82,7 +84,7 @@ async def bounce(store: Store, subject: str, address: str, received: dt.datetime
         kind=kind, action="failed", status="5.1.1", reply_code="550", reason=reason,
         hard=True, counts=False, diagnostic="550 5.1.1 unknown", remote_mta="mx.test")
     outcome = Outcome(kind=kind, classification={"kind": kind}, incidents=(incident,))
-    assert await store.finish(job, "w", outcome, Decide(unconfirm_at), NOW) is not None
+    assert await core.finish(store, job, "w", outcome, Decide(unconfirm_at), NOW) is not None
 
 
 async def seeded(store: Store) -> None:
@@ -186,7 +188,7 @@ async def test_address_pages_neither_repeat_nor_skip_while_addresses_change(
 async def test_event_list_filters_by_type_and_time_and_pages(store: Store) -> None:
     """Events of the given types since a moment, newest first, paged by the cursor."""
     await seeded(store)
-    await store.reconfirm("u1", NOW)
+    await core.reconfirm(store, "u1", NOW)
     events = await store.event_list(EventQuery())
     assert [e.type for e, _ in events] == ["address.reconfirmed"] + ["address.unconfirmed"] * 3
     unconfirmed = await store.event_list(EventQuery(types=("address.unconfirmed",),
@@ -387,7 +389,8 @@ async def test_sqlite_summary_never_holds_up_the_intake(
     once: reports read through a connection of their own, outside the writer's lock."""
     import threading
 
-    from bounced.store import open_store, sqlite_reports
+    from bounced.store import open_store
+    from bounced.store.sqlite import reports as sqlite_reports
 
     store = open_store(f"sqlite:///{tmp_path / 'bounced.db'}")
     await store.open()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bounced.config import PolicySettings
 from bounced.model import UNCONFIRMED, AddressState, Incident
-from bounced.policy import counted, decide, may_count, plan
+from bounced.policy.rule import counted, decide, may_count, plan
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 SETTINGS = PolicySettings()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import sys
 from collections.abc import Sequence
 
 import pytest
@@ -28,7 +27,9 @@ from bounced.model import (
     Plan,
     TokenFields,
 )
-from bounced.store import Outcome, Store, open_store
+from bounced.policy import core
+from bounced.policy.core import Outcome
+from bounced.store import Store, open_store
 
 UTC = dt.UTC
 # Near the wall clock (requeue stamps jobs with it), in whole seconds (SQLite keeps floats).
@@ -89,7 +90,7 @@ async def process(store: Store, token_id: str, planner: Planner, reason: str = "
     """Store one message, claim it and finish it."""
     [mid] = await store.add_messages([message(token_id, received=received)])
     [job] = [j for j in await store.claim("w", NOW, LEASE, 100) if j.id == mid]
-    return await store.finish(job, "w", outcome(job, reason), planner, NOW)
+    return await core.finish(store, job, "w", outcome(job, reason), planner, NOW)
 
 
 async def test_messages_stored_as_pending_jobs_in_order(store: Store) -> None:
@@ -123,9 +124,9 @@ async def test_expired_lease_is_reclaimed_and_old_worker_loses_the_job(store: St
     assert await store.claim("w2", NOW + LEASE / 2, LEASE, 10) == []
     [again] = await store.claim("w2", NOW + LEASE * 2, LEASE, 10)
     assert (again.id, again.attempts) == (job.id, 2)
-    assert await store.finish(job, "w1", outcome(job), Planner(), NOW) is None
+    assert await core.finish(store, job, "w1", outcome(job), Planner(), NOW) is None
     assert await store.address_states(subject="s1") == []
-    plan = await store.finish(again, "w2", outcome(again), Planner(), NOW)
+    plan = await core.finish(store, again, "w2", outcome(again), Planner(), NOW)
     assert plan is not None and len(plan.incidents) == 1
     assert (await store.queue_counts())["done"] == 1
 
@@ -159,7 +160,7 @@ async def test_reprocessing_a_job_replaces_its_incidents(store: Store) -> None:
     assert await store.requeue(ids=[info.id]) == 1
     [job] = await store.claim("w", dt.datetime.now(UTC) + dt.timedelta(seconds=1), LEASE, 10)
     assert job.attempts == 1
-    plan = await store.finish(job, "w", outcome(job), planner, NOW)
+    plan = await core.finish(store, job, "w", outcome(job), planner, NOW)
     assert plan is not None and plan.incidents[0].counts
     assert planner.shown[-1][1] == []
     [incident] = await store.incidents("s1", "fp1")
@@ -220,7 +221,7 @@ async def test_reconfirm_confirms_and_earlier_history_stops_counting(store: Stor
     await process(store, "t1", planner, received=NOW - dt.timedelta(minutes=5))
     await process(store, "t2", planner, received=NOW - dt.timedelta(minutes=4))
     assert (await store.address_states(subject="s1"))[0].state == UNCONFIRMED
-    [decision] = await store.reconfirm("s1", NOW - dt.timedelta(minutes=3))
+    [decision] = await core.reconfirm(store, "s1", NOW - dt.timedelta(minutes=3))
     assert (decision.action, decision.fingerprint) == ("reconfirm", "fp1")
     [state] = await store.address_states(fingerprint="fp1")
     assert state.state == CONFIRMED and state.reconfirmed_at == NOW - dt.timedelta(minutes=3)
@@ -235,8 +236,7 @@ async def test_history_is_counting_incidents_only_and_bounded(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The planner is shown the newest counting incidents, oldest first, at most HISTORY_LIMIT."""
-    module = type(store).__module__
-    monkeypatch.setattr(sys.modules[module.replace(".sqlite", ".sqlite_jobs")], "HISTORY_LIMIT", 2)
+    monkeypatch.setattr(core, "HISTORY_LIMIT", 2)
     planner = Planner(threshold=100)
     for n, reason in enumerate(["userunknown", "blocked", "userunknown", "userunknown",
                                 "blocked", "userunknown"]):
@@ -288,9 +288,9 @@ async def test_concurrent_finishes_for_one_address_decide_once(store_url: str) -
         jobs = await stores[0].claim("w", NOW, LEASE, 10)
         assert [j.id for j in jobs] == ids
         for job in jobs[:2]:
-            await stores[0].finish(job, "w", outcome(job), planner, NOW)
+            await core.finish(stores[0], job, "w", outcome(job), planner, NOW)
         plans = await asyncio.gather(*(
-            stores[n % 5].finish(job, "w", outcome(job), planner, NOW)
+            core.finish(stores[n % 5], job, "w", outcome(job), planner, NOW)
             for n, job in enumerate(jobs[2:])
         ))
         assert sum(p is not None and p.decision is not None for p in plans) == 1

@@ -3,11 +3,11 @@ same results as finishing them one by one."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-from bounced.model import AddressState, DomainStats, Event, Incident, Plan
+from bounced.model import AddressState, DomainStats, Incident, Plan
+from bounced.policy import core
 from bounced.store import Store
 
 from .test_store import LEASE, NOW, Planner, message, outcome
@@ -27,7 +27,7 @@ async def test_batch_records_each_job_and_later_jobs_see_earlier_ones(store: Sto
     await store.add_messages([message(f"t{n}") for n in range(3)])
     jobs = await store.claim("w", NOW, LEASE, 10)
     planner = Planner(threshold=3)
-    results = await store.finish_batch([(j, outcome(j), planner) for j in jobs], "w", NOW)
+    results = await core.finish_batch(store, [(j, outcome(j), planner) for j in jobs], "w", NOW)
     assert all(isinstance(r, Plan) for r in results)
     assert [len(history) for _, history in planner.shown] == [0, 1, 2]
     assert [r.decision is not None for r in results if isinstance(r, Plan)] == [False, False, True]
@@ -44,7 +44,7 @@ async def test_batch_sees_the_state_a_decision_of_the_batch_set(store: Store) ->
     await store.add_messages([message(f"t{n}") for n in range(4)])
     jobs = await store.claim("w", NOW, LEASE, 10)
     planner = Planner(threshold=3)
-    results = await store.finish_batch([(j, outcome(j), planner) for j in jobs], "w", NOW)
+    results = await core.finish_batch(store, [(j, outcome(j), planner) for j in jobs], "w", NOW)
     states = [state.state if state else None for state, _ in planner.shown]
     assert states == ["confirmed", "confirmed", "confirmed", "unconfirmed"]
     assert [r.decision is not None for r in results if isinstance(r, Plan)] == \
@@ -59,8 +59,9 @@ async def test_batch_same_as_one_by_one(store: Store) -> None:
                              + [message(f"o{n}", subject="single") for n in range(4)])
     jobs = await store.claim("w", NOW, LEASE, 10)
     batch_planner, single_planner = Planner(3), Planner(3)
-    batch = await store.finish_batch([(j, outcome(j), batch_planner) for j in jobs[:4]], "w", NOW)
-    single = [await store.finish(j, "w", outcome(j), single_planner, NOW) for j in jobs[4:]]
+    batch = await core.finish_batch(store, [(j, outcome(j), batch_planner) for j in jobs[:4]], "w", NOW)
+    single = [await core.finish(store, j, "w", outcome(j), single_planner, NOW)
+              for j in jobs[4:]]
 
     def shape(plans: Sequence[Plan | Exception | None]) -> list[tuple[object, ...]]:
         return [(tuple(i.counts for i in p.incidents), p.decision is not None)
@@ -78,7 +79,7 @@ async def test_batch_lost_claim_records_nothing_for_that_job(store: Store) -> No
     jobs = await store.claim("w1", NOW, LEASE, 10)
     [stolen] = await store.claim("w2", NOW + LEASE * 2, LEASE, 1)
     assert stolen.id == jobs[0].id
-    results = await store.finish_batch([(j, outcome(j), Planner()) for j in jobs], "w1", NOW)
+    results = await core.finish_batch(store, [(j, outcome(j), Planner()) for j in jobs], "w1", NOW)
     assert results[0] is None and isinstance(results[1], Plan)
     assert await store.address_states(subject="s1") == []
     assert len(await store.address_states(subject="s2")) == 1
@@ -92,7 +93,7 @@ async def test_batch_failing_job_alone_is_not_recorded(store: Store) -> None:
     await store.add_messages([message(f"t{n}", subject=f"s{n}") for n in range(3)])
     jobs = await store.claim("w", NOW, LEASE, 10)
     planners = [Planner(), Failing(), Planner()]
-    results = await store.finish_batch(
+    results = await core.finish_batch(store,
         [(j, outcome(j), p) for j, p in zip(jobs, planners, strict=True)], "w", NOW)
     assert isinstance(results[0], Plan) and isinstance(results[2], Plan)
     assert isinstance(results[1], RuntimeError)
@@ -105,14 +106,14 @@ async def test_batch_failing_job_alone_is_not_recorded(store: Store) -> None:
 
 
 async def test_batch_events_of_the_jobs_are_written(store: Store) -> None:
-    """Events an outcome carries and those a decision raises are all written."""
-    await store.add_messages([message(f"t{n}") for n in range(3)])
+    """Events of the messages themselves (one not recognised) and those a decision raises
+    are all written."""
+    await store.add_messages([message(f"t{n}") for n in range(4)])
     jobs = await store.claim("w", NOW, LEASE, 10)
-    note = Event(id="evt_batch_note", type="bounce.unrecognised", subject="s1",
-                 fingerprint="fp1", occurred_at=NOW, payload={"type": "bounce.unrecognised"})
     items = [(j, outcome(j), Planner(3)) for j in jobs]
-    items[0] = (items[0][0], dataclasses.replace(items[0][1], events=(note,)), items[0][2])
-    await store.finish_batch(items, "w", NOW)
+    items[0] = (items[0][0], core.Outcome(kind="unknown", classification={}, incidents=()),
+                items[0][2])
+    await core.finish_batch(store, items, "w", NOW)
     types = sorted(event.type for event, _ in await store.events())
     assert types == ["address.unconfirmed", "bounce.unrecognised"]
 
@@ -121,10 +122,10 @@ async def test_batch_reprocessed_job_replaces_its_incidents(store: Store) -> Non
     """A job finished again after its lease expired (in a batch) keeps one set of incidents."""
     await store.add_messages([message("t1")])
     [job] = await store.claim("w1", NOW, LEASE, 10)
-    await store.finish_batch([(job, outcome(job), Planner())], "w1", NOW)
+    await core.finish_batch(store, [(job, outcome(job), Planner())], "w1", NOW)
     await store.requeue(ids=[job.id])  # due at the wall clock's now: claim a day later
     [again] = await store.claim("w2", NOW + dt.timedelta(days=1), LEASE, 10)
-    await store.finish_batch([(again, outcome(again), Planner())], "w2", NOW)
+    await core.finish_batch(store, [(again, outcome(again), Planner())], "w2", NOW)
     assert len(await store.incidents("s1", "fp1")) == 1
 
 
@@ -133,15 +134,15 @@ async def test_finish_and_claim_records_the_batch_and_claims_the_next(store: Sto
     raw bodies and the attempt counted), never one of the batch just finished."""
     ids = await store.add_messages([message(f"t{n}", subject=f"s{n}") for n in range(5)])
     jobs = await store.claim("w", NOW, LEASE, 2)
-    results, following = await store.finish_and_claim(
-        [(j, outcome(j), Planner()) for j in jobs], "w", NOW, LEASE, 2)
+    results, following = await core.finish_and_claim(
+        store, [(j, outcome(j), Planner()) for j in jobs], "w", NOW, LEASE, 2)
     assert all(isinstance(r, Plan) for r in results)
     assert [j.id for j in following] == ids[2:4]
     assert following[0].raw == b"raw message t2\r\n" and following[0].attempts == 1
     assert await store.queue_counts() == {"pending": 1, "processing": 2, "done": 2,
                                           "failed": 0, "quarantined": 0}
-    results, following = await store.finish_and_claim(
-        [(j, outcome(j), Planner()) for j in following], "w", NOW, LEASE, 2)
+    results, following = await core.finish_and_claim(
+        store, [(j, outcome(j), Planner()) for j in following], "w", NOW, LEASE, 2)
     assert len(results) == 2 and [j.id for j in following] == ids[4:]
     assert (await store.queue_counts())["done"] == 4
 
@@ -151,8 +152,8 @@ async def test_finish_and_claim_with_a_failing_job_still_claims(store: Store) ->
     are done, and the next jobs are claimed all the same."""
     ids = await store.add_messages([message(f"t{n}", subject=f"s{n}") for n in range(4)])
     jobs = await store.claim("w", NOW, LEASE, 2)
-    results, following = await store.finish_and_claim(
-        [(jobs[0], outcome(jobs[0]), Failing()), (jobs[1], outcome(jobs[1]), Planner())],
+    results, following = await core.finish_and_claim(
+        store, [(jobs[0], outcome(jobs[0]), Failing()), (jobs[1], outcome(jobs[1]), Planner())],
         "w", NOW, LEASE, 10)
     assert isinstance(results[0], RuntimeError) and isinstance(results[1], Plan)
     assert [j.id for j in following] == ids[2:]
@@ -164,9 +165,9 @@ async def test_finish_and_claim_with_a_failing_job_still_claims(store: Store) ->
 async def test_finish_and_claim_of_nothing_only_claims(store: Store) -> None:
     """With no job to finish, finish_and_claim is a claim."""
     ids = await store.add_messages([message("t1", received=NOW + dt.timedelta(minutes=1))])
-    assert await store.finish_and_claim([], "w", NOW, LEASE, 5) == ([], [])  # not yet due
-    results, following = await store.finish_and_claim(
-        [], "w", NOW + dt.timedelta(minutes=2), LEASE, 5)
+    assert await core.finish_and_claim(store, [], "w", NOW, LEASE, 5) == ([], [])  # not yet due
+    results, following = await core.finish_and_claim(
+        store, [], "w", NOW + dt.timedelta(minutes=2), LEASE, 5)
     assert results == [] and [j.id for j in following] == ids
 
 
@@ -175,14 +176,14 @@ async def test_batch_shows_no_job_what_a_reprocessed_job_recorded_before(store: 
     the incidents its earlier attempt recorded, and it keeps one set of incidents."""
     await store.add_messages([message("t1")])
     [first] = await store.claim("w1", NOW, LEASE, 10)
-    await store.finish_batch([(first, outcome(first), Planner())], "w1", NOW)
+    await core.finish_batch(store, [(first, outcome(first), Planner())], "w1", NOW)
     await store.requeue(ids=[first.id])  # due at the wall clock's now: claim a day later
     await store.add_messages([message("t2"), message("t3")])
     jobs = await store.claim("w2", NOW + dt.timedelta(days=1), LEASE, 10)
     jobs.sort(key=lambda j: j.token.token_id != "t2")  # t2 first, then t1 (again), then t3
     assert [j.token.token_id for j in jobs] == ["t2", "t1", "t3"]
     planner = Planner(threshold=100)
-    await store.finish_batch([(j, outcome(j), planner) for j in jobs], "w2", NOW)
+    await core.finish_batch(store, [(j, outcome(j), planner) for j in jobs], "w2", NOW)
     shown = [[i.token_id for i in history] for _, history in planner.shown]
     assert shown == [[], ["t2"], ["t2", "t1"]]
     assert sorted(i.token_id for i in await store.incidents("s1", "fp1")) == ["t1", "t2", "t3"]

@@ -10,16 +10,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bounced.app_support import utcnow
 from bounced.exceptions import StoreUnavailable
 from bounced.model import Job, Plan
-from bounced.store import Outcome, Planner, Store, open_store
+from bounced.policy import core
+from bounced.policy.core import Outcome, Planner
+from bounced.store import Store, open_store
 from bounced.worker import Worker
 
 from .helpers import days_ago, dsn, make_settings, signer
 from .test_store import message
 
 ALICE = "alice@example.net"
+FINISH_BATCH = core.finish_batch
+FINISH_AND_CLAIM = core.finish_and_claim
+
+
+@pytest.fixture(autouse=True)
+def _finishes_through_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's finishes (``bounced.policy.core``) go through the wrapping stores below,
+    which record them (a plain store finishes as usual)."""
+    monkeypatch.setattr(core, "finish_batch", lambda store, *args: (
+        store.finish_batch(*args) if isinstance(store, Overlapping | InOrder)
+        else FINISH_BATCH(store, *args)))
+    monkeypatch.setattr(core, "finish_and_claim", lambda store, *args: (
+        store.finish_and_claim(*args) if isinstance(store, InOrder)
+        else FINISH_AND_CLAIM(store, *args)))
 
 
 class Overlapping:
@@ -47,7 +65,7 @@ class Overlapping:
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("the store went away")
-        return await self._store.finish_batch(items, worker, now)
+        return await FINISH_BATCH(self._store, items, worker, now)
 
 
 async def stored(tmp_path: Path, count: int) -> tuple[Any, Store]:
@@ -131,13 +149,13 @@ class InOrder:
     async def finish_batch(self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str,
                            now: dt.datetime) -> list[Plan | Exception | None]:
         self.calls.append(("finish", [j.id for j, _, _ in items]))
-        return await self._store.finish_batch(items, worker, now)
+        return await FINISH_BATCH(self._store, items, worker, now)
 
     async def finish_and_claim(
         self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
         lease: dt.timedelta, limit: int,
     ) -> tuple[list[Plan | Exception | None], list[Job]]:
-        results, jobs = await self._store.finish_and_claim(items, worker, now, lease, limit)
+        results, jobs = await FINISH_AND_CLAIM(self._store, items, worker, now, lease, limit)
         self.calls.append(("finish+claim", [j.id for j in jobs]))
         if self.worker is not None and len(
                 [c for c, _ in self.calls if c == "finish+claim"]) == self.stop_after:

@@ -1,48 +1,123 @@
 """One store interface, backends chosen by URL scheme and imported lazily.
 
 ``sqlite:///path`` (embedded default) and ``postgresql://...`` (several daemons, one database).
-No SQL leaves this package.
+No SQL leaves this package, and no rule enters it: what recording an outcome means (decisions,
+breakers, events) is ``bounced.policy.core``'s, which hands a backend plain data operations
+(``Tx``) to carry out in one transaction of its own (``Store.run``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from bounced.model import (
-    AddressState,
-    Decision,
-    DomainStats,
-    Event,
-    Incident,
-    Job,
-    NewMessage,
-    Plan,
-)
+from bounced.model import AddressState, Decision, DomainStats, Event, Incident, Job, NewMessage
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
-
-# Given the address's state, its recorded history, the new incidents and the recent figures
-# of the receiving domain (for the breaker), say what to record.
-Planner = Callable[
-    [AddressState | None, Sequence[Incident], Sequence[Incident], DomainStats | None], Plan
-]
 
 DELIVERY_STATES = ("pending", "delivered", "dead", "skipped")
 
+T = TypeVar("T")
 
-@dataclass(frozen=True)
-class Outcome:
-    """What processing one job produced, before the policy has had its say."""
 
-    kind: str
-    classification: dict[str, Any]
-    incidents: tuple[Incident, ...]
-    # Events that do not depend on the address's state (complaint, unrecognised message).
-    events: tuple[Event, ...] = ()
-    # The breaker's window; None when the breaker is off.
-    breaker_window: dt.timedelta | None = None
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One data operation: the name of a ``Tx`` method and its arguments."""
+
+    name: str
+    args: tuple[Any, ...]
+
+
+# Work for one transaction: a generator that yields data operations, is sent the result of
+# each, and returns its own result. It does no I/O itself, so one piece of work runs on every
+# backend: inside aiosqlite's thread as plain calls (SQLite, one trip to that thread), or as
+# awaited round trips (PostgreSQL).
+Work = Generator[Op, Any, T]
+
+
+def drive(work: Work[T], tx: Any) -> T:
+    """Carry out ``work`` with a backend's synchronous ``tx`` (in the transaction's thread)."""
+    result: Any = None
+    try:
+        while True:
+            op = work.send(result)
+            result = getattr(tx, op.name)(*op.args)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def drive_async(work: Work[T], tx: Any) -> T:
+    """Carry out ``work`` with a backend's ``tx`` whose operations are coroutines."""
+    result: Any = None
+    try:
+        while True:
+            op = work.send(result)
+            result = await getattr(tx, op.name)(*op.args)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+class Tx(Protocol):
+    """The data operations of one transaction, as ``Work`` asks for them (synchronous form;
+    PostgreSQL's are coroutines of the same names). Each is meaningful without any rule: rows
+    read, written or locked; values go in and out verbatim."""
+
+    def owned_jobs(self, ids: Sequence[int], worker: str) -> set[int]:
+        """The jobs among ``ids`` still claimed by ``worker`` (locked for this transaction)."""
+
+    def addresses(self, first: Mapping[tuple[str, str], str]
+                  ) -> dict[tuple[str, str], AddressState]:
+        """The address rows of the (subject, fingerprint) keys, locked, each created (state
+        confirmed, the address given) if missing; a row whose address is empty takes the one
+        given, if any."""
+
+    def lock_domains(self, domains: Sequence[str]) -> None:
+        """Serialise work on these receiving domains with other transactions (sorted)."""
+
+    def delete_incidents(self, message_ids: Sequence[int]) -> None:
+        """Delete the incidents recorded for these messages."""
+
+    def history(self, subject: str, fingerprint: str, after: dt.datetime | None, limit: int,
+                domain: str, since: dt.datetime | None) -> tuple[list[Incident],
+                                                                  DomainStats | None]:
+        """The address's newest ``limit`` counting incidents received after ``after``, oldest
+        first; and, when ``since`` is given, the domain's figures: its breaker, and the
+        distinct fingerprints with counting incidents received after ``since`` and after the
+        breaker's release."""
+
+    def add_incidents(self, message_id: int, incidents: Sequence[Incident]) -> None:
+        """Insert incidents (one per message and address at most)."""
+
+    def incident_ids(self, message_id: int) -> list[int]:
+        """The ids of the message's incidents, in insertion order."""
+
+    def add_decision(self, decision: Decision) -> None:
+        """Insert a decision, verbatim."""
+
+    def update_address(self, subject: str, fingerprint: str, state: str,
+                       changed_at: dt.datetime, reconfirmed_at: dt.datetime | None) -> None:
+        """Set an address's state and when it changed (and, if given, reconfirmed_at)."""
+
+    def subject_addresses(self, subject: str) -> list[AddressState]:
+        """The address rows of a subject, by fingerprint, locked."""
+
+    def save_breaker(self, domain: str, state: str, addresses: int, at: dt.datetime) -> None:
+        """Insert or overwrite a domain's breaker row (state, addresses, tripped_at)."""
+
+    def release_breaker(self, domain: str, at: dt.datetime) -> bool:
+        """Mark a tripped breaker released at ``at``; whether there was one."""
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Insert events (an id is written once)."""
+
+    def mark_done(self, done: Sequence[tuple[int, str, dict[str, Any]]],
+                  at: dt.datetime) -> None:
+        """Mark jobs done with their kind and classification: (id, kind, classification)."""
+
+    def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta,
+              limit: int) -> list[Job]:
+        """Claim runnable jobs (see ``Store.claim``)."""
 
 
 @dataclass(frozen=True)
@@ -111,30 +186,9 @@ class Store(Protocol):
     ) -> list[Job]:
         """Claim runnable jobs (pending and due, or processing with an expired lease)."""
 
-    async def finish(
-        self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
-    ) -> Plan | None:
-        """Record a job's incidents and decision atomically and mark it done.
-
-        Returns None (recording nothing) when the claim was lost to another worker.
-        """
-
-    async def finish_batch(
-        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
-    ) -> list[Plan | Exception | None]:
-        """``finish`` for several jobs in one transaction (one commit for all), in order: each
-        job sees what the jobs before it recorded. Returns one result per job: its plan, None
-        (claim lost), or the exception that kept that job alone from being recorded (the others
-        are committed). StoreUnavailable is raised: nothing is committed then.
-        """
-
-    async def finish_and_claim(
-        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
-        lease: dt.timedelta, limit: int,
-    ) -> tuple[list[Plan | Exception | None], list[Job]]:
-        """``finish_batch``, then ``claim`` (``limit`` jobs, ``lease``); one commit for both where
-        that saves the worker a wait (SQLite: a store without ``overlap_finish``, whose worker
-        finishes a batch before it claims the next)."""
+    async def run(self, work: Work[T]) -> T:
+        """Carry out ``work`` in one transaction of this store: committed when it returns,
+        rolled back when it raises (StoreUnavailable when the store cannot be reached)."""
 
     async def fail(
         self,
@@ -156,9 +210,6 @@ class Store(Protocol):
 
     async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
         """Decisions about one address, newest first."""
-
-    async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
-        """Mark every address of the subject confirmed again; history before now stops counting."""
 
     async def queue_counts(self) -> dict[str, int]:
         """Number of jobs in each state."""
@@ -209,9 +260,6 @@ class Store(Protocol):
     async def breakers(self) -> list[dict[str, Any]]:
         """Every domain breaker with its state."""
 
-    async def release_breaker(self, domain: str, now: dt.datetime) -> bool:
-        """Release a tripped breaker (an event says so); False if it was not tripped."""
-
     # The operator's lists and summaries (read-only).
 
     async def address_list(self, query: AddressQuery) -> list[AddressSummary]:
@@ -249,5 +297,5 @@ def open_store(url: str) -> Store:
     raise ConfigError(f"[store] url: unsupported scheme in {url!r}")
 
 
-__all__ = ["Delivery", "MessageInfo", "Outcome", "Planner", "Store", "open_store",
-           "shared_bodies"]
+__all__ = ["DELIVERY_STATES", "Delivery", "MessageInfo", "Op", "Store", "Tx", "Work", "drive",
+           "drive_async", "open_store", "shared_bodies"]

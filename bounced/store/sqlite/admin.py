@@ -1,53 +1,17 @@
-"""The operator half of the SQLite store: row conversion, status and queue queries,
-re-queueing and retention."""
+"""The operator half of the SQLite store: status and queue queries, re-queueing and retention."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from bounced.exceptions import NotFound
-from bounced.model import (
-    DONE,
-    FAILED,
-    PENDING,
-    PROCESSING,
-    QUARANTINED,
-    AddressState,
-    Decision,
-    Incident,
-)
-from bounced.store import MessageInfo
+from bounced.model import DONE, JOB_STATES, PENDING, PROCESSING, AddressState, Decision, Incident
+from bounced.store import MessageInfo, rows
+from bounced.store.rows import HAS_RAW, INCIDENT_COLUMNS, MESSAGE_COLUMNS, SQLITE
 
 UTC = dt.UTC
-
-
-def ts_or_none(value: dt.datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
-
-
-def utc_from_ts(value: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value, UTC)
-
-
-INCIDENT_COLUMNS = (
-    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta, "
-    "address_mismatch"
-)
-MESSAGE_COLUMNS = (
-    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
-    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "body_id IS NOT NULL"
-)
-# Messages whose raw body is kept (done ones lose it to retention).
-HAS_RAW = "body_id IS NOT NULL"
 # Bodies retention may drop: every message of them done and received before the cutoff (the
 # recipients of one transaction share a body and are processed one by one).
 EXPIRED_BODIES = (
@@ -55,41 +19,6 @@ EXPIRED_BODIES = (
     "AND body_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages o WHERE "
     "o.body_id = m.body_id AND (o.state != ?1 OR o.received_at >= ?2))"
 )
-
-
-def incident_from_row(row: Sequence[Any]) -> Incident:
-    return Incident(
-        id=row[0], message_id=row[1], subject=row[2], fingerprint=row[3], address=row[4],
-        token_id=row[5], send_day=dt.date.fromisoformat(row[6]), received_at=utc_from_ts(row[7]),
-        kind=row[8], action=row[9], status=row[10], reply_code=row[11], reason=row[12],
-        hard=bool(row[13]), counts=bool(row[14]), diagnostic=row[15], remote_mta=row[16],
-        reporting_mta=row[17], address_mismatch=bool(row[18]),
-    )
-
-
-def _message_info(row: Sequence[Any]) -> MessageInfo:
-    return MessageInfo(
-        id=row[0], received_at=utc_from_ts(row[1]), peer=row[2], mail_from=row[3], rcpt_to=row[4],
-        subject=row[5], stream=row[6], key_id=row[7], send_day=dt.date.fromisoformat(row[8]),
-        fingerprint=row[9], token_id=row[10], size=row[11], state=row[12], attempts=row[13],
-        last_error=row[14], kind=row[15],
-        classification=json.loads(row[16]) if row[16] else None,
-        processed_at=_dt(row[17]), has_raw=bool(row[18]),
-    )
-
-
-def address_from_row(row: Sequence[Any]) -> AddressState:
-    return AddressState(
-        subject=row[0], fingerprint=row[1], address=row[2], state=row[3],
-        changed_at=_dt(row[4]), reconfirmed_at=_dt(row[5]),
-    )
-
-
-def _decision(row: Sequence[Any]) -> Decision:
-    return Decision(
-        id=row[0], subject=row[1], fingerprint=row[2], action=row[3], rule=row[4],
-        evidence=tuple(json.loads(row[5])), decided_at=utc_from_ts(row[6]),
-    )
 
 
 class SQLiteAdmin:
@@ -103,76 +32,71 @@ class SQLiteAdmin:
         self, *, subject: str | None = None, fingerprint: str | None = None
     ) -> list[AddressState]:
         where, params = _address_filter(subject, fingerprint)
-        rows = await self._read(
-            "SELECT subject, fingerprint, address, state, changed_at, reconfirmed_at "
-            f"FROM addresses WHERE {where} ORDER BY subject, fingerprint",
-            params,
-        )
-        return [address_from_row(r) for r in rows]
+        found = await self._read(
+            f"SELECT {rows.ADDRESS_COLUMNS} FROM addresses WHERE {where} "
+            "ORDER BY subject, fingerprint", params)
+        return [rows.address(r, SQLITE) for r in found]
 
     async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
-        rows = await self._read(
+        found = await self._read(
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND fingerprint = ? "
             "ORDER BY received_at DESC, id DESC LIMIT ?",
             (subject, fingerprint, limit),
         )
-        return [incident_from_row(r) for r in rows]
+        return [rows.incident(r, SQLITE) for r in found]
 
     async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
-        rows = await self._read(
-            "SELECT id, subject, fingerprint, action, rule, evidence, decided_at FROM decisions "
-            "WHERE subject = ? AND fingerprint = ? ORDER BY decided_at DESC, id DESC LIMIT ?",
+        found = await self._read(
+            f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE subject = ? AND "
+            "fingerprint = ? ORDER BY decided_at DESC, id DESC LIMIT ?",
             (subject, fingerprint, limit),
         )
-        return [_decision(r) for r in rows]
+        return [rows.decision(r, SQLITE) for r in found]
 
     async def queue_counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT state, COUNT(*) FROM messages GROUP BY state")
-        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
-        counts.update({r[0]: r[1] for r in rows})
-        return counts
+        return rows.counts(
+            await self._read("SELECT state, COUNT(*) FROM messages GROUP BY state"), JOB_STATES)
 
     async def messages(self, state: str | None, limit: int = 20) -> list[MessageInfo]:
         where, params = ("state = ?", [state]) if state else ("1 = 1", [])
-        rows = await self._read(
+        found = await self._read(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )
-        return [_message_info(r) for r in rows]
+        return [rows.message_info(r, SQLITE) for r in found]
 
     async def message(self, message_id: int) -> tuple[MessageInfo, bytes | None, list[Incident]]:
-        rows = await self._read(
+        found = await self._read(
             f"SELECT {MESSAGE_COLUMNS}, (SELECT raw FROM bodies "
             "WHERE id = messages.body_id) FROM messages WHERE id = ?",
             (message_id,),
         )
-        if not rows:
+        if not found:
             raise NotFound(f"no stored message with id {message_id}")
         incidents = await self._read(
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE message_id = ? ORDER BY id",
             (message_id,),
         )
-        return _message_info(rows[0]), rows[0][-1], [incident_from_row(r) for r in incidents]
+        return (rows.message_info(found[0], SQLITE), found[0][-1],
+                [rows.incident(r, SQLITE) for r in incidents])
 
     async def requeue(self, *, ids: Sequence[int] = (), states: Sequence[str] = ()) -> int:
         now = dt.datetime.now(UTC).timestamp()
         async with self._tx():
             total = 0
             for message_id in ids:
-                rows = await self._execute(
+                total += len(await self._execute(
                     "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0, "
                     "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND state != ? "
                     f"AND {HAS_RAW} RETURNING id",
                     (PENDING, now, message_id, PROCESSING),
-                )
-                total += len(rows)
+                ))
             for state in states:
-                rows = await self._execute(
+                total += len(await self._execute(
                     "UPDATE messages SET state = ?, next_attempt_at = ?, attempts = 0 "
                     f"WHERE state = ? AND {HAS_RAW} RETURNING id",
                     (PENDING, now, state),
-                )
-                total += len(rows)
+                ))
         return total
 
     async def purge(

@@ -1,4 +1,4 @@
-"""The operator's side of the PostgreSQL store, and rows to values.
+"""The operator's side of the PostgreSQL store.
 
 What ``bounced status``, ``queue``, ``show``, ``reprocess`` and ``purge`` use; mixed into
 PostgresStore, which provides the pooled connections.
@@ -7,36 +7,15 @@ PostgresStore, which provides the pooled connections.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from bounced.exceptions import NotFound
-from bounced.model import (
-    DONE,
-    FAILED,
-    PENDING,
-    PROCESSING,
-    QUARANTINED,
-    AddressState,
-    Decision,
-    Incident,
-)
-from bounced.store import MessageInfo
+from bounced.model import DONE, JOB_STATES, PENDING, PROCESSING, AddressState, Decision, Incident
+from bounced.store import MessageInfo, rows
+from bounced.store.rows import HAS_RAW, INCIDENT_COLUMNS, MESSAGE_COLUMNS, POSTGRES
 
-INCIDENT_COLUMNS = (
-    "id, message_id, subject, fingerprint, address, token_id, send_day, received_at, kind, action, "
-    "status, reply_code, reason, hard, counts, diagnostic, remote_mta, reporting_mta, "
-    "address_mismatch"
-)
-MESSAGE_COLUMNS = (
-    "id, received_at, peer, mail_from, rcpt_to, subject, stream, key_id, send_day, fingerprint, "
-    "token_id, size, state, attempts, last_error, kind, classification, processed_at, "
-    "body_id IS NOT NULL"
-)
-# Messages whose raw body is kept (done ones lose it to retention).
-HAS_RAW = "body_id IS NOT NULL"
 # Bodies retention may drop: every message of them done and received before the cutoff (the
 # recipients of one transaction share a body and are processed one by one).
 EXPIRED_BODIES = (
@@ -44,39 +23,6 @@ EXPIRED_BODIES = (
     "AND body_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages o WHERE "
     "o.body_id = m.body_id AND (o.state != $1 OR o.received_at >= $2))"
 )
-ADDRESS_COLUMNS = "subject, fingerprint, address, state, changed_at, reconfirmed_at"
-
-
-def incident_row(r: Any) -> Incident:
-    return Incident(
-        id=r[0], message_id=r[1], subject=r[2], fingerprint=r[3], address=r[4], token_id=r[5],
-        send_day=r[6], received_at=r[7], kind=r[8], action=r[9], status=r[10], reply_code=r[11],
-        reason=r[12], hard=r[13], counts=r[14], diagnostic=r[15], remote_mta=r[16],
-        reporting_mta=r[17], address_mismatch=r[18],
-    )
-
-
-def message_row(r: Any) -> MessageInfo:
-    return MessageInfo(
-        id=r[0], received_at=r[1], peer=r[2], mail_from=r[3], rcpt_to=r[4], subject=r[5],
-        stream=r[6], key_id=r[7], send_day=r[8], fingerprint=r[9], token_id=r[10], size=r[11],
-        state=r[12], attempts=r[13], last_error=r[14], kind=r[15],
-        classification=json.loads(r[16]) if r[16] else None, processed_at=r[17], has_raw=r[18],
-    )
-
-
-def address_row(r: Any) -> AddressState:
-    return AddressState(
-        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=r[4],
-        reconfirmed_at=r[5],
-    )
-
-
-def decision_row(r: Any) -> Decision:
-    return Decision(
-        id=r[0], subject=r[1], fingerprint=r[2], action=r[3], rule=r[4],
-        evidence=tuple(json.loads(r[5])), decided_at=r[6],
-    )
 
 
 class Connections(Protocol):
@@ -93,52 +39,49 @@ class PostgresAdmin:
         self: Connections, *, subject: str | None = None, fingerprint: str | None = None
     ) -> list[AddressState]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {ADDRESS_COLUMNS} FROM addresses WHERE ($1::text IS NULL OR "
+            found = await conn.fetch(
+                f"SELECT {rows.ADDRESS_COLUMNS} FROM addresses WHERE ($1::text IS NULL OR "
                 "subject = $1) AND ($2::text IS NULL OR fingerprint = $2) "
                 "ORDER BY subject, fingerprint",
                 subject, fingerprint,
             )
-        return [address_row(r) for r in rows]
+        return [rows.address(r, POSTGRES) for r in found]
 
     async def incidents(
         self: Connections, subject: str, fingerprint: str, limit: int = 100
     ) -> list[Incident]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
+            found = await conn.fetch(
                 f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND "
                 "fingerprint = $2 ORDER BY received_at DESC, id DESC LIMIT $3",
                 subject, fingerprint, limit,
             )
-        return [incident_row(r) for r in rows]
+        return [rows.incident(r, POSTGRES) for r in found]
 
     async def decisions(
         self: Connections, subject: str, fingerprint: str, limit: int = 20
     ) -> list[Decision]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                "SELECT id, subject, fingerprint, action, rule, evidence, decided_at "
-                "FROM decisions WHERE subject = $1 AND fingerprint = $2 "
-                "ORDER BY decided_at DESC, id DESC LIMIT $3",
+            found = await conn.fetch(
+                f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE subject = $1 "
+                "AND fingerprint = $2 ORDER BY decided_at DESC, id DESC LIMIT $3",
                 subject, fingerprint, limit,
             )
-        return [decision_row(r) for r in rows]
+        return [rows.decision(r, POSTGRES) for r in found]
 
     async def queue_counts(self: Connections) -> dict[str, int]:
         async with self._conn() as conn:
-            rows = await conn.fetch("SELECT state, COUNT(*) FROM messages GROUP BY state")
-        counts = dict.fromkeys((PENDING, PROCESSING, DONE, FAILED, QUARANTINED), 0)
-        counts.update({r[0]: int(r[1]) for r in rows})
-        return counts
+            found = await conn.fetch("SELECT state, COUNT(*) FROM messages GROUP BY state")
+        return rows.counts(found, JOB_STATES)
 
     async def messages(self: Connections, state: str | None, limit: int = 20) -> list[MessageInfo]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
+            found = await conn.fetch(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE ($1::text IS NULL OR state = $1) "
                 "ORDER BY id DESC LIMIT $2",
                 state, limit,
             )
-        return [message_row(r) for r in rows]
+        return [rows.message_info(r, POSTGRES) for r in found]
 
     async def message(
         self: Connections, message_id: int
@@ -156,7 +99,8 @@ class PostgresAdmin:
                 message_id,
             )
         raw: bytes | None = row[-1]
-        return message_row(row), raw, [incident_row(r) for r in incidents]
+        return (rows.message_info(row, POSTGRES), raw,
+                [rows.incident(r, POSTGRES) for r in incidents])
 
     async def requeue(
         self: Connections, *, ids: Sequence[int] = (), states: Sequence[str] = ()

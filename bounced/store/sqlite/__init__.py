@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file in WAL mode, accessed through aiosqlite.
 
-One connection, every transaction under one asyncio lock, every cursor closed (FIELD-NOTES.md:
-a cursor left to the garbage collector under concurrency is a lost bounce).
+One connection, every transaction under one asyncio lock, every cursor closed: a cursor left
+to the garbage collector while other statements run on the connection once lost a bounce (its
+finalisation reset a statement of another transaction).
 """
 
 from __future__ import annotations
@@ -23,20 +24,13 @@ import structlog
 from bounced.compat import run_in_thread, sqlite_connection
 from bounced.config import sqlite_path
 from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
-from bounced.model import PENDING, QUARANTINED, Decision, Job, NewMessage, Plan
-from bounced.store import Outcome, Planner, shared_bodies
+from bounced.model import PENDING, QUARANTINED, Job, NewMessage
+from bounced.store import Work, drive, shared_bodies
 from bounced.store.migrations import migrations
-from bounced.store.sqlite_admin import SQLiteAdmin
-from bounced.store.sqlite_jobs import (
-    busy,
-    claim_tx,
-    finish_and_claim_tx,
-    finish_batch_tx,
-    q,
-    reconfirm_tx,
-)
-from bounced.store.sqlite_outbox import SQLiteOutbox
-from bounced.store.sqlite_reports import SQLiteReports
+from bounced.store.sqlite.admin import SQLiteAdmin
+from bounced.store.sqlite.outbox import SQLiteOutbox
+from bounced.store.sqlite.reports import SQLiteReports
+from bounced.store.sqlite.tx import SQLiteTx, busy, q
 
 UTC = dt.UTC
 log = structlog.get_logger("bounced.store")
@@ -215,35 +209,12 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
     async def claim(
         self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
     ) -> list[Job]:
-        return await self._transact(claim_tx, worker, now, lease, limit)
+        return await self._transact(_claim, worker, now, lease, limit)
 
-    async def finish(
-        self, job: Job, worker: str, outcome: Outcome, planner: Planner, now: dt.datetime
-    ) -> Plan | None:
-        """The whole transaction in one trip to aiosqlite's thread (one hop per statement cost
-        about 12 hops, 150-250 us each); the planner is a pure function and runs there too."""
-        [result] = await self._transact(finish_batch_tx, [(job, outcome, planner)], worker, now)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    async def finish_batch(
-        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime
-    ) -> list[Plan | Exception | None]:
-        """``finish`` for several jobs in one transaction: one hop, one COMMIT and so one fsync
-        for the batch (see sqlite_jobs.finish_batch_tx)."""
-        if not items:
-            return []
-        return await self._transact(finish_batch_tx, items, worker, now)
-
-    async def finish_and_claim(
-        self, items: Sequence[tuple[Job, Outcome, Planner]], worker: str, now: dt.datetime,
-        lease: dt.timedelta, limit: int,
-    ) -> tuple[list[Plan | Exception | None], list[Job]]:
-        """``finish_batch`` and ``claim`` in one transaction: one hop and one fsync for both."""
-        if not items:
-            return [], await self.claim(worker, now, lease, limit)
-        return await self._transact(finish_and_claim_tx, items, worker, now, lease, limit)
+    async def run(self, work: Work[_T]) -> _T:
+        """The whole transaction in one trip to aiosqlite's thread (a trip per statement cost
+        about 12 trips per job, 150-250 us each); the work is pure and runs there too."""
+        return await self._transact(_drive, work)
 
     async def _transact(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(db, *args)`` as one IMMEDIATE transaction in aiosqlite's thread, under the
@@ -271,9 +242,6 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
             (state, error[:4000], (retry_at or now).timestamp(),
              None if retry_at else now.timestamp(), job.id, worker),
         )
-
-    async def reconfirm(self, subject: str, now: dt.datetime) -> list[Decision]:
-        return await self._transact(reconfirm_tx, subject, now)
 
 
 _T = TypeVar("_T")
@@ -326,6 +294,15 @@ def _in_transaction(
                 db.execute("ROLLBACK").close()
         raise
     return result
+
+
+def _drive(db: sqlite3.Connection, work: Work[_T]) -> _T:
+    return drive(work, SQLiteTx(db))
+
+
+def _claim(db: sqlite3.Connection, worker: str, now: dt.datetime, lease: dt.timedelta,
+           limit: int) -> list[Job]:
+    return SQLiteTx(db).claim(worker, now, lease, limit)
 
 
 def _q_conn(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:

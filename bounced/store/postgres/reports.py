@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from bounced.model import Event
-from bounced.store.postgres_admin import Connections
+from bounced.store import rows
+from bounced.store.postgres.admin import Connections
 from bounced.store.reports import (
     TOP_DOMAINS,
     AddressQuery,
@@ -22,7 +23,7 @@ from bounced.store.reports import (
     day_of,
     incident_counts,
 )
-from bounced.store.sqlite_reports import like_domain
+from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, POSTGRES, like_domain
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # never-changed addresses sort as the epoch
 
@@ -42,13 +43,6 @@ ADDRESS_SUMMARY = (
 )
 ORDER = (f"COALESCE(a.changed_at, '{EPOCH.isoformat()}'::timestamptz) DESC, a.subject DESC, "
          "a.fingerprint DESC")
-
-
-def _address_summary(r: Any) -> AddressSummary:
-    return AddressSummary(
-        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=r[4],
-        reconfirmed_at=r[5], incidents=int(r[6]), last_incident_at=r[7], last_reason=r[8],
-        rule=r[9])
 
 
 class PostgresReports:
@@ -76,8 +70,8 @@ class PostgresReports:
         where = " AND ".join(clauses) or "TRUE"
         sql = ADDRESS_SUMMARY.format(where=where, order=ORDER, limit=arg(query.limit))
         async with self._conn() as conn:
-            rows = await conn.fetch(sql, *params)
-        return [_address_summary(r) for r in rows]
+            found = await conn.fetch(sql, *params)
+        return [rows.address_summary(r, POSTGRES) for r in found]
 
     async def event_list(
         self: Connections, query: EventQuery
@@ -98,16 +92,13 @@ class PostgresReports:
                 f"(e.occurred_at, e.id) < ({arg(query.after[0])}, {arg(query.after[1])})")
         where = " AND ".join(clauses) or "TRUE"
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                "SELECT e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at, "
-                "COALESCE((SELECT jsonb_object_agg(d.action, d.state) FROM deliveries d "
-                "WHERE d.event_id = e.id), '{}'::jsonb) "
+            found = await conn.fetch(
+                f"SELECT {EVENT_COLUMNS}, COALESCE((SELECT jsonb_object_agg(d.action, d.state) "
+                "FROM deliveries d WHERE d.event_id = e.id), '{}'::jsonb) "
                 f"FROM events e WHERE {where} "
                 f"ORDER BY e.occurred_at DESC, e.id DESC LIMIT {arg(query.limit)}",
                 *params)
-        return [(Event(id=r[0], type=r[1], subject=r[2], fingerprint=r[3],
-                       payload=json.loads(r[4]), occurred_at=r[5]), json.loads(r[6]))
-                for r in rows]
+        return [(rows.event(r, POSTGRES), json.loads(r[6])) for r in found]
 
     async def summary(self: Connections, since: dt.datetime, now: dt.datetime) -> Summary:
         async with self._conn() as conn, conn.transaction(
@@ -143,8 +134,7 @@ class PostgresReports:
             unfanned = await conn.fetchrow(
                 "SELECT COUNT(*), MIN(occurred_at) FROM events WHERE NOT fanned_out")
             breakers = await conn.fetch(
-                "SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
-                "ORDER BY domain")
+                f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain")
         return Summary(
             since=since, now=now,
             messages={r[0]: int(r[1]) for r in messages},
@@ -156,6 +146,5 @@ class PostgresReports:
             queue={r[0]: int(r[1]) for r in queue}, oldest_job=oldest_job,
             outbox={**{r[0]: int(r[1]) for r in outbox}, "unfanned": int(unfanned[0])},
             oldest_delivery=oldest_delivery, oldest_unfanned=unfanned[1],
-            breakers=[{"domain": r[0], "state": r[1], "addresses": r[2], "tripped_at": r[3],
-                       "released_at": r[4]} for r in breakers],
+            breakers=[rows.breaker(r, POSTGRES) for r in breakers],
         )

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bounced import events
 from bounced.model import Event
-from bounced.store import Delivery
-
-UTC = dt.UTC
-
-
-def _dt(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
-
-
-def _event(row: Sequence[Any]) -> Event:
-    return Event(id=row[0], type=row[1], subject=row[2], fingerprint=row[3],
-                 payload=json.loads(row[4]), occurred_at=dt.datetime.fromtimestamp(row[5], UTC))
-
-
-EVENT_COLUMNS = "e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at"
+from bounced.store import DELIVERY_STATES, Delivery, rows
+from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, SQLITE
 
 
 class SQLiteOutbox:
@@ -70,7 +55,8 @@ class SQLiteOutbox:
             for event_id, action, attempts in keys:
                 row = (await self._execute(
                     f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?", (event_id,)))[0]
-                result.append(Delivery(event=_event(row), action=action, attempts=attempts))
+                result.append(Delivery(event=rows.event(row, SQLITE), action=action,
+                                       attempts=attempts))
         return result
 
     async def delivery_done(self, delivery: Delivery, worker: str, now: dt.datetime) -> None:
@@ -95,40 +81,23 @@ class SQLiteOutbox:
             )
 
     async def outbox_counts(self) -> dict[str, int]:
-        rows = await self._read("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-        counts = dict.fromkeys(("pending", "delivered", "dead", "skipped"), 0)
-        counts.update({r[0]: r[1] for r in rows})
+        counts = rows.counts(
+            await self._read("SELECT state, COUNT(*) FROM deliveries GROUP BY state"),
+            DELIVERY_STATES)
         unfanned = await self._read("SELECT COUNT(*) FROM events WHERE fanned_out = 0")
         counts["unfanned"] = unfanned[0][0]
         return counts
 
     async def events(self, limit: int = 50) -> list[tuple[Event, dict[str, str]]]:
-        rows = await self._read(
+        found = await self._read(
             f"SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.occurred_at DESC LIMIT ?", (limit,))
         result = []
-        for row in rows:
+        for row in found:
             states = await self._read(
                 "SELECT action, state FROM deliveries WHERE event_id = ?", (row[0],))
-            result.append((_event(row), {a: st for a, st in states}))
+            result.append((rows.event(row, SQLITE), {a: st for a, st in states}))
         return result
 
     async def breakers(self) -> list[dict[str, Any]]:
-        rows = await self._read(
-            "SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
-            "ORDER BY domain")
-        return [{"domain": r[0], "state": r[1], "addresses": r[2],
-                 "tripped_at": _dt(r[3]), "released_at": _dt(r[4])} for r in rows]
-
-    async def release_breaker(self, domain: str, now: dt.datetime) -> bool:
-        async with self._tx():
-            rows = await self._execute(
-                "UPDATE breakers SET state = 'released', released_at = ? WHERE domain = ? "
-                "AND state = 'tripped' RETURNING domain", (now.timestamp(), domain))
-            if rows:
-                event = events.breaker_released(domain, now)
-                await self._execute(
-                    "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
-                    "VALUES (?, ?, NULL, NULL, ?, ?)",
-                    (event.id, event.type, json.dumps(event.payload), now.timestamp()),
-                )
-        return bool(rows)
+        found = await self._read(f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain")
+        return [rows.breaker(r, SQLITE) for r in found]

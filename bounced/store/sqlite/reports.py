@@ -22,6 +22,7 @@ import aiosqlite
 from bounced.compat import run_in_thread, sqlite_connection
 from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import Event
+from bounced.store import rows
 from bounced.store.reports import (
     TOP_DOMAINS,
     AddressQuery,
@@ -32,24 +33,15 @@ from bounced.store.reports import (
     day_of,
     incident_counts,
 )
+from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, SQLITE, like_domain
 
 UTC = dt.UTC
 DAY = 86400
 
 
-def _dt(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
-
-
 def _ts(value: dt.datetime | None) -> float:
     # Never-changed addresses sort as the epoch: after every real change.
     return 0.0 if value is None else value.timestamp()
-
-
-def like_domain(domain: str) -> str:
-    """A LIKE pattern for addresses at ``domain`` (its wildcards escaped with '\\')."""
-    escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%@{escaped}"
 
 
 # The page's addresses are chosen first (the filters and the sort read the addresses table
@@ -69,13 +61,6 @@ ADDRESS_SUMMARY = (
     "a.subject DESC, a.fingerprint DESC LIMIT ?) a "
     "ORDER BY COALESCE(a.changed_at, 0) DESC, a.subject DESC, a.fingerprint DESC"
 )
-
-
-def address_summary(r: Sequence[Any]) -> AddressSummary:
-    return AddressSummary(
-        subject=r[0], fingerprint=r[1], address=r[2], state=r[3], changed_at=_dt(r[4]),
-        reconfirmed_at=_dt(r[5]), incidents=r[6], last_incident_at=_dt(r[7]), last_reason=r[8],
-        rule=r[9])
 
 
 Statements = Sequence[tuple[str, Sequence[Any]]]
@@ -99,6 +84,13 @@ def _snapshot(conn: aiosqlite.Connection, statements: Statements) -> list[list[A
             db.execute("ROLLBACK").close()
 
 
+def _pragmas(conn: aiosqlite.Connection) -> None:
+    """In aiosqlite's thread: the reader's settings, each statement's cursor closed."""
+    db = sqlite_connection(conn)
+    for pragma in ("PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"):
+        db.execute(pragma).close()
+
+
 class SQLiteReports:
     """Mixed into SQLiteStore, which provides ``path`` and closes the reader
     (``_close_reader``) when it closes."""
@@ -115,8 +107,8 @@ class SQLiteReports:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
                 try:
                     self._reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-                    await self._reader.execute("PRAGMA busy_timeout=10000")
-                    await self._reader.execute("PRAGMA query_only=ON")
+                    # Each cursor closed (aiosqlite's execute() leaves its cursor open).
+                    await run_in_thread(self._reader, _pragmas, self._reader)
                 except sqlite3.Error as exc:
                     await self._close_reader()
                     raise StoreUnavailable(f"cannot read SQLite database {self.path}: {exc}") \
@@ -154,8 +146,9 @@ class SQLiteReports:
             clauses.append("(COALESCE(a.changed_at, 0), a.subject, a.fingerprint) < (?, ?, ?)")
             params += [_ts(changed), subject, fp]
         where = " AND ".join(clauses) or "1 = 1"
-        rows = await self._report_one(ADDRESS_SUMMARY.format(where=where), [*params, query.limit])
-        return [address_summary(r) for r in rows]
+        found = await self._report_one(ADDRESS_SUMMARY.format(where=where),
+                                       [*params, query.limit])
+        return [rows.address_summary(r, SQLITE) for r in found]
 
     async def event_list(self, query: EventQuery) -> list[tuple[Event, dict[str, str]]]:
         clauses: list[str] = []
@@ -170,15 +163,13 @@ class SQLiteReports:
             clauses.append("(e.occurred_at, e.id) < (?, ?)")
             params += [query.after[0].timestamp(), query.after[1]]
         where = " AND ".join(clauses) or "1 = 1"
-        rows = await self._report_one(
-            "SELECT e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at, "
+        found = await self._report_one(
+            f"SELECT {EVENT_COLUMNS}, "
             "(SELECT json_group_object(d.action, d.state) FROM deliveries d "
             " WHERE d.event_id = e.id) "
             f"FROM events e WHERE {where} ORDER BY e.occurred_at DESC, e.id DESC LIMIT ?",
             [*params, query.limit])
-        return [(Event(id=r[0], type=r[1], subject=r[2], fingerprint=r[3],
-                       payload=json.loads(r[4]), occurred_at=dt.datetime.fromtimestamp(r[5], UTC)),
-                 json.loads(r[6]) if r[6] else {}) for r in rows]
+        return [(rows.event(r, SQLITE), json.loads(r[6]) if r[6] else {}) for r in found]
 
     async def summary(self, since: dt.datetime, now: dt.datetime) -> Summary:
         t = since.timestamp()
@@ -205,8 +196,7 @@ class SQLiteReports:
             ("SELECT state, COUNT(*) FROM deliveries GROUP BY state", ()),
             ("SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'", ()),
             ("SELECT COUNT(*), MIN(occurred_at) FROM events WHERE fanned_out = 0", ()),
-            ("SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
-             "ORDER BY domain", ()),
+            (f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain", ()),
         ])
         return Summary(
             since=since, now=now,
@@ -216,9 +206,9 @@ class SQLiteReports:
             decisions={r[0]: r[1] for r in decisions},
             daily_bounces=daily_bounces(incidents),
             daily_decisions={(day_of(r[0]), r[1]): r[2] for r in daily_decisions},
-            queue={r[0]: r[1] for r in queue}, oldest_job=_dt(oldest_job[0][0]),
+            queue={r[0]: r[1] for r in queue}, oldest_job=SQLITE.ts_or_none(oldest_job[0][0]),
             outbox={**{r[0]: r[1] for r in outbox}, "unfanned": unfanned[0][0]},
-            oldest_delivery=_dt(oldest_delivery[0][0]), oldest_unfanned=_dt(unfanned[0][1]),
-            breakers=[{"domain": r[0], "state": r[1], "addresses": r[2],
-                       "tripped_at": _dt(r[3]), "released_at": _dt(r[4])} for r in breakers],
+            oldest_delivery=SQLITE.ts_or_none(oldest_delivery[0][0]),
+            oldest_unfanned=SQLITE.ts_or_none(unfanned[0][1]),
+            breakers=[rows.breaker(r, SQLITE) for r in breakers],
         )

@@ -11,28 +11,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bounced import events
 from bounced.model import Event
-from bounced.store import DELIVERY_STATES, Delivery
-from bounced.store.postgres_admin import Connections
+from bounced.store import DELIVERY_STATES, Delivery, rows
+from bounced.store.postgres.admin import Connections
+from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, POSTGRES
 
-EVENT_COLUMNS = "e.id, e.type, e.subject, e.fingerprint, e.payload, e.occurred_at"
 FAN_OUT_BATCH = 500
-
-
-def _event(r: Any) -> Event:
-    return Event(id=r[0], type=r[1], subject=r[2], fingerprint=r[3], payload=json.loads(r[4]),
-                 occurred_at=r[5])
-
-
-async def add_event(conn: Any, event: Event) -> None:
-    """Write an event in the caller's transaction (an event id is written once)."""
-    await conn.execute(
-        "INSERT INTO events (id, type, subject, fingerprint, payload, occurred_at) "
-        "VALUES ($1, $2, $3, $4, $5::json, $6) ON CONFLICT (id) DO NOTHING",
-        event.id, event.type, event.subject, event.fingerprint, json.dumps(event.payload),
-        event.occurred_at,
-    )
 
 
 class PostgresOutbox:
@@ -70,7 +54,7 @@ class PostgresOutbox:
         only: str | None = None, skip: Sequence[str] = (),
     ) -> list[Delivery]:
         async with self._tx() as conn:
-            rows = await conn.fetch(
+            found = await conn.fetch(
                 "WITH due AS (SELECT event_id, action FROM deliveries WHERE state = 'pending' "
                 "AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3) "
                 "AND ($5::text IS NULL OR action = $5) AND NOT (action = ANY($6::text[])) "
@@ -83,7 +67,8 @@ class PostgresOutbox:
                 "JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at",
                 worker, now + lease, now, limit, only, list(skip),
             )
-        return [Delivery(event=_event(r), action=r[6], attempts=r[7]) for r in rows]
+        return [Delivery(event=rows.event(r, POSTGRES), action=r[6], attempts=r[7])
+                for r in found]
 
     async def delivery_done(
         self: Connections, delivery: Delivery, worker: str, now: dt.datetime
@@ -109,42 +94,23 @@ class PostgresOutbox:
 
     async def outbox_counts(self: Connections) -> dict[str, int]:
         async with self._conn() as conn:
-            rows = await conn.fetch("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+            found = await conn.fetch("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
             unfanned = await conn.fetchval("SELECT COUNT(*) FROM events WHERE NOT fanned_out")
-        counts = dict.fromkeys(DELIVERY_STATES, 0)
-        counts.update({r[0]: int(r[1]) for r in rows})
+        counts = rows.counts(found, DELIVERY_STATES)
         counts["unfanned"] = int(unfanned)
         return counts
 
     async def events(self: Connections, limit: int = 50) -> list[tuple[Event, dict[str, str]]]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
+            found = await conn.fetch(
                 f"SELECT {EVENT_COLUMNS}, COALESCE((SELECT jsonb_object_agg(d.action, d.state) "
                 "FROM deliveries d WHERE d.event_id = e.id), '{}'::jsonb) "
                 "FROM events e ORDER BY e.occurred_at DESC LIMIT $1",
                 limit,
             )
-        return [(_event(r), json.loads(r[6])) for r in rows]
+        return [(rows.event(r, POSTGRES), json.loads(r[6])) for r in found]
 
     async def breakers(self: Connections) -> list[dict[str, Any]]:
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                "SELECT domain, state, addresses, tripped_at, released_at FROM breakers "
-                "ORDER BY domain"
-            )
-        return [{"domain": r[0], "state": r[1], "addresses": r[2], "tripped_at": r[3],
-                 "released_at": r[4]} for r in rows]
-
-    async def release_breaker(self: Connections, domain: str, now: dt.datetime) -> bool:
-        async with self._tx() as conn:
-            released = await conn.fetchval(
-                "UPDATE breakers SET state = 'released', released_at = $1 WHERE domain = $2 "
-                "AND state = 'tripped' RETURNING domain",
-                now, domain,
-            )
-            if released is not None:
-                await add_event(conn, events.breaker_released(domain, now))
-        return released is not None
-
-
-__all__ = ["PostgresOutbox", "add_event"]
+            found = await conn.fetch(f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain")
+        return [rows.breaker(r, POSTGRES) for r in found]
