@@ -257,6 +257,32 @@ async def unconfirm_over_smtp(d: Any, subject: str, address: str) -> None:
         assert (await asend(d.port, [rp], dsn(address, return_path=rp)))["DATA"][0] == 250
 
 
+async def test_summary_leaves_incidents_without_a_bound_address_out_of_the_domains(
+    store: Store,
+) -> None:
+    """An incident whose report named another address than the token's (no receiving domain)
+    counts in the totals and the reasons, and makes no empty row among the top domains."""
+    await bounce(store, "u1", "one@example.net", at(1))
+    n = next(_seq)
+    token = TokenFields(subject="u9", stream=None, key_id="k1", day=at(1).date(),
+                        fingerprint=fingerprint("nine@example.org"), token_id=f"t{n}")
+    [mid] = await store.add_messages([NewMessage(
+        received_at=at(1), peer="127.0.0.1", mail_from="", rcpt_to=f"bounce-t{n}@b.test",
+        token=token, raw=b"raw\r\n")])
+    [job] = [j for j in await store.claim("w", NOW, LEASE, 100) if j.id == mid]
+    unbound = Incident(
+        id=None, message_id=mid, subject="u9", fingerprint=token.fingerprint, address="",
+        token_id=token.token_id, send_day=token.day, received_at=at(1), kind="bounce",
+        action="failed", status="5.1.1", reply_code="550", reason="userunknown", hard=True,
+        counts=False, diagnostic="550 5.1.1 unknown", remote_mta="mx.test",
+        address_mismatch=True)
+    await core.finish(store, job, "w", Outcome(kind="bounce", classification={},
+                                               incidents=(unbound,)), Decide(None), NOW)
+    s = await overview.summary(store, at(7), NOW)
+    assert s["incidents"]["total"] == 2
+    assert [d["domain"] for d in s["top_domains"]] == ["example.net"]
+
+
 async def test_http_lists_and_stats_say_what_the_commands_say(
         tmp_path: Path, store_url: str) -> None:
     """Real bounces over SMTP; /v1/addresses, /v1/events and /v1/stats page through them and

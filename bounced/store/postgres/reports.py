@@ -117,7 +117,8 @@ class PostgresReports:
             domains = await conn.fetch(
                 "SELECT domain, SUM(n)::bigint AS total, COUNT(*), SUM(c)::bigint FROM ("
                 "SELECT domain, fingerprint, COUNT(*) AS n, COUNT(*) FILTER (WHERE counts) AS c "
-                "FROM incidents WHERE received_at >= $1 GROUP BY domain, fingerprint) AS f "
+                "FROM incidents WHERE received_at >= $1 AND domain <> '' "
+                "GROUP BY domain, fingerprint) AS f "
                 "GROUP BY domain ORDER BY total DESC, domain LIMIT $2", since, TOP_DOMAINS)
             decisions = await conn.fetch(
                 "SELECT action, COUNT(*) FROM decisions WHERE decided_at >= $1 GROUP BY action",

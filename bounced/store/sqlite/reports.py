@@ -181,8 +181,10 @@ class SQLiteReports:
             (f"SELECT CAST(received_at / {DAY} AS INTEGER) AS day, kind, reason, counts, "
              "COUNT(*) FROM incidents WHERE received_at >= ? GROUP BY day, kind, reason, counts",
              (t,)),
+            # An incident whose report named no address of the token's has no receiving
+            # domain: it is left out of the domains (it is in the totals and the reasons).
             ("SELECT domain, COUNT(*) AS n, COUNT(DISTINCT fingerprint), SUM(counts) "
-             "FROM incidents WHERE received_at >= ? GROUP BY domain "
+             "FROM incidents WHERE received_at >= ? AND domain != '' GROUP BY domain "
              "ORDER BY n DESC, domain LIMIT ?", (t, TOP_DOMAINS)),
             ("SELECT action, COUNT(*) FROM decisions WHERE decided_at >= ? GROUP BY action",
              (t,)),
