@@ -18,13 +18,13 @@ import shutil
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import aiohttp
 import structlog
 
 from bounced.config import ActionSettings
+from bounced.config.secrets import load_secret
 from bounced.exceptions import BouncedError, ConfigError
 from bounced.model import Event
 
@@ -185,22 +185,15 @@ class LogAction:
                  rule=event.payload.get("rule"))
 
 
-def load_secret(action: ActionSettings, env: Mapping[str, str]) -> bytes:
+def load_webhook_secret(action: ActionSettings, env: Mapping[str, str]) -> bytes:
     """A webhook's secret: ``secret_file``, $BOUNCED_ACTION_<NAME>_SECRET, or the systemd
     credential ``webhook-<name>``."""
     env_name = f"BOUNCED_ACTION_{action.name.upper().replace('-', '_')}_SECRET"
     where = f"[actions.{action.name}]"
-    if action.secret_file:
-        try:
-            return webhook_secret(Path(action.secret_file).read_text())
-        except OSError as exc:
-            raise ConfigError(
-                f"{where} secret_file: {exc.strerror}: {action.secret_file}") from None
-    if env.get(env_name):
-        return webhook_secret(env[env_name])
-    cred = env.get("CREDENTIALS_DIRECTORY")
-    if cred and (Path(cred) / f"webhook-{action.name}").exists():
-        return webhook_secret((Path(cred) / f"webhook-{action.name}").read_text())
+    found = load_secret(f"{where} secret_file", action.secret_file, env_name,
+                        f"webhook-{action.name}", env)
+    if found is not None:
+        return webhook_secret(found[0])
     raise ConfigError(f"{where}: a webhook needs a secret: secret_file, ${env_name} or the "
                       f"credential webhook-{action.name}")
 
@@ -213,7 +206,7 @@ def build_actions(settings: tuple[ActionSettings, ...], env: Mapping[str, str],
     for a in settings:
         if a.type == "webhook":
             assert session is not None
-            secret = secrets[a.name] if secrets is not None else load_secret(a, env)
+            secret = secrets[a.name] if secrets is not None else load_webhook_secret(a, env)
             actions.append(WebhookAction(a, secret, session))
         elif a.type == "command":
             actions.append(CommandAction(a, env))

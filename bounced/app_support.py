@@ -14,10 +14,14 @@ import structlog
 from bounced.config import Settings
 from bounced.exceptions import ConfigError, StoreNotFound, StoreUnavailable
 from bounced.keys import DevKey, load_keyring
+from bounced.loop import backoff
 from bounced.store import Store, open_store
 from bounced.verp import Verifier
 
 log = structlog.get_logger("bounced.app")
+
+STORE_RETRY_FIRST = 0.25  # seconds before trying an unreachable store again, doubling
+STORE_RETRY_MAX = 5.0
 
 
 def utcnow() -> dt.datetime:
@@ -55,7 +59,7 @@ def preflight(settings: Settings, env: Mapping[str, str] | None = None, *,
     signing keys, the HTTP token, each webhook's secret, each command's program. ``serve``
     and ``check-config`` both call this (one list, nothing to drift apart); they differ in
     ``dev_key`` only: serve may generate a development key, check-config refuses one."""
-    from bounced.actions import check_command, load_secret
+    from bounced.actions import check_command, load_webhook_secret
     from bounced.http import load_token
 
     env = os.environ if env is None else env
@@ -64,7 +68,7 @@ def preflight(settings: Settings, env: Mapping[str, str] | None = None, *,
     secrets: dict[str, bytes] = {}
     for action in settings.actions:
         if action.type == "webhook":
-            secrets[action.name] = load_secret(action, env)
+            secrets[action.name] = load_webhook_secret(action, env)
         elif action.type == "command":
             check_command(action, env)
     return Preflight(verifier, source, token, secrets)
@@ -104,7 +108,7 @@ async def open_ready_store(settings: Settings, wait: float = 0.0, *,
     if settings.store_url.startswith("sqlite:"):
         wait = 0.0  # an embedded file that cannot be opened will not come up by itself
     deadline = asyncio.get_running_loop().time() + wait
-    delay = 0.25
+    failures = 0
     while True:
         store = open_store(settings.store_url)
         try:
@@ -113,9 +117,10 @@ async def open_ready_store(settings: Settings, wait: float = 0.0, *,
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise
+            failures += 1
+            delay = min(backoff(failures, STORE_RETRY_FIRST, STORE_RETRY_MAX), left)
             log.warning("store.unavailable", store=redact(settings.store_url), error=str(exc),
-                        retry_in=round(min(delay, left), 2))
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, 5.0)
+                        retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
             continue
         return store

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import functools
 import os
-import random
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import structlog
 
 from bounced.actions import Action, DeliveryError, event_body
 from bounced.config import OutboxSettings
-from bounced.loop import poll_loop
+from bounced.loop import backoff, poll_loop
 from bounced.metrics import Metrics
 from bounced.store import Delivery, Store
 
@@ -31,6 +30,9 @@ log = structlog.get_logger("bounced.dispatch")
 TIMEOUT_MARGIN = 5.0
 # Deliveries of actions no longer configured taken per look (each is dead-lettered at once).
 ORPHAN_BATCH = 20
+# A delivery retried is due within +-50 % of its backoff: an application that was down gets
+# the events that failed together spread over a wide band when it comes back, not at once.
+DELIVERY_JITTER = 0.5
 
 
 class Dispatcher:
@@ -180,11 +182,10 @@ class Dispatcher:
                       type=event.type, attempts=delivery.attempts, error=error)
             return
         s = self.settings
-        backoff = min(s.retry_base_seconds * 2 ** max(delivery.attempts - 1, 0),
-                      s.retry_max_seconds)
-        backoff *= random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not cryptography
-        retry_at = min(now + dt.timedelta(seconds=backoff),
+        delay = backoff(delivery.attempts, s.retry_base_seconds, s.retry_max_seconds,
+                        DELIVERY_JITTER)
+        retry_at = min(now + dt.timedelta(seconds=delay),
                        event.occurred_at + dt.timedelta(hours=s.max_age_hours))
         await self.store.delivery_failed(delivery, self.name, error, now, retry_at)
         log.warning("event.retry", action=delivery.action, event_id=event.id,
-                    attempts=delivery.attempts, in_seconds=round(backoff, 1), error=error)
+                    attempts=delivery.attempts, in_seconds=round(delay, 1), error=error)

@@ -12,7 +12,6 @@ import datetime as dt
 import hmac
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from bounced import dashboard, overview
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
+from bounced.config.secrets import load_secret
 from bounced.exceptions import ConfigError
 from bounced.http_guard import HTTPGuard
 from bounced.intake import Intake
@@ -44,17 +44,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def load_token(settings: HTTPSettings, env: Mapping[str, str]) -> str | None:
     """The bearer token for write endpoints, or None (writes disabled)."""
-    if settings.token_file:
-        try:
-            token = Path(settings.token_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"[http] token_file: {exc.strerror}: {settings.token_file}") from None
-    else:
-        token = env.get(HTTP_TOKEN_ENV, "").strip()
-        cred = env.get("CREDENTIALS_DIRECTORY")
-        if not token and cred and (Path(cred) / "http-token").exists():
-            token = (Path(cred) / "http-token").read_text().strip()
+    found = load_secret("[http] token_file", settings.token_file, HTTP_TOKEN_ENV, "http-token",
+                        env)
+    token = found[0].strip() if found else ""
     if token and len(token) < 16:
         raise ConfigError("[http] token: at least 16 characters")
     return token or None

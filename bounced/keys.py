@@ -11,6 +11,7 @@ from typing import Literal
 import structlog
 
 from bounced.config import KEYS_ENV, Settings
+from bounced.config.secrets import load_secret, read_secret_file
 from bounced.exceptions import ConfigError
 from bounced.verp import Keyring, generate_key_line
 
@@ -36,23 +37,21 @@ def load_keyring(
 ) -> tuple[Keyring, str]:
     """The keyring and a description of where it came from."""
     env = os.environ if env is None else env
-    if settings.verp.keys_file:
-        path = Path(settings.verp.keys_file)
-        return _from_file(path, "[verp] keys_file"), str(path)
-    if env.get(KEYS_ENV, "").strip():
+    found = load_secret("[verp] keys_file", settings.verp.keys_file, KEYS_ENV, CREDENTIAL_NAME,
+                        env)
+    if found is not None:
+        text, source = found
         try:
-            return Keyring.from_text(env[KEYS_ENV]), KEYS_ENV
+            return Keyring.from_text(text), source
         except ValueError as exc:
-            raise ConfigError(f"{KEYS_ENV}: {exc}") from None
-    credentials = env.get("CREDENTIALS_DIRECTORY")
-    if credentials:
-        path = Path(credentials) / CREDENTIAL_NAME
-        if path.exists():
-            return _from_file(path, f"credential {CREDENTIAL_NAME}"), str(path)
+            where = ("[verp] keys_file" if settings.verp.keys_file
+                     else f"credential {CREDENTIAL_NAME}")
+            label = source if source == KEYS_ENV else f"{where}: {source}"
+            raise ConfigError(f"{label}: {exc}") from None
     dev = settings.state_dir / DEV_KEYS_NAME
     if dev_key == "refuse":
-        found = f"; {dev} is a development key, not for production" if dev.exists() else ""
-        raise ConfigError(NO_KEY + found)
+        note = f"; {dev} is a development key, not for production" if dev.exists() else ""
+        raise ConfigError(NO_KEY + note)
     if dev.exists():
         log.warning("keys.development_key", path=str(dev),
                     message="using a DEVELOPMENT signing key; configure [verp] keys_file "
@@ -73,10 +72,6 @@ def load_keyring(
 
 def _from_file(path: Path, what: str) -> Keyring:
     try:
-        return Keyring.load(path)
-    except FileNotFoundError:
-        raise ConfigError(f"{what}: no such key file: {path}") from None
-    except PermissionError:
-        raise ConfigError(f"{what}: cannot read key file {path}: permission denied") from None
+        return Keyring.from_text(read_secret_file(what, path))
     except ValueError as exc:
         raise ConfigError(f"{what}: {path}: {exc}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -21,6 +22,16 @@ MAX_BACKOFF = 30.0
 # wait for the GIL are switched to, so a short interval costs nothing when the store is idle.
 # Set by the daemon and by its worker process.
 SWITCH_INTERVAL = 0.0001
+
+
+def backoff(attempt: int, base: float, cap: float, jitter: float = 0.0,
+            rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait before try number ``attempt`` + 1 after ``attempt`` failures: ``base``
+    doubled per failure after the first, at most ``cap``, times a random factor within
+    1 +- ``jitter``. Jitter spreads retries that failed together (a job batch, an action's
+    deliveries) so that they do not come back together; the daemon's own loops use none."""
+    delay = min(base * 2.0 ** min(max(attempt - 1, 0), 64), cap)  # 2**64: past any cap
+    return delay * rng(1 - jitter, 1 + jitter) if jitter else delay
 
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -47,18 +58,21 @@ async def poll_loop(
     ``wake``-up; while the store is unreachable (or anything else fails) back off, doubling
     up to 30 s. The loop itself never dies of an error."""
     delay = interval
+    failures = 0
     while not stopping():
         if tick is not None:
             tick()
         try:
             done = await step()
-            delay = interval
+            delay, failures = interval, 0
         except StoreUnavailable as exc:
             log.warning(f"{name}.store_unavailable", error=str(exc))
-            done, delay = 0, min(delay * 2, MAX_BACKOFF)
+            failures += 1
+            done, delay = 0, backoff(failures + 1, interval, MAX_BACKOFF)
         except Exception as exc:  # the loop must survive anything
             log.exception(f"{name}.loop_error", error=repr(exc))
-            done, delay = 0, min(delay * 2, MAX_BACKOFF)
+            failures += 1
+            done, delay = 0, backoff(failures + 1, interval, MAX_BACKOFF)
         if not done and not stopping():
             wake.clear()
             with contextlib.suppress(TimeoutError):

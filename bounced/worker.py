@@ -27,7 +27,7 @@ import structlog
 from bounced.classify import Report, classify
 from bounced.config import Settings
 from bounced.exceptions import StoreUnavailable
-from bounced.loop import poll_loop
+from bounced.loop import backoff, poll_loop
 from bounced.metrics import Metrics
 from bounced.model import AddressState, DomainStats, Incident, Job, Plan
 from bounced.policy import core
@@ -40,6 +40,9 @@ log = structlog.get_logger("bounced.worker")
 
 MAX_INCIDENTS_PER_MESSAGE = 20
 BATCH_LINGER = 0.02  # seconds a claim waits for more jobs after one that did not fill a batch
+# A job retried is due within +-20 % of its backoff: the jobs of a batch that failed together
+# (a store error) come back spread out, but near the configured delay.
+JOB_JITTER = 0.2
 
 
 class OverBudget(BaseException):
@@ -501,8 +504,7 @@ class Worker:
             log.error("bounce.quarantined", job=job.id, attempts=job.attempts, error=repr(exc))
             await self.store.fail(job, self.name, repr(exc), now, None)
             return
-        backoff = min(ws.retry_base_seconds * 2 ** (job.attempts - 1), ws.retry_max_seconds)
-        backoff *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
-        log.warning("bounce.retry", job=job.id, attempts=job.attempts, in_seconds=round(backoff),
+        delay = backoff(job.attempts, ws.retry_base_seconds, ws.retry_max_seconds, JOB_JITTER)
+        log.warning("bounce.retry", job=job.id, attempts=job.attempts, in_seconds=round(delay),
                     error=repr(exc))
-        await self.store.fail(job, self.name, repr(exc), now, now + dt.timedelta(seconds=backoff))
+        await self.store.fail(job, self.name, repr(exc), now, now + dt.timedelta(seconds=delay))

@@ -30,6 +30,7 @@ import structlog
 
 from bounced.config import Settings
 from bounced.exits import EXIT_OK
+from bounced.loop import backoff
 from bounced.metrics import Metrics
 from bounced.worker import Tally, Worker
 
@@ -37,7 +38,9 @@ log = structlog.get_logger("bounced.worker")
 
 STORE_WAIT = 60.0  # the worker process waits this long for the store at start
 READY_WAIT = 30.0  # the daemon waits this long for the worker's first report at start
+RESTART_FIRST = 1.0  # seconds before a worker process that exited is started again
 RESTART_MAX = 30.0
+RESTART_RESET = 60.0  # a process that ran this long is restarted after RESTART_FIRST again
 IDLE_REPORT = 1.0  # seconds between reports when there is nothing to tell but liveness
 BUSY_REPORT = 0.1  # seconds between reports while batches follow each other
 
@@ -106,6 +109,7 @@ class WorkerProcess:
         reports_w.close()
         os.set_blocking(wake_w.fileno(), False)
         self._proc, self.pid = proc, proc.pid
+        self._spawned_at = time.monotonic()
         self._wake, self._reports = wake_w, reports_r
         self._exited.clear()
         self._decisions_base = self.worker.decisions
@@ -148,13 +152,16 @@ class WorkerProcess:
         return code
 
     async def _watch(self) -> None:
-        """Start the worker process again whenever it exits while the daemon runs."""
-        delay = 1.0
+        """Start the worker process again whenever it exits while the daemon runs: at once
+        after one that ran a while (RESTART_RESET), else after a doubling delay."""
+        quick_exits = 0
         while True:
             await self._exited.wait()
             if self._stopping:
                 return
-            started = time.monotonic()
+            ran = time.monotonic() - self._spawned_at
+            quick_exits = quick_exits + 1 if ran < RESTART_RESET else 1
+            delay = backoff(quick_exits, RESTART_FIRST, RESTART_MAX)
             code = await asyncio.to_thread(self._reap, 5.0)
             if self._stopping:
                 return
@@ -168,7 +175,6 @@ class WorkerProcess:
             await asyncio.sleep(delay)
             if self._stopping:
                 return
-            delay = min(delay * 2, RESTART_MAX) if time.monotonic() - started < 60 else 1.0
             self._spawn()
 
 
