@@ -79,12 +79,16 @@ class WorkerProcess:
             with contextlib.suppress(OSError):  # full, or the process is gone (restarted)
                 os.write(self._wake.fileno(), b"\x01")
 
-    async def stop(self, grace: float) -> None:
-        """Let the worker finish its batch and exit; after ``grace`` seconds, terminate it."""
+    def request_stop(self) -> None:
+        """Tell the worker to finish its batch and exit (``stop`` waits for it)."""
         self._stopping = True
         if self._wake is not None:
             self._wake.close()  # end of file: the worker stops after its batch
             self._wake = None
+
+    async def stop(self, grace: float) -> None:
+        """Let the worker finish its batch and exit; after ``grace`` seconds, terminate it."""
+        self.request_stop()
         if self._proc is not None:
             try:
                 await asyncio.wait_for(self._exited.wait(), grace)
