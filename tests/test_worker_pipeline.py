@@ -21,7 +21,7 @@ from bounced.store import Store, open_store
 from bounced.worker import Worker
 
 from .helpers import days_ago, dsn, make_settings, signer
-from .test_store import message
+from .test_store_contract import message
 
 ALICE = "alice@example.net"
 FINISH_BATCH = core.finish_batch
