@@ -294,8 +294,8 @@ async def measure(url: str, n: int, count: int, seed: int) -> dict[str, list[flo
     """Store ``count`` bounces for existing subjects, then claim and process them, timed."""
     from bounced.config import Settings
     from bounced.model import NewMessage, TokenFields
+    from bounced.queue.worker import Worker
     from bounced.store import open_store
-    from bounced.worker import Worker
 
     rng = random.Random(seed)
     subjects = n * 2 // 7 + 1

@@ -51,8 +51,8 @@ from common import (
     proc_status,
 )
 
-from bounced.app_support import make_verifier
 from bounced.config import load_settings
+from bounced.config.keys import make_verifier
 from bounced.verp import Signer
 
 ALICE = "alice@example.net"

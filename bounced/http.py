@@ -18,23 +18,23 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from bounced import dashboard, overview
+from bounced.api import dashboard, overview
+from bounced.api.openapi import OPENAPI
+from bounced.api.views import address_report
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.config.secrets import load_secret
 from bounced.exceptions import ConfigError
 from bounced.http_guard import HTTPGuard
-from bounced.intake import Intake
-from bounced.limits import PEER, StorageLimits
+from bounced.intake.commit import Intake
+from bounced.intake.limits import PEER, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
-from bounced.openapi import OPENAPI
 from bounced.policy import core
+from bounced.queue.worker import Worker
 from bounced.smtp import token_fields
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Verifier
-from bounced.views import address_report
-from bounced.worker import Worker
 
 _AIOHTTP_BEFORE_3_9 = tuple(int(n) for n in aiohttp.__version__.split(".")[:2]) < (3, 9)
 log = structlog.get_logger("bounced.http")

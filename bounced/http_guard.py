@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 
 from bounced.config import HTTPSettings
-from bounced.limits import RateLimitedLog
+from bounced.intake.limits import RateLimitedLog
 
 log = structlog.get_logger("bounced.http")
 

@@ -24,6 +24,11 @@ QUARANTINED = "quarantined"
 JOB_STATES = (PENDING, PROCESSING, DONE, FAILED, QUARANTINED)
 
 
+def utcnow() -> dt.datetime:
+    """The clock every part reads (tests give the daemon another)."""
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass(frozen=True)
 class TokenFields:
     """What a verified return-path token carries."""

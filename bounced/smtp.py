@@ -19,8 +19,8 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from bounced.compat import SMTPHooks, get_addr_spec, get_angle_addr
 from bounced.config import SMTPSettings, parse_listen
-from bounced.intake import Intake
-from bounced.limits import PEER, TOTAL, RateLimitedLog, StorageLimits
+from bounced.intake.commit import Intake
+from bounced.intake.limits import PEER, TOTAL, RateLimitedLog, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
 from bounced.verp import InvalidToken, Token, Verifier

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 from pathlib import Path
 
-from bounced.app import make_verifier, utcnow
 from bounced.config import Settings, load_settings
-from bounced.daemon import Daemon as BouncedDaemon
+from bounced.config.keys import make_verifier
+from bounced.model import utcnow
+from bounced.queue.worker import Worker
+from bounced.runtime.daemon import Daemon as BouncedDaemon
 from bounced.smtp import BounceHandler
 from bounced.store import Store
 from bounced.verp import Signer
-from bounced.worker import Worker
 
 DOMAIN = "bounces.example.test"
 KEY_LINE = "k1 c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzISE="

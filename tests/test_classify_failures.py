@@ -11,11 +11,11 @@ from bounced.classify import classify
 from bounced.classify.detectors import DETECTORS
 from bounced.classify.detectors.base import Detection
 from bounced.classify.parse import Mail
+from bounced.queue.worker import Tally, Worker
 from bounced.store import open_store
-from bounced.worker import Tally, Worker
 
 from .helpers import days_ago, dsn, make_settings, signer
-from .test_store import message
+from .test_store_contract import message
 
 ALICE = "alice@example.net"
 

@@ -98,7 +98,7 @@ def test_status_and_reconfirm(tmp_path: Path) -> None:
     daemon.start()
     try:
         for day in ("10", "6", "2"):
-            at = __import__("bounced.app").app.utcnow().date() - __import__("datetime").timedelta(
+            at = __import__("bounced.model").model.utcnow().date() - __import__("datetime").timedelta(
                 days=int(day))
             rp = run(env, "sign", "--subject", "77", "--address", "bob@example.net", "--at",
                      at.isoformat(), check=True).stdout.strip()

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bounced.app_support import utcnow
-from bounced.model import UNCONFIRMED
+from bounced.model import UNCONFIRMED, utcnow
 from bounced.policy import core
 
 from .helpers import DOMAIN, asend, days_ago, dsn, make_settings, running_daemon

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bounced.views import address_report
+from bounced.api.views import address_report
 
 from .helpers import asend, days_ago, dsn, make_settings, running_daemon
 from .test_actions import until

@@ -11,15 +11,15 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from bounced.actions import Action, CommandAction
-from bounced.app_support import make_verifier, utcnow
 from bounced.config import EVENT_TYPES, ActionSettings, Settings
-from bounced.dispatch import Dispatcher
+from bounced.config.keys import make_verifier
 from bounced.metrics import Metrics
-from bounced.model import NewMessage
+from bounced.model import NewMessage, utcnow
+from bounced.outbox.actions import Action, CommandAction
+from bounced.outbox.dispatch import Dispatcher
+from bounced.queue.worker import Worker
 from bounced.smtp import token_fields
 from bounced.store import Store, open_store
-from bounced.worker import Worker
 
 from .helpers import days_ago, make_settings, signer
 

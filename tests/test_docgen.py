@@ -1,5 +1,5 @@
 """The man page and the bash completion generated from the parser (the package builds both
-with `python3 -m bounced.docgen`), and the help text they are made of."""
+with `python3 -m bounced.cli.docgen`), and the help text they are made of."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from bounced import __version__
 from bounced.cli import _parser
-from bounced.docgen import _commands, bash_completion, manpage
+from bounced.cli.docgen import _commands, bash_completion, manpage
 
 from .helpers import ROOT
 
@@ -51,9 +51,9 @@ def test_man_page_lists_every_command_and_option_and_renders_cleanly(tmp_path: P
 
 
 def test_docgen_command_prints_both() -> None:
-    """`python3 -m bounced.docgen man|bash`, as debian/rules runs it."""
+    """`python3 -m bounced.cli.docgen man|bash`, as debian/rules runs it."""
     for what, start in (("man", ".TH BOUNCED 1"), ("bash", "# bash completion for bounced")):
-        proc = subprocess.run([sys.executable, "-m", "bounced.docgen", what], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "bounced.cli.docgen", what], cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=True)
         assert proc.stdout.startswith(start)
 

@@ -21,12 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bounced.actions import LogAction
-from bounced.app_support import utcnow
 from bounced.classify.codes import STATUS_REASONS
 from bounced.config import REASONS, ActionSettings, config_path
-from bounced.dispatch import Dispatcher
-from bounced.model import Event
+from bounced.model import Event, utcnow
+from bounced.outbox.actions import LogAction
+from bounced.outbox.dispatch import Dispatcher
 from bounced.verp import fingerprint
 
 from .helpers import (
@@ -425,7 +424,7 @@ async def test_status_and_show_escape_control_characters(tmp_path: Path) -> None
 
 SLOW_CLASSIFIER = '''\
 import re, time
-import bounced.worker as worker
+import bounced.queue.worker as worker
 
 real = worker.classify
 
@@ -488,7 +487,7 @@ async def test_in_process_worker_quarantines_a_message_over_its_budget(
     holds too: the slow message is quarantined, the next one processed."""
     namespace: dict[str, Any] = {}
     exec(SLOW_CLASSIFIER, namespace)
-    monkeypatch.setattr("bounced.worker.classify", namespace["slow"])
+    monkeypatch.setattr("bounced.queue.worker.classify", namespace["slow"])
     settings = make_settings(tmp_path, BOUNCED_WORKER_CLASSIFY_BUDGET_SECONDS="0.5")
     async with running_daemon(settings) as d:
         slow = d.signer.return_path("1", "slow@example.net", day=days_ago(1))

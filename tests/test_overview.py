@@ -18,7 +18,8 @@ import aiohttp
 import jsonschema
 import pytest
 
-from bounced import overview
+from bounced.api import overview
+from bounced.api.overview import BadQuery
 from bounced.model import (
     AddressState,
     Decision,
@@ -28,7 +29,6 @@ from bounced.model import (
     Plan,
     TokenFields,
 )
-from bounced.overview import BadQuery
 from bounced.policy import core
 from bounced.policy.core import Outcome
 from bounced.store import Store

@@ -24,11 +24,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from bounced.app_support import open_ready_store
 from bounced.config import load_settings
 from bounced.exceptions import StoreUnavailable
 from bounced.model import DONE
-from bounced.store import open_store
+from bounced.store import open_ready_store, open_store
 
 from .conftest import PG_ADMIN_DSN
 from .helpers import DaemonProcess, base_env, days_ago, dsn, free_port, make_settings, signer

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
-from bounced.app_support import utcnow
 from bounced.exceptions import StoreUnavailable
-from bounced.model import Job, Plan
+from bounced.model import Job, Plan, utcnow
 from bounced.policy import core
 from bounced.policy.core import Outcome, Planner
+from bounced.queue.worker import Worker
 from bounced.store import Store, open_store
-from bounced.worker import Worker
 
 from .helpers import days_ago, dsn, make_settings, signer
 from .test_store_contract import message

@@ -475,6 +475,11 @@ def env_warnings(settings: Settings, env: Mapping[str, str] | None = None) -> li
     return warnings
 
 
+def redact(url: str) -> str:
+    """A store URL without its password (for logs and messages)."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
 def sqlite_path(url: str) -> Path:
     """``sqlite:///relative.db`` or ``sqlite:////abs/path.db`` (SQLAlchemy's convention)."""
     return Path(url.removeprefix("sqlite:///"))

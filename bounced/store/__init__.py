@@ -13,10 +13,19 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import structlog
+
+from bounced.config import Settings, redact
+from bounced.exceptions import StoreUnavailable
+from bounced.loop import backoff
 from bounced.model import AddressState, Decision, DomainStats, Event, Incident, Job, NewMessage
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 
+log = structlog.get_logger("bounced.store")
+
 DELIVERY_STATES = ("pending", "delivered", "dead", "skipped")
+RETRY_FIRST = 0.25  # seconds before trying an unreachable store again, doubling
+RETRY_MAX = 5.0
 
 T = TypeVar("T")
 
@@ -281,6 +290,39 @@ def shared_bodies(messages: Sequence[NewMessage]) -> tuple[list[bytes], list[int
     return list(index), which
 
 
+async def open_ready_store(settings: Settings, wait: float = 0.0, *,
+                           create: bool = False) -> Store:
+    """Open the configured store, retrying for up to ``wait`` seconds while it cannot be
+    reached.
+
+    The daemon, started together with its database server, waits for it instead of failing;
+    command-line tools (wait 0) say at once that it is unreachable. Only ``create`` (serve,
+    migrate) makes a new store; otherwise one must exist where the configuration points.
+    """
+    import asyncio
+
+    url = settings.store_url
+    if url.startswith("sqlite:"):
+        wait = 0.0  # an embedded file that cannot be opened will not come up by itself
+    deadline = asyncio.get_running_loop().time() + wait
+    failures = 0
+    while True:
+        store = open_store(url)
+        try:
+            await store.open(create=create)
+        except StoreUnavailable as exc:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise
+            failures += 1
+            delay = min(backoff(failures, RETRY_FIRST, RETRY_MAX), left)
+            log.warning("store.unavailable", store=redact(url), error=str(exc),
+                        retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
+            continue
+        return store
+
+
 def open_store(url: str) -> Store:
     """The backend for ``url`` (not yet opened)."""
     if url.startswith("sqlite:///"):
@@ -298,4 +340,4 @@ def open_store(url: str) -> Store:
 
 
 __all__ = ["DELIVERY_STATES", "Delivery", "MessageInfo", "Op", "Store", "Tx", "Work", "drive",
-           "drive_async", "open_store", "shared_bodies"]
+           "drive_async", "open_ready_store", "open_store", "shared_bodies"]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bounced.app_support import redact
+from bounced.config import redact
 from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Job, NewMessage
 from bounced.store import Work, drive_async, shared_bodies

@@ -13,9 +13,9 @@ import structlog
 from bounced.config import KEYS_ENV, Settings
 from bounced.config.secrets import load_secret, read_secret_file
 from bounced.exceptions import ConfigError
-from bounced.verp import Keyring, generate_key_line
+from bounced.verp import Keyring, Verifier, generate_key_line
 
-log = structlog.get_logger("bounced.keys")
+log = structlog.get_logger("bounced.config.keys")
 
 CREDENTIAL_NAME = "verp-keys"
 DEV_KEYS_NAME = "dev-keys"
@@ -75,3 +75,14 @@ def _from_file(path: Path, what: str) -> Keyring:
         return Keyring.from_text(read_secret_file(what, path))
     except ValueError as exc:
         raise ConfigError(f"{what}: {path}: {exc}") from None
+
+
+def make_verifier(settings: Settings, env: Mapping[str, str] | None = None,
+                  *, dev_key: DevKey = "use") -> tuple[Verifier, str]:
+    """The verifier of return paths under the configured keys, and where the keys came from."""
+    keyring, source = load_keyring(settings, env, dev_key=dev_key)
+    verifier = Verifier(
+        keyring, domain=settings.verp.domain, prefix=settings.verp.prefix,
+        max_age_days=settings.verp.max_age_days, future_skew_days=settings.verp.future_skew_days,
+    )
+    return verifier, source

@@ -12,23 +12,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from bounced.app_support import (
-    check_store,
-    make_verifier,
-    open_ready_store,
-    preflight,
-    redact,
-    utcnow,
-)
-from bounced.config import PolicySettings, Settings
+from bounced.api.views import address_details, address_report, counts_label
+from bounced.config import PolicySettings, Settings, redact
+from bounced.config.keys import make_verifier
 from bounced.exceptions import ConfigError
 from bounced.exits import EXIT_FAIL, EXIT_OK
-from bounced.model import JOB_STATES, Incident, bound_address
+from bounced.model import JOB_STATES, Incident, bound_address, utcnow
 from bounced.policy import core
-from bounced.store import Store
+from bounced.runtime.support import check_store, preflight
+from bounced.store import Store, open_ready_store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Signer, generate_key_line
-from bounced.views import address_details, address_report, counts_label
 
 CELL_WIDTH = 60
 ELLIPSIS = "..."
@@ -289,7 +283,7 @@ async def reprocess(settings: Settings, ids: list[int], failed: bool, quarantine
 
 
 async def process(settings: Settings, out: TextIO) -> int:
-    from bounced.worker import Worker
+    from bounced.queue.worker import Worker
 
     async with _store(settings) as store:
         n = await Worker(store, settings, utcnow).drain()
@@ -298,7 +292,7 @@ async def process(settings: Settings, out: TextIO) -> int:
 
 
 async def purge(settings: Settings, raw_days: int | None, dry_run: bool, out: TextIO) -> int:
-    from bounced.retention import purge_once
+    from bounced.runtime.retention import purge_once
 
     async with _store(settings) as store:
         counts = await purge_once(store, settings, utcnow(), dry_run=dry_run, raw_days=raw_days)
@@ -329,7 +323,7 @@ async def breaker(settings: Settings, action: str, domain: str | None, out: Text
 
 
 async def events(settings: Settings, query: EventQuery, as_json: bool, out: TextIO) -> int:
-    from bounced.overview import event_json, event_page
+    from bounced.api.overview import event_json, event_page
 
     async with _store(settings) as store:
         items, cursor = await event_page(store, query)
@@ -362,7 +356,7 @@ def _more(cursor: str | None) -> None:
 
 
 async def addresses(settings: Settings, query: AddressQuery, as_json: bool, out: TextIO) -> int:
-    from bounced.overview import address_json, address_page
+    from bounced.api.overview import address_json, address_page
 
     async with _store(settings) as store:
         items, cursor = await address_page(store, query)
@@ -383,7 +377,7 @@ async def addresses(settings: Settings, query: AddressQuery, as_json: bool, out:
 
 async def stats(settings: Settings, since: dt.datetime | None, as_json: bool,
                 out: TextIO) -> int:
-    from bounced.overview import DEFAULT_SINCE, parse_since, summary
+    from bounced.api.overview import DEFAULT_SINCE, parse_since, summary
 
     now = utcnow()
     async with _store(settings) as store:

@@ -28,7 +28,7 @@ from bounced.config.secrets import load_secret
 from bounced.exceptions import BouncedError, ConfigError
 from bounced.model import Event
 
-log = structlog.get_logger("bounced.actions")
+log = structlog.get_logger("bounced.outbox.actions")
 
 
 class DeliveryError(BouncedError):

@@ -24,7 +24,7 @@ from bounced.exceptions import StoreUnavailable
 from bounced.model import NewMessage
 from bounced.store import Store
 
-log = structlog.get_logger("bounced.intake")
+log = structlog.get_logger("bounced.intake.commit")
 
 MAX_BATCH = 200
 RECENT = 10.0  # seconds: a commit this recent answers "can the store be written?"

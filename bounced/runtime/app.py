@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from bounced.app_support import make_verifier, open_ready_store, redact, utcnow
-from bounced.config import Settings
-from bounced.daemon import Daemon
+from bounced.config import Settings, redact
+from bounced.config.keys import make_verifier
 from bounced.exits import EXIT_OK
 from bounced.loop import run
-from bounced.sdnotify import notify
+from bounced.model import utcnow
+from bounced.runtime.daemon import Daemon
+from bounced.runtime.sdnotify import notify
+from bounced.store import open_ready_store
 
 log = structlog.get_logger("bounced.app")
 

@@ -13,7 +13,7 @@ from bounced.config import Settings
 from bounced.exceptions import StoreError
 from bounced.store import Store
 
-log = structlog.get_logger("bounced.retention")
+log = structlog.get_logger("bounced.runtime.retention")
 
 
 async def purge_once(

@@ -48,9 +48,9 @@ def _date(text: str) -> dt.date:
 
 
 def _checked(parse: Any) -> Any:
-    """An argparse type from one of ``bounced.overview``'s parsers: its one-line error becomes
+    """An argparse type from one of ``bounced.api.overview``'s parsers: its one-line error becomes
     a usage error (exit 2)."""
-    from bounced.overview import BadQuery
+    from bounced.api.overview import BadQuery
 
     def check(text: str) -> Any:
         try:
@@ -61,22 +61,22 @@ def _checked(parse: Any) -> Any:
 
 
 def _since(text: str) -> dt.datetime:
-    from bounced.app_support import utcnow
-    from bounced.overview import parse_since
+    from bounced.api.overview import parse_since
+    from bounced.model import utcnow
 
     return _checked(lambda t: parse_since(t, utcnow()))(text)  # type: ignore[no-any-return]
 
 
 def _types(text: str) -> tuple[str, ...]:
-    from bounced.overview import parse_types
+    from bounced.api.overview import parse_types
 
     return _checked(lambda t: parse_types([t]))(text)  # type: ignore[no-any-return]
 
 
 def _overview(name: str) -> Any:
-    """An argparse type checked by ``bounced.overview``'s parser ``name``."""
+    """An argparse type checked by ``bounced.api.overview``'s parser ``name``."""
     def parse(text: str) -> Any:
-        from bounced import overview
+        from bounced.api import overview
 
         return _checked(getattr(overview, name))(text)
     return parse
@@ -249,7 +249,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
-    from bounced import commands
+    from bounced.cli import commands
 
     if args.command == "keygen":
         return commands.keygen(Path(args.out), args.key_id, args.force, out)
@@ -258,7 +258,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "deliver":
         return _deliver(args, settings)
     if args.command == "serve":
-        from bounced.app import run, serve
+        from bounced.loop import run
+        from bounced.runtime.app import serve
 
         return run(lambda: serve(settings))
     if args.command == "sign":
@@ -300,8 +301,8 @@ def _address_query(args: argparse.Namespace) -> Any:
 
 
 def _deliver(args: argparse.Namespace, settings: Settings) -> int:
-    from bounced.app import utcnow
-    from bounced.deliver import deliver
+    from bounced.intake.pipe import deliver
+    from bounced.model import utcnow
 
     try:
         return asyncio.run(deliver(settings, args.recipient, args.sender, sys.stdin.buffer,
@@ -309,7 +310,3 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
     except Exception as exc:  # the mail server must retry, never bounce the bounce
         print(f"bounced deliver: {exc!r}", file=sys.stderr)
         return EX_TEMPFAIL
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

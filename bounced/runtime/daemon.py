@@ -14,24 +14,25 @@ import aiohttp
 import structlog
 
 from bounced import compat
-from bounced.actions import build_actions
-from bounced.app_support import open_ready_store, preflight, redact, utcnow
-from bounced.config import Settings
-from bounced.dispatch import Dispatcher
+from bounced.config import Settings, redact
 from bounced.exceptions import ConfigError
 from bounced.http import HTTPApi
-from bounced.intake import Intake
-from bounced.limits import StorageLimits, raise_open_files
+from bounced.intake.commit import Intake
+from bounced.intake.limits import StorageLimits, raise_open_files
 from bounced.loop import SWITCH_INTERVAL
 from bounced.metrics import Metrics
-from bounced.retention import run_periodically
+from bounced.model import utcnow
+from bounced.outbox.actions import build_actions
+from bounced.outbox.dispatch import Dispatcher
+from bounced.queue.process import WorkerProcess
+from bounced.queue.worker import Worker
+from bounced.runtime.retention import run_periodically
+from bounced.runtime.support import preflight
 from bounced.smtp import BounceHandler, SMTPServer
-from bounced.store import Store
+from bounced.store import Store, open_ready_store
 from bounced.verp import Verifier
-from bounced.worker import Worker
-from bounced.worker_process import WorkerProcess
 
-log = structlog.get_logger("bounced.daemon")
+log = structlog.get_logger("bounced.runtime.daemon")
 
 async def _listening(setting: str, address: str,
                      start: Coroutine[Any, Any, tuple[str, int]]) -> tuple[str, int]:
@@ -48,7 +49,7 @@ class Daemon:
     """SMTP intake, worker, dispatcher, HTTP API and retention over one store.
 
     The worker runs in a child process of its own by default ([worker] own_process): one
-    daemon for the operator, two CPU cores for the work (bounced/worker_process.py).
+    daemon for the operator, two CPU cores for the work (bounced/queue/process.py).
 
     ``start`` enters each part into one AsyncExitStack as it starts it, so that ``stop``, and
     a start that fails half-way, close exactly what was started, in the reverse order: the

@@ -13,14 +13,15 @@ from typing import BinaryIO, TextIO
 
 import structlog
 
-from bounced.app_support import make_verifier, open_ready_store
 from bounced.config import Settings
+from bounced.config.keys import make_verifier
 from bounced.exits import EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_USAGE, EXIT_OK
 from bounced.model import NewMessage
 from bounced.smtp import token_fields
+from bounced.store import open_ready_store
 from bounced.verp import InvalidToken
 
-log = structlog.get_logger("bounced.deliver")
+log = structlog.get_logger("bounced.intake.pipe")
 
 
 

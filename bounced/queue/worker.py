@@ -36,7 +36,7 @@ from bounced.policy.rule import plan as policy_plan
 from bounced.store import Store
 from bounced.verp import fingerprint
 
-log = structlog.get_logger("bounced.worker")
+log = structlog.get_logger("bounced.queue.worker")
 
 MAX_INCIDENTS_PER_MESSAGE = 20
 BATCH_LINGER = 0.02  # seconds a claim waits for more jobs after one that did not fill a batch
@@ -95,7 +95,7 @@ class Tally:
     """What the worker did since it last reported: the increments of its metrics.
 
     In the daemon's own process they are added to its metrics after every batch; a worker
-    running in a process of its own sends them to the daemon (bounced/worker_process.py)."""
+    running in a process of its own sends them to the daemon (bounced/queue/process.py)."""
 
     classified: Counter[str] = field(default_factory=Counter)
     incidents: Counter[tuple[str, str]] = field(default_factory=Counter)

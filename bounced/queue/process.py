@@ -32,9 +32,9 @@ from bounced.config import Settings
 from bounced.exits import EXIT_OK
 from bounced.loop import backoff
 from bounced.metrics import Metrics
-from bounced.worker import Tally, Worker
+from bounced.queue.worker import Tally, Worker
 
-log = structlog.get_logger("bounced.worker")
+log = structlog.get_logger("bounced.queue.worker")
 
 STORE_WAIT = 60.0  # the worker process waits this long for the store at start
 READY_WAIT = 30.0  # the daemon waits this long for the worker's first report at start
@@ -196,7 +196,8 @@ def child_main(settings: Settings, wake: Connection, reports: Connection) -> Non
 
 
 async def _serve(settings: Settings, wake: Connection, reports: Connection) -> int:
-    from bounced.app_support import open_ready_store, utcnow
+    from bounced.model import utcnow
+    from bounced.store import open_ready_store
 
     loop = asyncio.get_running_loop()
     store = await open_ready_store(settings, STORE_WAIT)  # the daemon created it

@@ -15,14 +15,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bounced.config import EVENT_TYPES
 from bounced.model import CONFIRMED, JOB_STATES, UNCONFIRMED, Event, bound_address
-from bounced.policy import events
 from bounced.store import DELIVERY_STATES, Store
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 
 STATES = (CONFIRMED, UNCONFIRMED)
-EVENT_TYPES = (events.UNCONFIRMED, events.RECONFIRMED, events.COMPLAINT, events.UNRECOGNISED,
-               events.BREAKER_TRIPPED, events.BREAKER_RELEASED)
 MAX_LIMIT = 500
 DEFAULT_SINCE = "7d"
 # Summaries are per UTC day; more than a year of days helps nobody read a chart.

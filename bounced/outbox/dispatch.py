@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from bounced.actions import Action, DeliveryError, event_body
 from bounced.config import OutboxSettings
 from bounced.loop import backoff, poll_loop
 from bounced.metrics import Metrics
+from bounced.outbox.actions import Action, DeliveryError, event_body
 from bounced.store import Delivery, Store
 
-log = structlog.get_logger("bounced.dispatch")
+log = structlog.get_logger("bounced.outbox.dispatch")
 
 # Seconds an attempt may run past its action's own timeout before the dispatcher ends it.
 TIMEOUT_MARGIN = 5.0

@@ -21,7 +21,7 @@ import structlog
 
 from bounced.config import LimitsSettings, Settings
 
-log = structlog.get_logger("bounced.limits")
+log = structlog.get_logger("bounced.intake.limits")
 
 PEER = "peer"
 TOTAL = "total"

@@ -1,7 +1,7 @@
 """The man page and the bash completion of ``bounced``, generated from its argparse parsers.
 
-    python3 -m bounced.docgen man  > bounced.1
-    python3 -m bounced.docgen bash > /usr/share/bash-completion/completions/bounced
+    python3 -m bounced.cli.docgen man  > bounced.1
+    python3 -m bounced.cli.docgen bash > /usr/share/bash-completion/completions/bounced
 
 The Debian package generates both at build time, so they say what the command it ships
 accepts; a pip install can write them the same way.
@@ -179,7 +179,7 @@ def bash_completion() -> str:
             + "            ;;"
         )
     return f"""\
-# bash completion for bounced, generated from its parser (python3 -m bounced.docgen bash)
+# bash completion for bounced, generated from its parser (python3 -m bounced.cli.docgen bash)
 _bounced() {{
     local cur prev command i
     COMPREPLY=()
@@ -205,7 +205,7 @@ complete -o filenames -F _bounced bounced
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python3 -m bounced.docgen",
+    p = argparse.ArgumentParser(prog="python3 -m bounced.cli.docgen",
                                 description="Print bounced's man page or bash completion.")
     p.add_argument("what", choices=["man", "bash"], help="man: roff man page; bash: completion")
     args = p.parse_args(argv)
