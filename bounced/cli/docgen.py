@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bounced import __version__
 
@@ -141,43 +142,44 @@ def _words(actions: list[argparse.Action]) -> str:
     return " ".join(o for a in actions for o in a.option_strings)
 
 
+def _value_case(a: argparse.Action) -> str:
+    """What an option's value completes to: its choices, a file name, or nothing."""
+    pattern = "|".join(a.option_strings)
+    if a.choices:
+        return (f'            {pattern}) COMPREPLY=($(compgen -W '
+                f'"{" ".join(map(str, a.choices))}" -- "$cur")); return ;;')
+    if str(a.metavar or "").upper() in ("FILE", "DIR"):
+        return f'            {pattern}) COMPREPLY=($(compgen -f -- "$cur")); return ;;'
+    return f"            {pattern}) return ;;"
+
+
+def _command_case(command: Any) -> str:
+    """One command's case: its options' values, then its options, choices or file names."""
+    actions = list(_options(command.parser))
+    value_cases = [_value_case(a) for a in actions if a.option_strings and a.nargs != 0]
+    positional = [a for a in actions if not a.option_strings]
+    words = _words(actions) + " --help"
+    rest = ""
+    if any(a.choices for a in positional):
+        words += " " + " ".join(str(c) for a in positional for c in (a.choices or ()))
+    elif any(str(a.metavar or "").upper() == "FILE" for a in positional):
+        rest = '            COMPREPLY+=($(compgen -f -- "$cur"))\n'
+    return (
+        f"        {command.name})\n"
+        + ('            case "$prev" in\n' + "\n".join(value_cases) + "\n            esac\n"
+           if value_cases else "")
+        + f'            COMPREPLY=($(compgen -W "{words.strip()}" -- "$cur"))\n'
+        + rest
+        + "            ;;"
+    )
+
+
 def bash_completion() -> str:
     """A ``_bounced`` completion function: commands, each command's options, the choices of
     an option, and file names where an option or argument takes a file."""
-    parser = _parser()
-    commands = _commands(parser)
+    commands = _commands(_parser())
     top = " ".join([c.name for c in commands] + ["--version", "--help"])
-    cases = []
-    for command in commands:
-        actions = list(_options(command.parser))
-        takes_value = [a for a in actions if a.option_strings and a.nargs != 0]
-        value_cases = []
-        for a in takes_value:
-            pattern = "|".join(a.option_strings)
-            if a.choices:
-                value_cases.append(f'            {pattern}) COMPREPLY=($(compgen -W '
-                                   f'"{" ".join(map(str, a.choices))}" -- "$cur")); return ;;')
-            elif str(a.metavar or "").upper() in ("FILE", "DIR"):
-                value_cases.append(f'            {pattern}) COMPREPLY=($(compgen -f -- "$cur")); '
-                                   "return ;;")
-            else:
-                value_cases.append(f"            {pattern}) return ;;")
-        positional = [a for a in actions if not a.option_strings]
-        words = _words(actions) + " --help"
-        rest = ""
-        if any(a.choices for a in positional):
-            choices = " ".join(str(c) for a in positional for c in (a.choices or ()))
-            words += " " + choices
-        elif any(str(a.metavar or "").upper() == "FILE" for a in positional):
-            rest = '            COMPREPLY+=($(compgen -f -- "$cur"))\n'
-        cases.append(
-            f"        {command.name})\n"
-            + ('            case "$prev" in\n' + "\n".join(value_cases) + "\n            esac\n"
-               if value_cases else "")
-            + f'            COMPREPLY=($(compgen -W "{words.strip()}" -- "$cur"))\n'
-            + rest
-            + "            ;;"
-        )
+    cases = [_command_case(command) for command in commands]
     return f"""\
 # bash completion for bounced, generated from its parser (python3 -m bounced.cli.docgen bash)
 _bounced() {{

@@ -211,48 +211,61 @@ class Settings:
 _SECTION_TYPES = {k: v for k, v in typing.get_type_hints(Settings).items() if k != "actions"}
 
 
+def _to_bool(where: str, value: Any, from_env: bool) -> bool:
+    if from_env and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _to_number(kind: type[int] | type[float], what: str) -> Any:
+    """A coercer to int or float (a bool is neither, though Python makes it an int)."""
+    accepted = int if kind is int else int | float
+
+    def coerce(where: str, value: Any, from_env: bool) -> Any:
+        if from_env and isinstance(value, str):
+            try:
+                value = kind(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: expected {what}, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise ConfigError(f"{where}: expected {what}, got {value!r}")
+        return kind(value)
+    return coerce
+
+
+def _to_str(where: str, value: Any, from_env: bool) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _to_strings(where: str, value: Any, from_env: bool) -> tuple[str, ...]:
+    if from_env and isinstance(value, str):  # BOUNCED_X_Y=a,b,c
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+# The settings' field types and how a TOML or environment value becomes one of them.
+_COERCERS: dict[Any, Any] = {
+    bool: _to_bool, int: _to_number(int, "an integer"), float: _to_number(float, "a number"),
+    str: _to_str, tuple: _to_strings,
+}
+
+
 def _coerce(where: str, hint: Any, value: Any, *, from_env: bool) -> Any:
     """Turn a TOML or environment value into the field's type, or say what is wrong."""
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if from_env and isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if hint is int:
-        if from_env and isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if from_env and isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if from_env and isinstance(value, str):
-            value = [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-        return tuple(value)
-    raise ConfigError(f"{where}: unsupported setting type {hint!r}")  # pragma: no cover
+    coerce = _COERCERS.get(typing.get_origin(hint) or hint)
+    if coerce is None:  # pragma: no cover - every field's type has a coercer
+        raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+    return coerce(where, value, from_env)
 
 
 def _build_section(name: str, values: Mapping[str, Any], env: Mapping[str, str]) -> Any:

@@ -66,6 +66,22 @@ def plan(
     With a breaker and the domain's recent figures, a burst of counting bounces from one
     receiving domain trips the breaker, and unconfirms for that domain are held back.
     """
+    marked = mark_counting(settings, state, history, new)
+    decision = None
+    if state is None or state.state == CONFIRMED:
+        decision = decide(settings, state, [*history, *marked], now)
+    if breaker is None or not breaker.enabled or domain is None or not domain.domain:
+        return Plan(incidents=tuple(marked), decision=decision)
+    addresses, trip = breaker_figures(breaker, domain, any(i.counts for i in marked))
+    held = decision is not None and (domain.tripped or trip)
+    return Plan(incidents=tuple(marked), decision=decision, held=held, trip=trip,
+                domain_addresses=addresses)
+
+
+def mark_counting(settings: PolicySettings, state: AddressState | None,
+                  history: Sequence[Incident], new: Sequence[Incident]) -> list[Incident]:
+    """The new incidents with ``counts`` set: those that may count, at most one per token
+    (a token that counted since the last reconfirmation counts no more)."""
     since = state.reconfirmed_at if state is not None else None
     used_tokens = {
         i.token_id for i in history if i.counts and (since is None or i.received_at > since)
@@ -76,19 +92,16 @@ def plan(
         if counts:
             used_tokens.add(incident.token_id)
         marked.append(dataclasses.replace(incident, counts=counts))
-    decision = None
-    if state is None or state.state == CONFIRMED:
-        decision = decide(settings, state, [*history, *marked], now)
-    trip = held = False
-    addresses = 0
-    if breaker is not None and breaker.enabled and domain is not None and domain.domain:
-        counting_now = any(i.counts for i in marked)
-        addresses = domain.recent_addresses + (
-            1 if counting_now and not domain.includes_this else 0)
-        trip = not domain.tripped and addresses >= breaker.min_addresses
-        held = decision is not None and (domain.tripped or trip)
-    return Plan(incidents=tuple(marked), decision=decision, held=held, trip=trip,
-                domain_addresses=addresses)
+    return marked
+
+
+def breaker_figures(breaker: BreakerSettings, domain: DomainStats,
+                    counting_now: bool) -> tuple[int, bool]:
+    """The domain's distinct addresses with counting bounces in the window (this one
+    included when it counts now), and whether the breaker trips now."""
+    addresses = domain.recent_addresses + (
+        1 if counting_now and not domain.includes_this else 0)
+    return addresses, not domain.tripped and addresses >= breaker.min_addresses
 
 
 def decide(

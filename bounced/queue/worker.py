@@ -239,9 +239,6 @@ class Worker:
         # the last call; by default the tally goes to this process's metrics.
         self._report = report or (lambda worker, tally: tally.apply(worker.metrics))
         self._tally = Tally()
-        # One line per message: a logger bound once (structlog's module-level proxy binds
-        # anew on every call).
-        self._log = log.bind()
 
     @property
     def _lease(self) -> dt.timedelta:
@@ -477,7 +474,7 @@ class Worker:
             self.decisions += 1
             log.warning("address.unconfirmed", subject=decision.subject,
                         fingerprint=decision.fingerprint, rule=decision.rule)
-        self._log.info(
+        log.info(
             "bounce.processed", job=job.id, kind=report.kind, subject=job.token.subject,
             incidents=len(result.incidents), counting=sum(i.counts for i in result.incidents),
             reasons=sorted({i.reason for i in result.incidents}),
