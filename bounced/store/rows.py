@@ -15,7 +15,15 @@ from typing import Any
 
 from bounced.model import AddressState, Decision, Event, Incident
 from bounced.store import MessageInfo
-from bounced.store.reports import AddressSummary
+from bounced.store.reports import (
+    AddressSummary,
+    Summary,
+    daily_bounces,
+    day_of,
+    incident_counts,
+)
+
+Rows = Sequence[Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -144,3 +152,25 @@ def like_domain(domain: str) -> str:
     """A LIKE pattern for addresses at ``domain`` (its wildcards escaped with '\\')."""
     escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%@{escaped}"
+
+
+def summary(since: dt.datetime, now: dt.datetime, c: Conv, *, messages: Rows,
+            incidents: Rows, domains: Rows, decisions: Rows, daily_decisions: Rows, queue: Rows,
+            oldest_job: Any, outbox: Rows, oldest_delivery: Any, unfanned: Sequence[Any],
+            breakers: Rows) -> Summary:
+    """The summary from its statements' rows (``unfanned``: the count and the oldest's time;
+    the oldest job and delivery: a timestamp or NULL)."""
+    def by_first(found: Rows) -> dict[Any, int]:
+        return {r[0]: int(r[1]) for r in found}
+
+    return Summary(
+        since=since, now=now, messages=by_first(messages),
+        incidents=incident_counts(incidents),
+        domains=[(r[0], int(r[1]), int(r[2]), int(r[3])) for r in domains],
+        decisions=by_first(decisions), daily_bounces=daily_bounces(incidents),
+        daily_decisions={(day_of(r[0]), r[1]): int(r[2]) for r in daily_decisions},
+        queue=by_first(queue), oldest_job=c.ts_or_none(oldest_job),
+        outbox={**by_first(outbox), "unfanned": int(unfanned[0])},
+        oldest_delivery=c.ts_or_none(oldest_delivery), oldest_unfanned=c.ts_or_none(unfanned[1]),
+        breakers=[breaker(r, c) for r in breakers],
+    )

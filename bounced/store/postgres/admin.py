@@ -32,6 +32,21 @@ class Connections(Protocol):
     def _tx(self) -> AbstractAsyncContextManager[Any]: ...
 
 
+async def fetch(store: Connections, sql: str, *args: Any) -> list[Any]:
+    """The rows of one statement on a pooled connection."""
+    async with store._conn() as conn:
+        found: list[Any] = await conn.fetch(sql, *args)
+    return found
+
+
+async def _newest(store: Connections, select: str, moment: str, subject: str, fingerprint: str,
+                  limit: int) -> list[Any]:
+    """An address's rows of a table, newest first (by ``moment``, then id)."""
+    return await fetch(store, f"{select} WHERE subject = $1 AND fingerprint = $2 "
+                              f"ORDER BY {moment} DESC, id DESC LIMIT $3",
+                       subject, fingerprint, limit)
+
+
 class PostgresAdmin:
     """Address states, histories, decisions, the queue; requeue and purge."""
 
@@ -47,27 +62,17 @@ class PostgresAdmin:
             )
         return [rows.address(r, POSTGRES) for r in found]
 
-    async def incidents(
-        self: Connections, subject: str, fingerprint: str, limit: int = 100
-    ) -> list[Incident]:
-        async with self._conn() as conn:
-            found = await conn.fetch(
-                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = $1 AND "
-                "fingerprint = $2 ORDER BY received_at DESC, id DESC LIMIT $3",
-                subject, fingerprint, limit,
-            )
-        return [rows.incident(r, POSTGRES) for r in found]
+    async def incidents(self: Connections, subject: str, fingerprint: str,
+                        limit: int = 100) -> list[Incident]:
+        return [rows.incident(r, POSTGRES) for r in await _newest(
+            self, f"SELECT {INCIDENT_COLUMNS} FROM incidents", "received_at", subject,
+            fingerprint, limit)]
 
-    async def decisions(
-        self: Connections, subject: str, fingerprint: str, limit: int = 20
-    ) -> list[Decision]:
-        async with self._conn() as conn:
-            found = await conn.fetch(
-                f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE subject = $1 "
-                "AND fingerprint = $2 ORDER BY decided_at DESC, id DESC LIMIT $3",
-                subject, fingerprint, limit,
-            )
-        return [rows.decision(r, POSTGRES) for r in found]
+    async def decisions(self: Connections, subject: str, fingerprint: str,
+                        limit: int = 20) -> list[Decision]:
+        return [rows.decision(r, POSTGRES) for r in await _newest(
+            self, f"SELECT {rows.DECISION_COLUMNS} FROM decisions", "decided_at", subject,
+            fingerprint, limit)]
 
     async def queue_counts(self: Connections) -> dict[str, int]:
         async with self._conn() as conn:

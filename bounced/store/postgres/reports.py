@@ -13,16 +13,7 @@ from typing import Any
 from bounced.model import Event
 from bounced.store import rows
 from bounced.store.postgres.admin import Connections
-from bounced.store.reports import (
-    TOP_DOMAINS,
-    AddressQuery,
-    AddressSummary,
-    EventQuery,
-    Summary,
-    daily_bounces,
-    day_of,
-    incident_counts,
-)
+from bounced.store.reports import TOP_DOMAINS, AddressQuery, AddressSummary, EventQuery, Summary
 from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, POSTGRES, like_domain
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # never-changed addresses sort as the epoch
@@ -136,16 +127,8 @@ class PostgresReports:
                 "SELECT COUNT(*), MIN(occurred_at) FROM events WHERE NOT fanned_out")
             breakers = await conn.fetch(
                 f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain")
-        return Summary(
-            since=since, now=now,
-            messages={r[0]: int(r[1]) for r in messages},
-            incidents=incident_counts(incidents),
-            domains=[(r[0], int(r[1]), int(r[2]), int(r[3])) for r in domains],
-            decisions={r[0]: int(r[1]) for r in decisions},
-            daily_bounces=daily_bounces(incidents),
-            daily_decisions={(day_of(r[0]), r[1]): int(r[2]) for r in daily_decisions},
-            queue={r[0]: int(r[1]) for r in queue}, oldest_job=oldest_job,
-            outbox={**{r[0]: int(r[1]) for r in outbox}, "unfanned": int(unfanned[0])},
-            oldest_delivery=oldest_delivery, oldest_unfanned=unfanned[1],
-            breakers=[rows.breaker(r, POSTGRES) for r in breakers],
-        )
+        return rows.summary(
+            since, now, POSTGRES, messages=messages, incidents=incidents, domains=domains,
+            decisions=decisions, daily_decisions=daily_decisions, queue=queue,
+            oldest_job=oldest_job, outbox=outbox, oldest_delivery=oldest_delivery,
+            unfanned=unfanned, breakers=breakers)

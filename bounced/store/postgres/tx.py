@@ -13,21 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bounced.model import (
-    BREAKER_RELEASED,
-    BREAKER_TRIPPED,
-    CONFIRMED,
-    DONE,
-    PENDING,
-    PROCESSING,
-    AddressState,
-    Decision,
-    DomainStats,
-    Event,
-    Incident,
-    Job,
-    TokenFields,
-)
+from bounced import model
+from bounced.model import AddressState, Decision, DomainStats, Event, Incident, Job, TokenFields
 from bounced.store import rows
 from bounced.store.rows import POSTGRES
 
@@ -48,15 +35,15 @@ INSERT_EVENT = (
 # 0006; NULL once purged), sent once per claim: on the first row that has it.
 CLAIM = f"""
 WITH expired AS (
-    SELECT id FROM messages WHERE state = '{PROCESSING}' AND claimed_until < $1
+    SELECT id FROM messages WHERE state = '{model.PROCESSING}' AND claimed_until < $1
     ORDER BY claimed_until LIMIT $4 FOR UPDATE SKIP LOCKED
 ), due AS (
-    SELECT id FROM messages WHERE state = '{PENDING}' AND next_attempt_at <= $1
+    SELECT id FROM messages WHERE state = '{model.PENDING}' AND next_attempt_at <= $1
     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED
 ), chosen AS (
     SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4
 ), claimed AS (
-    UPDATE messages m SET state = '{PROCESSING}', claimed_by = $2, claimed_until = $3,
+    UPDATE messages m SET state = '{model.PROCESSING}', claimed_by = $2, claimed_until = $3,
         attempts = m.attempts + 1
     FROM chosen WHERE m.id = chosen.id
     RETURNING m.id, m.received_at, m.mail_from, m.rcpt_to, m.subject, m.stream, m.key_id,
@@ -104,7 +91,7 @@ class PostgresTx:
     async def owned_jobs(self, ids: Sequence[int], worker: str) -> set[int]:
         return {r[0] for r in await self.conn.fetch(
             "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $2 "
-            "AND claimed_by = $3 ORDER BY id FOR UPDATE", list(ids), PROCESSING, worker)}
+            "AND claimed_by = $3 ORDER BY id FOR UPDATE", list(ids), model.PROCESSING, worker)}
 
     async def addresses(self, first: Mapping[tuple[str, str], str]
                         ) -> dict[tuple[str, str], AddressState]:
@@ -115,7 +102,7 @@ class PostgresTx:
             "SELECT s, f, a, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, f, a) "
             "ON CONFLICT (subject, fingerprint) DO UPDATE SET address = excluded.address "
             "WHERE addresses.address = '' AND excluded.address <> ''",
-            subjects, fingerprints, [first[k] for k in keys], CONFIRMED,
+            subjects, fingerprints, [first[k] for k in keys], model.CONFIRMED,
         )
         # Locked in one order (bytewise) by every transaction: no deadlock between daemons.
         return {(r[0], r[1]): rows.address(r, POSTGRES) for r in await self.conn.fetch(
@@ -145,7 +132,8 @@ class PostgresTx:
         found = await self.conn.fetch(HISTORY_AND_DOMAIN, *args, domain, since)
         last = found[0]
         stats = DomainStats(domain=domain, recent_addresses=int(last["n"]),
-                            includes_this=last["mine"], tripped=last["breaker"] == BREAKER_TRIPPED)
+                            includes_this=last["mine"],
+                            tripped=last["breaker"] == model.BREAKER_TRIPPED)
         if last[0] is None:  # no history: the one row carries the figures alone
             return [], stats
         return [rows.incident(r, POSTGRES) for r in reversed(found)], stats
@@ -188,7 +176,8 @@ class PostgresTx:
     async def release_breaker(self, domain: str, at: dt.datetime) -> bool:
         released = await self.conn.fetchval(
             "UPDATE breakers SET state = $1, released_at = $2 WHERE domain = $3 "
-            "AND state = $4 RETURNING domain", BREAKER_RELEASED, at, domain, BREAKER_TRIPPED)
+            "AND state = $4 RETURNING domain",
+            model.BREAKER_RELEASED, at, domain, model.BREAKER_TRIPPED)
         return released is not None
 
     async def add_events(self, events: Sequence[Event]) -> None:
@@ -202,7 +191,7 @@ class PostgresTx:
             "processed_at = $2, claimed_by = NULL, claimed_until = NULL, last_error = NULL "
             "FROM unnest($3::bigint[], $4::text[], $5::text[]) AS u(id, kind, c) "
             "WHERE messages.id = u.id",
-            DONE, at, [d[0] for d in done], [d[1] for d in done],
+            model.DONE, at, [d[0] for d in done], [d[1] for d in done],
             [json.dumps(d[2]) for d in done],
         )
 

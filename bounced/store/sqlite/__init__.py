@@ -314,22 +314,21 @@ def _insert_tx(
 ) -> int:
     """The bodies, then the messages (14 parameters each, the last the index of its body,
     replaced here by the body's id); the id of the last message."""
-    cur = db.execute("INSERT INTO bodies (raw) VALUES " + ",".join(["(?)"] * len(bodies)),
-                     bodies)
-    try:
-        last_body = cur.lastrowid
-    finally:
-        cur.close()
-    if last_body is None:
-        raise StoreError("SQLite insert reported no row id")
+    last_body = _last_id(db, "INSERT INTO bodies (raw) VALUES "
+                         + ",".join(["(?)"] * len(bodies)), bodies)
     first_body = last_body - len(bodies) + 1
     for n in range(13, len(params), 14):
         params[n] += first_body
     rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * count)
-    cur = db.execute(
-        "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, key_id, "
-        f"send_day, fingerprint, token_id, size, state, next_attempt_at, body_id) VALUES {rows}",
-        params)
+    return _last_id(
+        db, "INSERT INTO messages (received_at, peer, mail_from, rcpt_to, subject, stream, "
+            "key_id, send_day, fingerprint, token_id, size, state, next_attempt_at, body_id) "
+            f"VALUES {rows}", params)
+
+
+def _last_id(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run a multi-row INSERT; the id of its last row (its cursor closed)."""
+    cur = db.execute(sql, params)
     try:
         last = cur.lastrowid
     finally:

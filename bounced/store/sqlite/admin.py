@@ -38,20 +38,15 @@ class SQLiteAdmin:
         return [rows.address(r, SQLITE) for r in found]
 
     async def incidents(self, subject: str, fingerprint: str, limit: int = 100) -> list[Incident]:
-        found = await self._read(
+        return [rows.incident(r, SQLITE) for r in await self._read(
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE subject = ? AND fingerprint = ? "
-            "ORDER BY received_at DESC, id DESC LIMIT ?",
-            (subject, fingerprint, limit),
-        )
-        return [rows.incident(r, SQLITE) for r in found]
+            "ORDER BY received_at DESC, id DESC LIMIT ?", (subject, fingerprint, limit))]
 
     async def decisions(self, subject: str, fingerprint: str, limit: int = 20) -> list[Decision]:
-        found = await self._read(
+        return [rows.decision(r, SQLITE) for r in await self._read(
             f"SELECT {rows.DECISION_COLUMNS} FROM decisions WHERE subject = ? AND "
             "fingerprint = ? ORDER BY decided_at DESC, id DESC LIMIT ?",
-            (subject, fingerprint, limit),
-        )
-        return [rows.decision(r, SQLITE) for r in found]
+            (subject, fingerprint, limit))]
 
     async def queue_counts(self) -> dict[str, int]:
         return rows.counts(

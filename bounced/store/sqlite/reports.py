@@ -23,16 +23,7 @@ from bounced.compat import run_in_thread, sqlite_connection
 from bounced.exceptions import StoreError, StoreUnavailable
 from bounced.model import Event
 from bounced.store import rows
-from bounced.store.reports import (
-    TOP_DOMAINS,
-    AddressQuery,
-    AddressSummary,
-    EventQuery,
-    Summary,
-    daily_bounces,
-    day_of,
-    incident_counts,
-)
+from bounced.store.reports import TOP_DOMAINS, AddressQuery, AddressSummary, EventQuery, Summary
 from bounced.store.rows import BREAKER_COLUMNS, EVENT_COLUMNS, SQLITE, like_domain
 
 UTC = dt.UTC
@@ -200,17 +191,8 @@ class SQLiteReports:
             ("SELECT COUNT(*), MIN(occurred_at) FROM events WHERE fanned_out = 0", ()),
             (f"SELECT {BREAKER_COLUMNS} FROM breakers ORDER BY domain", ()),
         ])
-        return Summary(
-            since=since, now=now,
-            messages={r[0]: r[1] for r in messages},
-            incidents=incident_counts(incidents),
-            domains=[(r[0], r[1], r[2], r[3]) for r in domains],
-            decisions={r[0]: r[1] for r in decisions},
-            daily_bounces=daily_bounces(incidents),
-            daily_decisions={(day_of(r[0]), r[1]): r[2] for r in daily_decisions},
-            queue={r[0]: r[1] for r in queue}, oldest_job=SQLITE.ts_or_none(oldest_job[0][0]),
-            outbox={**{r[0]: r[1] for r in outbox}, "unfanned": unfanned[0][0]},
-            oldest_delivery=SQLITE.ts_or_none(oldest_delivery[0][0]),
-            oldest_unfanned=SQLITE.ts_or_none(unfanned[0][1]),
-            breakers=[rows.breaker(r, SQLITE) for r in breakers],
-        )
+        return rows.summary(
+            since, now, SQLITE, messages=messages, incidents=incidents, domains=domains,
+            decisions=decisions, daily_decisions=daily_decisions, queue=queue,
+            oldest_job=oldest_job[0][0], outbox=outbox, oldest_delivery=oldest_delivery[0][0],
+            unfanned=unfanned[0], breakers=breakers)

@@ -14,21 +14,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bounced.model import (
-    BREAKER_RELEASED,
-    BREAKER_TRIPPED,
-    CONFIRMED,
-    DONE,
-    PENDING,
-    PROCESSING,
-    AddressState,
-    Decision,
-    DomainStats,
-    Event,
-    Incident,
-    Job,
-    TokenFields,
-)
+from bounced import model
+from bounced.model import AddressState, Decision, DomainStats, Event, Incident, Job, TokenFields
 from bounced.store import rows
 from bounced.store.rows import SQLITE
 
@@ -80,7 +67,7 @@ class SQLiteTx:
     def owned_jobs(self, ids: Sequence[int], worker: str) -> set[int]:
         return {r[0] for r in q(
             self.db, f"SELECT id FROM messages WHERE id IN ({_in(ids)}) AND state = ? "
-                     "AND claimed_by = ?", (*ids, PROCESSING, worker))}
+                     "AND claimed_by = ?", (*ids, model.PROCESSING, worker))}
 
     def addresses(self, first: Mapping[tuple[str, str], str]
                   ) -> dict[tuple[str, str], AddressState]:
@@ -88,7 +75,7 @@ class SQLiteTx:
             "INSERT INTO addresses (subject, fingerprint, address, state) VALUES (?,?,?,?) "
             "ON CONFLICT (subject, fingerprint) DO UPDATE SET address = excluded.address "
             "WHERE addresses.address = '' AND excluded.address != ''",
-            [(s, f, a, CONFIRMED) for (s, f), a in first.items()]).close()
+            [(s, f, a, model.CONFIRMED) for (s, f), a in first.items()]).close()
         keys = [v for key in first for v in key]
         found = q(self.db, f"SELECT {rows.ADDRESS_COLUMNS} FROM addresses WHERE "
                            f"(subject, fingerprint) IN (VALUES {_pairs(len(first))})", keys)
@@ -118,7 +105,8 @@ class SQLiteTx:
                 "MAX(?3, COALESCE((SELECT released_at FROM breakers WHERE domain = ?1), ?3))",
                 (domain, fingerprint, since.timestamp()))[0]
         return history, DomainStats(domain=domain, recent_addresses=row[1],
-                                    includes_this=bool(row[2]), tripped=row[0] == BREAKER_TRIPPED)
+                                    includes_this=bool(row[2]),
+                                    tripped=row[0] == model.BREAKER_TRIPPED)
 
     def add_incidents(self, message_id: int, incidents: Sequence[Incident]) -> None:
         self.db.executemany(INSERT_INCIDENT, [rows.incident_params(message_id, i, SQLITE)
@@ -154,7 +142,7 @@ class SQLiteTx:
     def release_breaker(self, domain: str, at: dt.datetime) -> bool:
         return bool(q(self.db, "UPDATE breakers SET state = ?, released_at = ? WHERE domain = ? "
                                "AND state = ? RETURNING domain",
-                      (BREAKER_RELEASED, at.timestamp(), domain, BREAKER_TRIPPED)))
+                      (model.BREAKER_RELEASED, at.timestamp(), domain, model.BREAKER_TRIPPED)))
 
     def add_events(self, events: Sequence[Event]) -> None:
         self.db.executemany(
@@ -164,7 +152,7 @@ class SQLiteTx:
     def mark_done(self, done: Sequence[tuple[int, str, dict[str, Any]]],
                   at: dt.datetime) -> None:
         stamp = at.timestamp()
-        self.db.executemany(MARK_DONE, [(DONE, kind, json.dumps(c), stamp, job_id)
+        self.db.executemany(MARK_DONE, [(model.DONE, kind, json.dumps(c), stamp, job_id)
                                         for job_id, kind, c in done]).close()
 
     def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta,
@@ -172,8 +160,8 @@ class SQLiteTx:
         """Claim up to ``limit`` runnable jobs (due pending ones, or expired leases), oldest
         first."""
         t = now.timestamp()
-        claimed = q(self.db, CLAIM, (PROCESSING, worker, t + lease.total_seconds(), PENDING, t,
-                                     PROCESSING, t, limit))
+        claimed = q(self.db, CLAIM, (model.PROCESSING, worker, t + lease.total_seconds(),
+                                     model.PENDING, t, model.PROCESSING, t, limit))
         wanted = sorted({r[10] for r in claimed if r[10] is not None})
         bodies: dict[int, bytes] = dict(q(
             self.db, f"SELECT id, raw FROM bodies WHERE id IN ({_in(wanted)})", wanted,
