@@ -23,10 +23,10 @@ from pathlib import Path
 
 from bounced.config import Settings, load_settings
 from bounced.config.keys import make_verifier
+from bounced.intake.smtp import BounceHandler
 from bounced.model import utcnow
 from bounced.queue.worker import Worker
 from bounced.runtime.daemon import Daemon as BouncedDaemon
-from bounced.smtp import BounceHandler
 from bounced.store import Store
 from bounced.verp import Signer
 

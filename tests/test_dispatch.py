@@ -13,12 +13,12 @@ from pathlib import Path
 
 from bounced.config import EVENT_TYPES, ActionSettings, Settings
 from bounced.config.keys import make_verifier
+from bounced.intake.smtp import token_fields
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, utcnow
 from bounced.outbox.actions import Action, CommandAction
 from bounced.outbox.dispatch import Dispatcher
 from bounced.queue.worker import Worker
-from bounced.smtp import token_fields
 from bounced.store import Store, open_store
 
 from .helpers import days_ago, make_settings, signer

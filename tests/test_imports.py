@@ -157,8 +157,7 @@ LAYERS = {
     "bounced.cli": 8,
 }
 # Modules whose package their place in the tree does not say.
-PACKAGE_OF = {"bounced.__main__": "bounced.cli", "bounced.smtp": "bounced.intake",
-              "bounced.http": "bounced.api"}
+PACKAGE_OF = {"bounced.__main__": "bounced.cli"}
 # Third-party libraries each package may import (the standard library is free to all); the
 # cross-cutting structlog and prometheus_client from layer 1 up.
 THIRD_PARTY = {

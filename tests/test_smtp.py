@@ -146,7 +146,7 @@ async def test_null_sender_and_smtputf8_accepted(tmp_path: Path, store_url: str)
 def _both_getaddr(limit: int) -> tuple[Any, Any]:
     from aiosmtpd.smtp import SMTP
 
-    from bounced.smtp import BouncedSMTP
+    from bounced.intake.smtp import BouncedSMTP
 
     ours = BouncedSMTP.__new__(BouncedSMTP)
     theirs = SMTP.__new__(SMTP)

@@ -16,8 +16,8 @@ import structlog
 from bounced.config import Settings
 from bounced.config.keys import make_verifier
 from bounced.exits import EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_USAGE, EXIT_OK
+from bounced.intake.smtp import token_fields
 from bounced.model import NewMessage
-from bounced.smtp import token_fields
 from bounced.store import open_ready_store
 from bounced.verp import InvalidToken
 

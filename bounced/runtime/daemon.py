@@ -14,11 +14,12 @@ import aiohttp
 import structlog
 
 from bounced import compat
+from bounced.api.server import HTTPApi
 from bounced.config import Settings, redact
 from bounced.exceptions import ConfigError
-from bounced.http import HTTPApi
 from bounced.intake.commit import Intake
 from bounced.intake.limits import StorageLimits, raise_open_files
+from bounced.intake.smtp import BounceHandler, SMTPServer
 from bounced.loop import SWITCH_INTERVAL
 from bounced.metrics import Metrics
 from bounced.model import utcnow
@@ -28,7 +29,6 @@ from bounced.queue.process import WorkerProcess
 from bounced.queue.worker import Worker
 from bounced.runtime.retention import run_periodically
 from bounced.runtime.support import preflight
-from bounced.smtp import BounceHandler, SMTPServer
 from bounced.store import Store, open_ready_store
 from bounced.verp import Verifier
 

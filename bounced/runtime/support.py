@@ -29,7 +29,7 @@ def preflight(settings: Settings, env: Mapping[str, str] | None = None, *,
     signing keys, the HTTP token, each webhook's secret, each command's program. ``serve``
     and ``check-config`` both call this (one list, nothing to drift apart); they differ in
     ``dev_key`` only: serve may generate a development key, check-config refuses one."""
-    from bounced.http import load_token
+    from bounced.api.server import load_token
     from bounced.outbox.actions import check_command, load_webhook_secret
 
     env = os.environ if env is None else env

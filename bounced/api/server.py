@@ -19,19 +19,19 @@ import structlog
 from aiohttp import web
 
 from bounced.api import dashboard, overview
+from bounced.api.guard import HTTPGuard
 from bounced.api.openapi import OPENAPI
 from bounced.api.views import address_report
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.config.secrets import load_secret
 from bounced.exceptions import ConfigError
-from bounced.http_guard import HTTPGuard
 from bounced.intake.commit import Intake
 from bounced.intake.limits import PEER, StorageLimits
+from bounced.intake.smtp import token_fields
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
 from bounced.policy import core
 from bounced.queue.worker import Worker
-from bounced.smtp import token_fields
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
 from bounced.verp import InvalidToken, Verifier
@@ -125,7 +125,7 @@ class HTTPApi:
         return guarded
 
     async def start(self) -> tuple[str, int]:
-        """Listen behind the guard (bounced/http_guard.py): a connection limit and time-outs."""
+        """Listen behind the guard (bounced/api/guard.py): a connection limit and time-outs."""
         host, port = parse_listen(self.settings.http.listen, "[http] listen")
         guard = HTTPGuard(self._aiohttp_protocol, self.settings.http)
         self._runner = web.AppRunner(self.app(guard), access_log=None)

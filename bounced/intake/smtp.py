@@ -88,10 +88,8 @@ class BounceHandler:
         self.idle = asyncio.Event()
         self.idle.set()
         self.stats: dict[str, int] = {}
-        # Per message, so resolved once: the metric's child and a logger bound to the current
-        # configuration (structlog's module-level proxy binds anew on every call).
+        # Per message, so resolved once: the metric's child.
         self._accepted = self.metrics.accepted.labels("smtp")
-        self._log = log.bind()
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
@@ -177,8 +175,8 @@ class BounceHandler:
             if self.in_flight == 0:
                 self.idle.set()
         self._count("accepted")
-        self._log.debug("smtp.stored", peer=peer, ids=ids, size=len(raw),
-                 subjects=[m.token.subject for m in messages])
+        log.debug("smtp.stored", peer=peer, ids=ids, size=len(raw),
+                  subjects=[m.token.subject for m in messages])
         return OK_DATA
 
     async def handle_exception(self, error: Exception) -> str:
