@@ -604,3 +604,77 @@ async def test_documented_receiver_accepts_real_delivery_once(tmp_path: Path) ->
     finally:
         proc.terminate()
         await proc.wait()
+
+
+# --- syslog --------------------------------------------------------------------------------
+
+
+async def test_syslog_action_sends_each_event_to_a_local_socket_and_over_udp(
+    tmp_path: Path,
+) -> None:
+    """A running daemon sends an unconfirm to syslog, to a Unix datagram socket (as /dev/log
+    is) and over UDP: one RFC 3164 line each (facility and severity in the priority, the
+    program bounced with its pid), carrying the event's type, id and JSON."""
+    path = str(tmp_path / "log.sock")
+    local = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    local.bind(path)
+    remote = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    remote.bind(("127.0.0.1", 0))
+    try:
+        settings = settings_with(tmp_path, {
+            "local": {"type": "syslog", "address": path, "facility": "local3",
+                      "events": ["address.unconfirmed"]},
+            "remote": {"type": "syslog", "address": f"udp://127.0.0.1:{remote.getsockname()[1]}",
+                       "events": ["address.unconfirmed"]}})
+        async with running_daemon(settings) as d:
+            await unconfirm(d, "user-7")
+            lines = [await asyncio.wait_for(asyncio.to_thread(s.recv, 65536), 20)
+                     for s in (local, remote)]
+    finally:
+        local.close()
+        remote.close()
+    for line, facility in zip(lines, (19, 1), strict=True):  # local3, user
+        m = re.fullmatch(rb"<(\d+)>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) bounced\[(\d+)\]: "
+                         rb"address\.unconfirmed (evt_[0-9a-f]{32}) (\{.*\})", line)
+        assert m is not None, line
+        assert int(m[1]) == facility * 8 + 5  # notice
+        event = json.loads(m[6])
+        assert (event["type"], event["id"], event["subject"]) == (
+            "address.unconfirmed", m[5].decode(), "user-7")
+    assert json.loads(lines[0].partition(b": ")[2].split(b" ", 2)[2])["id"] == \
+        json.loads(lines[1].partition(b": ")[2].split(b" ", 2)[2])["id"]
+
+
+async def test_syslog_action_retries_while_its_socket_is_missing(tmp_path: Path) -> None:
+    """A syslog socket that is not there (syslog not running yet) fails the delivery, which
+    is retried; once the socket exists the event arrives."""
+    from bounced.config import ActionSettings
+    from bounced.model import Event
+    from bounced.outbox.actions import DeliveryError, SyslogAction
+
+    path = tmp_path / "later.sock"
+    action = SyslogAction(ActionSettings(name="s", type="syslog", address=str(path)))
+    event = Event(id="evt_1", type="breaker.tripped", subject=None, fingerprint=None,
+                  occurred_at=dt.datetime.now(dt.UTC), payload={"type": "breaker.tripped"})
+    with pytest.raises(DeliveryError, match=r"later\.sock"):
+        await action.deliver(event, b"{}")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        await action.deliver(event, b'{"type":"breaker.tripped"}')
+        line = sock.recv(65536)
+    assert line.startswith(b"<12>")  # user, warning: a tripped breaker
+    assert line.endswith(b'breaker.tripped evt_1 {"type":"breaker.tripped"}')
+
+
+def test_every_action_type_is_a_class_registered_by_its_name(tmp_path: Path) -> None:
+    """Each type the settings accept has its class (adding one is a class and its settings),
+    and a syslog action's settings are checked as the others' are."""
+    from bounced.config import ACTION_TYPES, ConfigError
+    from bounced.outbox.actions import ACTIONS
+
+    assert set(ACTIONS) == set(ACTION_TYPES)
+    for table, error in (({"type": "syslog", "facility": "local9"}, "facility"),
+                         ({"type": "syslog", "address": "syslog.example.net"}, "address"),
+                         ({"type": "syslog", "address": "udp://host"}, "address")):
+        with pytest.raises(ConfigError, match=rf"\[actions\.s\] {error}"):
+            settings_with(tmp_path, {"s": table})

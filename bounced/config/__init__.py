@@ -40,7 +40,12 @@ DEFAULT_CONFIG_PATH = "/etc/bounced/bounced.toml"
 EVENT_ENV = frozenset({"BOUNCED_EVENT_ID", "BOUNCED_EVENT_TYPE"})
 # The test suite's own variables (BOUNCED_TEST_PG, ...), not settings.
 TEST_ENV_PREFIX = "BOUNCED_TEST_"
-ACTION_TYPES = ("webhook", "command", "log")
+ACTION_TYPES = ("webhook", "command", "log", "syslog")
+# Syslog facilities by name (RFC 5424's codes), for [actions.NAME] facility.
+SYSLOG_FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+    "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11, **{f"local{n}": 16 + n for n in range(8)},
+}
 EVENT_TYPES = (
     "address.unconfirmed",
     "address.reconfirmed",
@@ -175,6 +180,10 @@ class ActionSettings:
     pass_env: tuple[str, ...] = ()
     timeout: float = 10.0
     events: tuple[str, ...] = EVENT_TYPES
+    # syslog: where to send (a Unix datagram socket's path, or udp://HOST:PORT) and as which
+    # facility.
+    address: str = "/dev/log"
+    facility: str = "user"
 
 
 @dataclass(frozen=True)
@@ -381,6 +390,8 @@ def _build_actions(tables: Any) -> tuple[ActionSettings, ...]:
             raise ConfigError(f"{where} url: an http:// or https:// URL is required")
         if action.type == "command" and not action.command:
             raise ConfigError(f"{where} command: a list [program, args...] is required")
+        if action.type == "syslog":
+            _check_syslog(where, action)
         if action.timeout <= 0:
             raise ConfigError(f"{where} timeout: must be positive")
         for event in action.events:
@@ -388,6 +399,16 @@ def _build_actions(tables: Any) -> tuple[ActionSettings, ...]:
                 raise ConfigError(f"{where} events: unknown event {event!r}")
         result.append(action)
     return tuple(result)
+
+
+def _check_syslog(where: str, action: ActionSettings) -> None:
+    if action.facility not in SYSLOG_FACILITIES:
+        raise ConfigError(f"{where} facility: one of {', '.join(SYSLOG_FACILITIES)}")
+    if action.address.startswith("udp://"):
+        parse_listen(action.address.removeprefix("udp://"), f"{where} address")
+    elif not action.address.startswith("/"):
+        raise ConfigError(f"{where} address: a socket path (/dev/log) or udp://HOST:PORT, got "
+                          f"{action.address!r}")
 
 
 def parse_listen(value: str, where: str = "listen") -> tuple[str, int]:

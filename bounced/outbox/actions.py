@@ -1,4 +1,8 @@
-"""What an event is delivered to: a signed webhook, a command, or the log.
+"""What an event is delivered to: a signed webhook, a command, the log, or syslog.
+
+An action type is one class here, built from its ``[actions.NAME]`` settings by its
+``from_settings`` and registered in ``ACTIONS`` under the name of its ``type``; its settings
+are fields of ``bounced.config.ActionSettings`` (checked where the settings are read).
 
 Webhooks are signed as the Standard Webhooks convention does: headers ``webhook-id`` (the
 event id, stable across retries), ``webhook-timestamp`` (Unix seconds) and
@@ -16,14 +20,16 @@ import json
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
 import structlog
 
-from bounced.config import ActionSettings
+from bounced.config import SYSLOG_FACILITIES, ActionSettings, parse_listen
 from bounced.config.secrets import load_secret
 from bounced.exceptions import BouncedError, ConfigError
 from bounced.model import Event
@@ -42,6 +48,16 @@ class Action(Protocol):
 
     async def deliver(self, event: Event, body: bytes) -> None:
         """Deliver the event's JSON body or raise DeliveryError."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action may need of the daemon: its environment, the HTTP client session (when
+    a webhook is configured), the webhooks' secrets (loaded before; else loaded here)."""
+
+    env: Mapping[str, str]
+    session: aiohttp.ClientSession | None = None
+    secrets: Mapping[str, bytes] | None = None
 
 
 def event_body(event: Event) -> bytes:
@@ -72,6 +88,15 @@ def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 class WebhookAction:
+    """An HTTP POST of the event's JSON, signed; 2xx means delivered."""
+
+    @classmethod
+    def from_settings(cls, settings: ActionSettings, ctx: Context) -> WebhookAction:
+        assert ctx.session is not None  # the daemon opens one when a webhook is configured
+        secret = (ctx.secrets[settings.name] if ctx.secrets is not None
+                  else load_webhook_secret(settings, ctx.env))
+        return cls(settings, secret, ctx.session)
+
     def __init__(self, settings: ActionSettings, secret: bytes,
                  session: aiohttp.ClientSession) -> None:
         self.name = settings.name
@@ -135,6 +160,10 @@ def check_command(action: ActionSettings, env: Mapping[str, str]) -> None:
 class CommandAction:
     """Runs a program (no shell) with the event's JSON on stdin; exit 0 means delivered."""
 
+    @classmethod
+    def from_settings(cls, settings: ActionSettings, ctx: Context) -> CommandAction:
+        return cls(settings, ctx.env)
+
     def __init__(self, settings: ActionSettings, env: Mapping[str, str] | None = None) -> None:
         self.name = settings.name
         self.events = settings.events
@@ -174,6 +203,12 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 class LogAction:
+    """The event in the log only."""
+
+    @classmethod
+    def from_settings(cls, settings: ActionSettings, ctx: Context) -> LogAction:
+        return cls(settings)
+
     def __init__(self, settings: ActionSettings) -> None:
         self.name = settings.name
         self.events = settings.events
@@ -198,18 +233,65 @@ def load_webhook_secret(action: ActionSettings, env: Mapping[str, str]) -> bytes
                       f"credential webhook-{action.name}")
 
 
+class SyslogAction:
+    """The event to syslog: one datagram per event (RFC 3164's format, which rsyslog,
+    syslog-ng and journald's /dev/log all read), to a local socket or over UDP: the event's
+    type and id, then its JSON. Severity notice; warning for a tripped breaker. A datagram
+    sent is delivered (syslog acknowledges nothing); a socket that is missing or refuses is
+    retried."""
+
+    @classmethod
+    def from_settings(cls, settings: ActionSettings, ctx: Context) -> SyslogAction:
+        return cls(settings)
+
+    def __init__(self, settings: ActionSettings) -> None:
+        self.name = settings.name
+        self.events = settings.events
+        self.timeout = settings.timeout
+        self.address = settings.address
+        self.facility = SYSLOG_FACILITIES[settings.facility]
+        self.hostname = socket.gethostname().split(".")[0] or "-"
+
+    def message(self, event: Event, body: bytes, now: float | None = None) -> bytes:
+        """The datagram: <PRI>TIMESTAMP HOSTNAME bounced[PID]: TYPE ID JSON."""
+        severity = SYSLOG_WARNING if event.type == "breaker.tripped" else SYSLOG_NOTICE
+        stamp = time.strftime("%b %d %H:%M:%S", time.localtime(now))
+        if stamp[4] == "0":  # RFC 3164 writes the day with a space, not a zero: "Mar  2"
+            stamp = f"{stamp[:4]} {stamp[5:]}"
+        head = (f"<{self.facility * 8 + severity}>{stamp} {self.hostname} "
+                f"bounced[{os.getpid()}]: {event.type} {event.id} ")
+        return head.encode() + body
+
+    async def deliver(self, event: Event, body: bytes) -> None:
+        datagram = self.message(event, body)
+        try:
+            if self.address.startswith("udp://"):
+                host, port = parse_listen(self.address.removeprefix("udp://"))
+                family, kind, proto, _, target = (await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_DGRAM))[0]
+                with socket.socket(family, kind, proto) as sock:
+                    sock.setblocking(False)  # a full buffer is an error to retry, not a wait
+                    sock.sendto(datagram, target)
+            else:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                    sock.setblocking(False)
+                    sock.sendto(datagram, self.address)
+        except OSError as exc:
+            raise DeliveryError(f"syslog {self.address}: {exc.strerror or exc}") from exc
+
+
+SYSLOG_WARNING = 4
+SYSLOG_NOTICE = 5
+
+# Every action type by the name its settings give as ``type`` (bounced.config.ACTION_TYPES).
+ACTIONS: dict[str, type[WebhookAction | CommandAction | LogAction | SyslogAction]] = {
+    "webhook": WebhookAction, "command": CommandAction, "log": LogAction, "syslog": SyslogAction,
+}
+
+
 def build_actions(settings: tuple[ActionSettings, ...], env: Mapping[str, str],
                   session: aiohttp.ClientSession | None,
                   secrets: Mapping[str, bytes] | None = None) -> list[Action]:
     """The configured actions; ``secrets`` are the webhooks' (loaded here when not given)."""
-    actions: list[Action] = []
-    for a in settings:
-        if a.type == "webhook":
-            assert session is not None
-            secret = secrets[a.name] if secrets is not None else load_webhook_secret(a, env)
-            actions.append(WebhookAction(a, secret, session))
-        elif a.type == "command":
-            actions.append(CommandAction(a, env))
-        else:
-            actions.append(LogAction(a))
-    return actions
+    ctx = Context(env, session, secrets)
+    return [ACTIONS[a.type].from_settings(a, ctx) for a in settings]
