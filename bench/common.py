@@ -43,12 +43,11 @@ PG_ADMIN_DSN = os.environ.get("BOUNCED_TEST_PG", "postgresql://postgres@127.0.0.
 
 
 def corpus_dir() -> Path:
-    """tests/corpus/emails, else ../shared/corpus/emails."""
-    for candidate in (ROOT / "tests" / "corpus" / "emails",
-                      ROOT.parent / "shared" / "corpus" / "emails"):
-        if candidate.is_dir():
-            return candidate
-    raise SystemExit("no corpus found (tests/corpus/emails or ../shared/corpus/emails)")
+    """tests/corpus/emails: the labelled corpus in this repository."""
+    folder = ROOT / "tests" / "corpus" / "emails"
+    if not folder.is_dir():
+        raise SystemExit(f"no corpus found at {folder}")
+    return folder
 
 
 def load_corpus(folder: Path | None = None) -> list[bytes]:

@@ -16,7 +16,7 @@ notices, and native reports of Japanese, Chinese, Korean, Russian, Portuguese, S
 Italian, French, German, Polish, Czech, Turkish and Dutch providers in their charsets
 (ISO-2022-JP, Shift_JIS, GB18030, GB2312, EUC-KR, KOI8-R, windows-1251, ISO-8859-x) and
 transfer encodings.
-The expectations are what the message means under DESIGN.md (``hard`` only for an address
+The expectations are what the message means under the README's rules (``hard`` only for an address
 proven dead; the sender's IP, reputation, content or authentication never count), not
 what the classifier happened to answer. Where two reasons are both faithful to the words
 (Exim's "Unrouteable address" is said of an unknown domain and of an unknown local part)

@@ -104,8 +104,8 @@ def test_every_provider_family_has_a_sample() -> None:
 
 
 def test_provider_patterns_compile_and_reasons_are_known() -> None:
-    """Every pattern compiles and every reason is in the vocabulary of DESIGN.md."""
-    vocabulary = {  # DESIGN.md's, less the non-bounce kinds
+    """Every pattern compiles and every reason is in the reason vocabulary."""
+    vocabulary = {  # the registry's (bounced/classify/registry.py), less the non-bounce kinds
         "userunknown", "hostunknown", "hasmoved", "notaccept", "suspend", "mailboxfull",
         "systemfull", "expired", "networkerror", "systemerror", "mailererror", "filtered",
         "rejected", "blocked", "spamdetected", "virusdetected", "policyviolation",

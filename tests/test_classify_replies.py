@@ -3,7 +3,7 @@
 Each row is a reply as a receiving system writes it (providers' postmaster pages, common
 MTA defaults), put into the report a Postfix relay writes around it ("<rcpt>: host ...
 said: REPLY (in reply to COMMAND command)"). The expectation is what the reply means under
-DESIGN.md: ``hard`` only when the address is proven dead; the sender's IP, reputation,
+the README's rules: ``hard`` only when the address is proven dead; the sender's IP, reputation,
 content, authentication or return path never count against the recipient.
 """
 

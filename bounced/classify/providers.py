@@ -10,8 +10,8 @@ Each entry is (provider, pattern, reason); the pattern is a regular expression m
 against the normalised lowercase diagnostic and should be specific to that provider's
 reply format (a code, or a sentence only that provider writes). Entries with a numeric
 code list ranges of the number instead: (provider, pattern with one group, ranges).
-Written from the providers' postmaster documentation; the reason names are the
-vocabulary of DESIGN.md.
+Written from the providers' postmaster documentation; the reason names are those of the
+reason registry (registry.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ recipient, alternate_addresses, reason, hardbounce, action, feedbacktype) to the
 - recall = found / failed recipients; precision = reported failed/delayed addresses of
   "bounce" messages that match an expected recipient / all such reported addresses.
 - reason agreement: found recipients whose reason equals the manifest's, with the
-  manifest's older names mapped to DESIGN.md's vocabulary (mesgtoobig -> emailtoolarge,
+  manifest's older names mapped to the reason registry's (bounced/classify/registry.py) (mesgtoobig -> emailtoolarge,
   toomanyconn -> ratelimited).
 - false hard: recipients with hardbounce false reported hard / all soft recipients.
   missed hard: recipients with hardbounce true not reported hard (or not found) / all hard.
