@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 from bounced.verp import Keyring, Signer
 
 from .helpers import DOMAIN, days_ago, dsn
-from .test_hostile_intake import ALICE, Served, SMTPConn, case_variants
+from .test_intake_abuse import ALICE, Served, SMTPConn, case_variants
 
 MAX_SIZE = 20_000
 MAX_RCPTS = 4
