@@ -14,7 +14,7 @@ half count), receiving domains skewed (40% on five big providers, the rest over 
 
 Then, alternating between the sizes round by round, bounces for random existing subjects are
 stored (untimed), claimed and processed exactly as the worker does: ``Worker.process`` (classify,
-incidents, policy, ``store.finish``), each timed alone, with the daemon's logging set up (to
+incidents, policy, ``policy.core.finish``), each timed alone, with the daemon's logging set up (to
 /dev/null). Printed: median and p90 per bounce, claim cost per job, the ratio largest/smallest
 (target <= 1.3x), pre-fill time, and the database size per million incidents.
 --quick uses 1 million instead of 5 million.
