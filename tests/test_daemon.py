@@ -209,3 +209,47 @@ async def test_valid_token_accepted_in_any_case(
         assert reply[rp][0] == 250 and reply["DATA"][0] == 250
         assert (await d.store.queue_counts())["pending"] == 1
         assert DOMAIN in rp.lower()
+
+
+@pytest.mark.parametrize("own_process", ["true", "false"])
+async def test_a_start_that_fails_half_way_leaves_nothing_open(tmp_path: Path,
+                                                              own_process: str) -> None:
+    """The SMTP port taken: start fails with the setting named, after the store, the worker
+    (in its process or in this loop) and HTTP were started; each is stopped and closed again:
+    the HTTP port is free, no worker process is left, the store is not held, the switch
+    interval is back."""
+    import os
+    import socket
+    import sys
+
+    from bounced.exceptions import ConfigError
+    from bounced.runtime.daemon import Daemon
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        http_port = probe.getsockname()[1]
+    interval = sys.getswitchinterval()
+    settings = make_settings(
+        tmp_path, BOUNCED_SMTP_LISTEN=f"127.0.0.1:{taken.getsockname()[1]}",
+        BOUNCED_HTTP_LISTEN=f"127.0.0.1:{http_port}", BOUNCED_WORKER_OWN_PROCESS=own_process)
+    daemon = Daemon(settings)
+    try:
+        with pytest.raises(ConfigError, match=r"\[smtp\] listen"):
+            await daemon.start()
+    finally:
+        taken.close()
+    assert daemon.http_address is not None  # HTTP was up before SMTP failed
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", http_port))  # and is closed again
+    process = daemon.worker_process
+    if process is not None:
+        assert process.pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(process.pid, 0)
+    with sqlite3.connect(tmp_path / "bounced.db", timeout=1) as db:
+        db.execute("BEGIN IMMEDIATE")  # no connection of the daemon holds the database
+        db.rollback()
+    assert sys.getswitchinterval() == interval
