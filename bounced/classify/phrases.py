@@ -1,18 +1,21 @@
 """Phrase tables: what a diagnostic says, mapped to a reason.
 
-Data only. Each entry is (reason, phrases); phrases are lowercase substrings matched
-against the normalised diagnostic text. The first entry with a match wins, so the order
-is part of the data: reasons about the mailbox's state (full, disabled, moved) come
-first, then what blames the sender (relaying, authentication, reputation, blocklists,
-spam), then "the address does not exist", and the vague words (rejected, refused,
-policy) last. Keep phrases general: each one should read like something many mail
-systems say (Postfix, Exim, Sendmail, qmail, Exchange, Gmail, Yahoo, Outlook.com,
-Courier, Domino, appliances), never a string only one message in the world contains.
+Data only. ``WORDINGS`` groups lowercase wordings by reason (a key "reason", or
+"reason/aspect" when a reason's wordings are read at more than one priority), matched as
+substrings of the normalised diagnostic; ``PRIORITY`` is the order the groups are searched
+in, and the first group with a wording in the text decides: reasons about the mailbox's
+state (full, disabled, moved) come first, then what blames the sender (relaying,
+authentication, reputation, blocklists, spam), then "the address does not exist", and the
+vague words (rejected, refused, policy) last. tests/test_classify_phrases.py checks that
+every group is in the order once and that no wording is repeated or shadowed (contains a
+wording of its own or an earlier group: it could never decide). Keep wordings general:
+each should read like something many mail systems say (Postfix, Exim, Sendmail, qmail,
+Exchange, Gmail, Yahoo, Outlook.com, Courier, Domino, appliances), never a string only one
+message in the world contains; one system's own replies go to its module in
+``bounced.classify.systems``.
 
-A "user unknown" phrase alone is weak evidence: filtering appliances answer "unknown
-user" after DATA for messages they dislike. ``bounced.classify.reasons`` accepts it as
-userunknown only with an address status code (X.1.1...), when the failing command was
-RCPT TO, or when the reporting system itself looked the address up (no remote reply).
+A "user unknown" phrase alone is weighed by ``bounced.classify.rules`` (the stage, the
+status, whether a content filter gave it).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from __future__ import annotations
 # more specific than they are.
 VAGUE: tuple[str, ...] = ("refused", "not allowed", "rejected", "denied", "rejete")
 
-PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("rejected", (  # the sender may not post here (mailing lists, groups)
-        "permission to post", "not have permission to post", "not allowed to post",
+WORDINGS: dict[str, tuple[str, ...]] = {
+    "rejected/posting": (  # the sender may not post here (mailing lists, groups)
+        "permission to post", "not allowed to post",
         "only members can post", "posting is restricted", "投稿する権限",
         # the same in the languages of mailing-list and group services' notices
         "nemáte oprávnění",  # cs
@@ -35,18 +38,18 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "не имеете права публиковать",  # ru
         "pas autorisé à lui envoyer", "pas autorisé à publier",  # fr
         "nicht berechtigt, nachrichten", "keine berechtigung zum posten",  # de
-        "no tienes permiso para publicar", "permiso para publicar",  # es
+        "permiso para publicar",  # es
         "permissão para postar",  # pt
         "non hai l'autorizzazione",  # it
-    )),
+    ),
     # The phrases below the mailing-list entry and before the mailbox ones come from the
     # reason tables of sisimai (the analyser whose vocabulary this is, BSD-2-Clause), where
     # ours said nothing or named a reason that would count against the recipient.
-    ("ratelimited", (  # the provider throttles our sending: not the recipient's quota
+    "ratelimited/our-sending": (  # the provider throttles our sending: not the recipient's quota
         "throttling failure", "max emails per hour", "connection rate limit",
         "too many errors from your ip", "trop de connexions",
-    )),
-    ("rejected", (  # our envelope sender or return path refused, however the words go on
+    ),
+    "rejected/our-sender": (  # our envelope sender or return path refused, however the words go on
         "is not a registered gateway user", "does not exist e2110",
         "backscatter protection detected an invalid or expired",
         "batv failed to verify", "batv validation failure", "batv: no tag",
@@ -57,8 +60,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sender blacklisted", "sender address has been blacklisted",
         "to/from an address that has been blacklisted", "invalid domain, see <url:",
         "senderfilterconfig", "valid-address-filter",
-    )),
-    ("filtered", (
+    ),
+    "filtered/recipient": (
         "recipient preferences", "refused due to recipient", "rejected by recipient",
         "recipient has blocked", "blocked by recipient", "blocked by the recipient",
         "only accepting mail from specific", "user refuses to receive", "refuse to receive",
@@ -66,18 +69,18 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "resolver.rst.notauthorized", "this account is protected by",
         "is not accepting any mail", "user reject", "bounced address",
         "cannot route mail to user",  # Domino
-    )),
-    ("systemfull", ("not enough free space",)),  # "mailbox unavailable (not enough ...)"
-    ("mailboxfull", (
+    ),
+    "systemfull/mailbox": ("not enough free space",),  # "mailbox unavailable (not enough ...)"
+    "mailboxfull": (
         "mailbox full", "mailbox is full", "mailbox was full", "mailbox is over", "over quota",
-        "overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
+        "overquota", "exceeded quota", "exceeds quota", "quota exceed",
         "over the quota", "over its quota", "exceed the quota", "exceeded storage",
         "exceeds storage", "mailbox size limit", "full mailbox", "mailbox has exceeded",
         "mailbox exceeded", "mailbox exceeds", "storage quota", "account is full", "inbox is full",
         "mailfolder is full", "mail folder is full", "quota full", "disk quota",
         "user is over", "too many messages in", "not enough storage", "insufficient storage",
         "space not enough", "not enough space on the mailbox", "mail box full",
-        "mailbox would exceed", "would exceed quota", "recipient's mailbox is full",
+        "mailbox would exceed", "would exceed quota",
         "mailbox has reached", "mailbox quota", "user quota", "容量",
         "exceeding their quota", "over the allowed quota", "does not have enough space",
         "space has been used up", "too much mail data", "too many messages on the server",
@@ -108,8 +111,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "kutusu dolu",  # tr ("posta kutusu dolu")
         "mailbox vol", "mailbox is vol", "postbus vol", "postbus is vol",
         "mailbox van de ontvanger is vol",  # nl
-    )),
-    ("emailtoolarge", (
+    ),
+    "emailtoolarge": (
         "message too large", "message too big", "message is too large", "message is too big",
         "message size exceeds", "exceeds maximum message size", "message size limit",
         "mail size limit", "message length exceeds", "size of the message exceeds",
@@ -118,24 +121,24 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "maximum inbound message size", "max message size exceeded", "message file too big",
         "taille limite du message atteinte",
         "line limit exceeded", "line too long", "line length exceeded",  # a line, not the mailbox
-    )),
-    ("exceedlimit", (
+    ),
+    "exceedlimit": (
         "exceeds limit", "exceeded limit", "limit exceeded",
         "header size exceeds", "recipient limit",
-    )),
-    ("suspend", (
-        "account disabled", "account has been disabled", "account is disabled",
-        "mailbox disabled", "mailbox is disabled", "mailbox has been disabled",
-        "account suspended", "account has been suspended", "account is suspended",
-        "mailbox suspended", "mailbox has been suspended", "mailbox is suspended",
+    ),
+    "suspend": (
+        "account disabled",
+        "mailbox disabled",
+        "account suspended", "account is suspended",
+        "mailbox suspended", "mailbox is suspended",
         "recipient suspended", "user suspended", "account inactive", "account is inactive",
         "inactive account", "mailbox inactive", "mailbox is inactive", "inactive mailbox",
         "mailbox unavailable or inactive", "deactivated", "account expired",
         "account has expired", "account is locked", "account locked", "mailbox is frozen",
         "account frozen", "account is frozen", "disabled or discontinued",
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
-        "extended inactivity", "account is not active", "mailbox is not active",
-        "tried to reach is inactive", "tried to reach is disabled", "inactivity",
+        "account is not active", "mailbox is not active",
+        "tried to reach is inactive", "inactivity",
         "is currently suspended", "has been suspended", "temporary locked",
         "temporarily locked", "invalid/inactive user", "temporarily inactive",
         "recipient suspend the service", "boite du destinataire archivee",
@@ -146,17 +149,17 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "cuenta desactivada", "cuenta suspendida",  # es
         "conta desativada", "conta suspensa",  # pt
         "casella disattivata", "account disattivato", "casella sospesa",  # it
-    )),
-    ("hasmoved", (
+    ),
+    "hasmoved": (
         "has moved", "has been moved", "address has changed", "address has been changed",
-        "no longer valid, please use", "user has moved", "mailbox has moved",
+        "no longer valid, please use",
         "user not local; please try", "not local, please try",  # RFC 5321's 551 reply
         "has been replaced by",
-    )),
+    ),
     # cPanel's Exim answer when the recipient's domain cannot be routed (it goes on to
     # guess at blocklists and DNS: the domain's absence is what it knows)
-    ("hostunknown", ("account or domain may not exist",)),
-    ("norelaying", (
+    "hostunknown/unroutable": ("account or domain may not exist",),
+    "norelaying": (
         "relay access denied", "relaying denied", "relay denied", "relay not permitted",
         "relaying not permitted", "unable to relay", "not permitted to relay", "we do not relay",
         "relaying not allowed", "relay not allowed", "no relaying", "relaying mail to",
@@ -167,24 +170,24 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "as a relay",  # "you are trying to use me as a relay" (MessageLabs, qmail patches)
         "not a gateway", "not local host", "we don't handle mail for",
         "send to a non-local e-mail address",  # "... requires authentication when ..."
-    )),
-    ("failedstarttls", (
+    ),
+    "failedstarttls": (
         "does not support tls", "does not support starttls", "starttls failed",
         "tls negotiation failed", "tls handshake failed", "failed to establish tls",
         "could not start tls", "tls connection failed", "starttls is not supported",
         "tls required but not supported",
-    )),
-    ("securityerror", (
+    ),
+    "securityerror": (
         "authentication required", "authentication is required", "must authenticate",
-        "unauthenticated senders", "sender not authenticated", "smtp auth required",
+        "unauthenticated senders", "sender not authenticated",
         "requires authentication", "authentication failed", "auth required",
         "delivery not authorized",  # RFC 3463's own text for X.7.1
         "authentication failure", "authentication credentials invalid",
         "invalid user or password", "invalid username or password",
         "authentication turned on in your email client", "not subscribed to ses",
         "not authorized to perform ses:",
-    )),
-    ("authfailure", (
+    ),
+    "authfailure": (
         "spf check", "spf mail from check", "spf fail", "spf=fail", "spf: fail", "failed spf",
         "spf validation", "spf verification", "spf permerror", "spf softfail", "spf record",
         "spf policy",
@@ -196,8 +199,8 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "not designated as permitted sender", "is not a permitted sender",
         "is unauthenticated", "spf or dkim", "authenticate with spf", "authenticate with dkim",
         "spf settings",
-    )),
-    ("requireptr", (
+    ),
+    "requireptr": (
         "reverse dns", "reverse-dns", "reverse lookup", "rdns", "ptr record", "no ptr",
         "ptr resource record", "dns ptr",
         "ptr lookup", "ptr-record", "no reverse", "cannot find your hostname",
@@ -206,64 +209,64 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "no dns record for your ip", "dns name of your ip", "mismatches client ip",
         "does not match your ip", "client host name", "reverse name",
         "unverifyable sending ip",  # "service permits 2 unverifyable sending IPs - a is not b"
-    )),
-    ("notcompliantrfc", (
+    ),
+    "notcompliantrfc": (
         "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc822 compliant", "rfc 822",
         "duplicate header", "not rfc compliant", "not compliant with rfc",
         "multiple addresses in from", "must not contain more than one",
         "improperly formatted message", "message is not rfc",
         "missing a valid address in from", "no from: header", "no from header",
-    )),
-    ("badreputation", (
+    ),
+    "badreputation": (
         "reputation", "low sender score",
-    )),
-    ("virusdetected", (
+    ),
+    "virusdetected": (
         "virus", "malware", "infected", "trojan", "worm detected",
-    )),
-    ("spamdetected", (  # a listed link in the content, not the sender's IP
+    ),
+    "spamdetected/links": (  # a listed link in the content, not the sender's IP
         "blacklisted url", "blacklisted link", "uribl", "surbl", "dbl.spamhaus",
-    )),
-    ("blocked", (  # DNS blocklists (their names contain "spam")
+    ),
+    "blocked/blocklists": (  # DNS blocklists (their names contain "spam")
         "blocked using", "spamhaus", "spamcop", "sorbs", "dnsbl", "blacklist", "blocklist",
         "is listed", "are listed", "listed on", "listed at", "listed by",
-    )),
-    ("spamdetected", (
-        "spam", "junk mail", "unsolicited", "bulk mail", "message content rejected",
+    ),
+    "spamdetected": (
+        "spam", "junk mail", "unsolicited", "bulk mail",
         "content rejected", "scored too high", "suspicious content", "phish",
-        "looks like spam", "considered spam", "content denied",
+        "content denied",
         "bulk email", "bulk.advertising", "rejecting mail content", "using a mass mailer",
-    )),
-    ("ratelimited", (
+    ),
+    "ratelimited/connections": (
         "too many connections", "too many concurrent", "connection rate", "connection limit",
         "too many simultaneous", "too many sessions", "max connections", "maximum connections",
         "too many smtp sessions", "concurrent connections", "frequency limited",
         "connection frequency", "too many open connections",
-    )),
-    ("speeding", (
+    ),
+    "speeding": (
         "too many recipients this hour", "rate limit", "ratelimit", "rate-limit",
         "sending rate", "too fast", "throttl", "unusual rate", "too many messages from",
         "rate that prevents", "receiving mail at a rate", "exceeded the rate",
         "too quickly",
-    )),
-    ("ratelimited", (  # after speeding: "too many recipients this hour" is speeding
+    ),
+    "ratelimited/recipients": (  # after speeding: "too many recipients this hour" is speeding
         "too many recipients",
-    )),
-    ("blocked", (
-        "blocked using", "is listed", "are listed", "listed on", "listed at", "listed by",
-        "blacklist", "blocklist", "block list", "black list", "denylist", "spamhaus",
-        "spamcop", "sorbs", "dnsbl", "rbl", "barracudacentral", "abuseat", "uceprotect",
-        "your ip", "client host rejected", "host rejected", "ip blocked", "ip address blocked",
+    ),
+    "blocked": (
+
+        "block list", "black list", "denylist",
+        "rbl", "barracudacentral", "abuseat", "uceprotect",
+        "your ip", "host rejected", "ip blocked", "ip address blocked",
         "blocked ip", "refused to talk to me", "is not allowed to send", "not allowed to connect",
         "banned", "has been blocked", "have been blocked", "was blocked", "is blocked",
         "temporarily deferred", "dynamic ip", "dial-up", "dialup", "residential",
         "helo command rejected", "ehlo command rejected", "invalid helo", "bad helo",
-        "helo name", "helo hostname", "not accepting connections", "mail from your ip",
+        "helo name", "helo hostname", "not accepting connections",
         "rejected because of ip", "connection rejected", "sender ip", "invalid ip",
-        "relay not allowed for this ip", "mail server is not authorized",
+        "mail server is not authorized",
         "service unavailable; client host", "not authorized to send mail",
-        "too many bad recipients from your ip", "smtp server of your isp", "your network",
+        "smtp server of your isp", "your network",
         "not accepted from this ip", "ip is rejected", "ip rejected",
-        "your host", "your server", "your mail server", "poor reputation",
+        "your host", "your server", "your mail server",
         "access denied for ip", "ip address has been", "connection refused from",
         # sisimai's Blocked wordings (its 4.25 tables) that the lines above missed
         "no valid recipients from", "access from ip address", "blocked - see http",
@@ -274,33 +277,33 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         # of a host that is down stays a network error)
         "connection refused by", "connection reset by peer",
         "unwanted messages have been sent from the following ip", "unresolvable relay host",
-    )),
-    ("policyviolation", (
-        "policy violation", "violates", "violation of", "policy reasons", "security policies",
-        "security policy", "local policy", "against policy", "policy restrictions",
-        "prohibited", "potential security issue", "not allowed by policy",
+    ),
+    "policyviolation": (
+        "violates", "security policies",
+
+        "prohibited", "potential security issue",
         "policy", "not permitted", "restricted", "violation",
         "administrative prohibition",  # Exim's reply when an ACL denies without a message
         "header error",  # a header the receiving system will not take
         "content restriction",
         "is not accepting mail with",  # "the recipient is not accepting mail with ..."
-    )),
-    ("notaccept", (
+    ),
+    "notaccept": (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
         "doesn't receive email", "does not receive email", "not accepting mail",
         "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
-        "accept no mail", "no mx record", "no mx", "couldn't find a mail exchanger",
+        "accept no mail", "no mx", "couldn't find a mail exchanger",
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
         "indicated no smtp service",  # Exim: a null MX (RFC 7505) or SRV record
-    )),
-    ("networkerror", (  # a name lookup that failed for now, not a domain shown not to exist
+    ),
+    "networkerror/lookup": (  # a name lookup that failed for now, not a domain shown not to exist
         "host not found, try again", "unable to resolve route", "name server reply",
         "dns records for the destination computer could not be found",
-    )),
-    ("hostunknown", (
+    ),
+    "hostunknown": (
         "host unknown", "unknown host", "host not found", "domain not found", "no such domain",
         "domain does not exist", "domain doesn't exist", "name or service not known",
-        "host or domain name not found", "unrouteable mail domain", "domain name not found",
+        "unrouteable mail domain", "domain name not found",
         "nxdomain", "unknown domain", "couldn't find any host", "could not find any host",
         "invalid domain", "domain is not valid", "not a valid domain", "unresolvable domain",
         "host name lookup failure", "domain unknown", "unable to resolve", "no such host",
@@ -320,12 +323,12 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "dominio inexistente", "domínio não existe", "domínio inexistente",
         "dominio non esiste", "dominio inesistente", "domena nie istnieje",
         "doména neexistuje", "domein bestaat niet",
-    )),
-    ("userunknown", (
+    ),
+    "userunknown": (
         "user unknown", "unknown user", "no such user", "user not found", "unknown recipient",
-        "recipient unknown", "no such mailbox", "mailbox not found", "does not exist",
-        "doesn't exist", "does not exists", "not exist", "invalid recipient",
-        "no mailbox", "account does not exist", "invalid mailbox",
+        "recipient unknown", "no such mailbox", "mailbox not found",
+        "doesn't exist", "not exist", "invalid recipient",
+        "no mailbox", "invalid mailbox",
         "no such recipient", "recipient not found", "unknown local part", "unknown address",
         "address unknown", "user doesn't", "not a valid mailbox", "no such account",
         "bad destination mailbox", "undeliverable address", "is not a known user",
@@ -333,12 +336,12 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "no such person", "not have an account", "address not found", "invalid address",
         "unknown mailbox", "not our customer", "not listed in", "not a valid user",
         "user invalid", "no valid recipients", "no such address", "unknown account",
-        "doesn't have a", "does not have a", "recipient name is not recognized",
+        "doesn't have a", "does not have a",
         "name is not recognized", "mailbox not available",
         "mailbox unavailable",  # RFC 5321's own 550 text; a reason only at RCPT (reasons.py)
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
         "recipientnotfound", "not a registered", "invalid final delivery userid",
-        "unknown userid", "invalid userid",
+        "invalid userid",
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
@@ -346,12 +349,12 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "address no longer accepts mail",  # vpopmail / qmail: a closed address
         # the same in the languages of European and Russian mail systems' own replies
         "benutzer unbekannt", "unbekannter benutzer", "unbekannter empfänger",
-        "empfänger unbekannt", "empfaenger unbekannt", "empfänger existiert nicht",
-        "empfaenger existiert nicht", "postfach existiert nicht",  # de
-        "utilisateur inconnu", "destinataire inconnu", "adresse inexistante",  # fr
-        "usuario desconocido", "destinatario desconocido", "usuario no existe",  # es
+        "empfänger unbekannt", "empfaenger unbekannt",
+         # de
+        "utilisateur inconnu", "destinataire inconnu",  # fr
+        "usuario desconocido", "destinatario desconocido",  # es
         "usuário desconhecido", "destinatário desconhecido",  # pt
-        "utente sconosciuto", "utente inesistente", "destinatario inesistente",  # it
+        "utente sconosciuto",  # it
         "gebruiker onbekend", "onbekende gebruiker",  # nl
         "nieznany użytkownik", "неизвестный пользователь", "нет такого пользователя",
         # "(the user) does not exist / was not found" in the languages of the providers'
@@ -395,57 +398,57 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         # Lotus Domino / Notes: not listed in its directory, in its French and Japanese forms
         "non répertorié dans l'annuaire", "ディレクトリには見つかりません",
         "ディレクトリのリストにありません",
-    )),
-    ("filtered", (
+    ),
+    "filtered/filter": (
         "filter", "refuses", "recipient refused", "blocked the sender",
         "message refused", "recipient does not accept",
-    )),
-    ("rejected", (
-        "sender rejected", "sender address rejected", "domain of sender", "sender verify",
+    ),
+    "rejected/sender": (
+        "sender rejected", "domain of sender", "sender verify",
         "sender verification", "envelope sender", "sender domain", "invalid sender",
         "sender unknown", "unknown sender", "bad sender", "sender address", "return path",
-        "return-path", "sender is", "senders", "permission to post", "not verified",
+        "return-path", "sender is", "senders", "not verified",
         "mail from", "valid from:", "from: domain",  # the From: header's address or domain
         "expéditeur", "expediteur", "absender", "remitente", "mittente",  # "sender" (fr de es it)
-    )),
-    ("contenterror", (
+    ),
+    "contenterror": (
         "media error", "mime part", "mime type", "mime structure", "mime format",
         "mime header", "invalid mime", "malformed mime", "mime-version", "binary content",
         "base64 encoding", "improperly-formatted", "invalid character",
         "8bit", "8-bit", "charset", "content-type", "file type", "attachment",
         "headers too", "header too",
         'too many "received" headers',
-    )),
-    ("syntaxerror", (
+    ),
+    "syntaxerror": (
         "syntax error", "command unrecognized", "bad command", "unrecognized command",
         "invalid command", "command not recognized", "may not follow", "bad sequence",
         "out of sequence", "must follow",
         "angle-brackets nested too deep", 'expected word or "<"',
         "domain missing in source-routed address", "malformed address:",
-    )),
-    ("mailererror", (
+    ),
+    "mailererror": (
         "mailer error", "command failed", "program failed", "procmail", "exit code",
         "command died", "pipe to", "unknown mailer", "local delivery failed",
         "mail program", "x-unix", "couldn't create", "could not create",
         "no such file or directory", "generated by",
         "bin/maildrop", "command output:",
-    )),
-    ("systemfull", (
+    ),
+    "systemfull": (
         "system full", "insufficient system storage", "out of disk", "disk full",
-        "mail system full", "no space left", "not enough disk space", "disk space",
-    )),
-    ("expired", (
-        "delivery time expired", "retry timeout exceeded", "message expired", "queue lifetime",
+        "no space left", "disk space",
+    ),
+    "expired": (
+        "retry timeout exceeded", "queue lifetime",
         "too long in queue", "cannot send message for", "could not be delivered for",
-        "could not be delivered within", "retry time not reached", "delivery expired",
+        "could not be delivered within", "retry time not reached",
         "was not delivered within", "retry period", "failing for a long time",
         "in the queue too long", "been in the queue", "could not deliver for the last",
         "retries exceeded", "expired",
         "could not find a gateway for", "delivery attempts will continue",
         "giving up on", "has been delayed", "it has not been collected after",
         "server did not respond", "after multiple retries", "failed to deliver to domain",
-    )),
-    ("networkerror", (
+    ),
+    "networkerror": (
         "timed out", "timeout", "connection refused", "no route to host",
         "network is unreachable", "lost connection", "connection reset", "could not connect",
         "unable to connect", "connect to", "mail loop", "forwarding loop", "loop detected",
@@ -459,12 +462,12 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "could not retrieve source address", "no valid route to",
         "wasn't able to establish an smtp connection",
         "listed as a best-preference mx or a for that host",  # qmail: an MX pointing at itself
-    )),
-    ("systemerror", (
+    ),
+    "systemerror": (
         "system error", "internal error", "local error", "server error", "temporary failure",
-        "resources temporarily unavailable", "try again later", "temporarily unavailable",
+        "try again later", "temporarily unavailable",
         "system not accepting", "service unavailable", "server configuration", "queue file",
-        "transaction failed", "could not load", "upstream error", "other mail system problem",
+        "transaction failed", "could not load", "upstream error",
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
         "interrupted system call", "encountered an error while being processed",
@@ -472,9 +475,29 @@ PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "system config error", "temporary local problem", "can't create user output file",
         "delivery to file forbidden", "delivery to pipe forbidden", "lmtp error after",
         "temporary mta failure on relaying", "several matches found in domino directory",
-    )),
-    ("rejected", VAGUE),
+    ),
+    "rejected/vague": VAGUE,
+}
+
+# The order in which the groups are searched: the first group with a wording in the
+# diagnostic decides (its reason: the key before "/"). Reasons about the mailbox's
+# state come first, then what blames the sender, then "the address does not exist",
+# and the vague words last.
+PRIORITY: tuple[str, ...] = (
+    "rejected/posting", "ratelimited/our-sending", "rejected/our-sender", "filtered/recipient",
+    "systemfull/mailbox", "mailboxfull", "emailtoolarge", "exceedlimit", "suspend", "hasmoved",
+    "hostunknown/unroutable", "norelaying", "failedstarttls", "securityerror", "authfailure",
+    "requireptr", "notcompliantrfc", "badreputation", "virusdetected", "spamdetected/links",
+    "blocked/blocklists", "spamdetected", "ratelimited/connections", "speeding",
+    "ratelimited/recipients", "blocked", "policyviolation", "notaccept", "networkerror/lookup",
+    "hostunknown", "userunknown", "filtered/filter", "rejected/sender", "contenterror",
+    "syntaxerror", "mailererror", "systemfull", "expired", "networkerror", "systemerror",
+    "rejected/vague",
 )
+
+# The phrase table as the phrase index reads it: (reason, wordings), in priority order.
+PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (key.partition("/")[0], WORDINGS[key]) for key in PRIORITY)
 
 # A refusal that names the envelope sender as what was refused ("<a@b>: Sender address
 # rejected: Domain not found", Postfix's answer at RCPT TO): an unknown user or domain in
