@@ -25,7 +25,9 @@ SAMPLES: list[tuple[str, str, str, str]] = [
      "recipient. LPN007_416", "userunknown"),
     ("orange", "4.0.0", "421 mwinf0k21 ME Service refuse. Veuillez essayer plus tard. "
      "Service refused, please try later. OFR_999 [999]", "ratelimited"),
-    ("orange", "5.7.1", "550 5.7.1 Service refuse. Service refused. LPN001_104", "blocked"),
+    ("orange", "5.7.1", "550 5.7.1 Service refuse. Service refused. LPN001_103", "blocked"),
+    ("orange", "4.0.0", "421 mwinf5c79 ME Trop de connexions, veuillez verifier votre "
+     "configuration. Too many connections, slow down. OFR005_104 [104]", "ratelimited"),
     ("spectrum", "4.0.0", "421 4.7.0 Too many connections from your IP. AUP#CXCNCT", "ratelimited"),
     ("spectrum", "5.7.1", "554 5.7.1 Rate limit exceeded. AUP#O-1340 see "
      "https://www.spectrum.net/support/internet/understanding-email-error-codes",

@@ -46,6 +46,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     # reason tables of sisimai (the analyser whose vocabulary this is, BSD-2-Clause), where
     # ours said nothing or named a reason that would count against the recipient.
     "ratelimited/our-sending": (  # the provider throttles our sending: not the recipient's quota
+        "relay limit exceeded", "sending limit exceeded", "too many messages this hour",
         "throttling failure", "max emails per hour", "connection rate limit",
         "too many errors from your ip", "trop de connexions",
     ),
@@ -113,20 +114,28 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "mailbox van de ontvanger is vol",  # nl
     ),
     "emailtoolarge": (
+        "size limit",
+        "email size exceeded", "maximum email size",
         "message too large", "message too big", "message is too large", "message is too big",
-        "message size exceeds", "exceeds maximum message size", "message size limit",
-        "mail size limit", "message length exceeds", "size of the message exceeds",
-        "message exceeds the maximum size", "exceeds the size limit", "message is larger than",
+        "message size exceeds", "exceeds maximum message size",
+        "message length exceeds", "size of the message exceeds",
+        "message exceeds the maximum size", "message is larger than",
         "exceeds administrative limit",  # RFC 3463's X.2.3 text: the receiver's own limit
         "maximum inbound message size", "max message size exceeded", "message file too big",
         "taille limite du message atteinte",
         "line limit exceeded", "line too long", "line length exceeded",  # a line, not the mailbox
+    ),
+    # the recipient receives too much (before exceedlimit's "limit exceeded")
+    "speeding/recipient": (
+        "receive limit", "ratelimit exceeded for mailbox", "rate limit exceeded for mailbox",
     ),
     "exceedlimit": (
         "exceeds limit", "exceeded limit", "limit exceeded",
         "header size exceeds", "recipient limit",
     ),
     "suspend": (
+        "currently suspended",
+        "account is blocked", "account isblocked", "compte du destinataire est bloque",
         "account disabled",
         "mailbox disabled",
         "account suspended", "account is suspended",
@@ -139,7 +148,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "has been disabled", "is disabled", "temporarily disabled", "not currently active",
         "account is not active", "mailbox is not active",
         "tried to reach is inactive", "inactivity",
-        "is currently suspended", "has been suspended", "temporary locked",
+        "has been suspended", "temporary locked",
         "temporarily locked", "invalid/inactive user", "temporarily inactive",
         "recipient suspend the service", "boite du destinataire archivee",
         "mailbox unavailable or access denied",  # not "unavailable": it may be closed or barred
@@ -172,12 +181,15 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "send to a non-local e-mail address",  # "... requires authentication when ..."
     ),
     "failedstarttls": (
+        "tls required", "requires tls", "requires encryption", "must issue a starttls",
+        "over a tls connection", "tls version 1.2 or greater",
         "does not support tls", "does not support starttls", "starttls failed",
         "tls negotiation failed", "tls handshake failed", "failed to establish tls",
         "could not start tls", "tls connection failed", "starttls is not supported",
-        "tls required but not supported",
+
     ),
     "securityerror": (
+        "password not accepted",
         "authentication required", "authentication is required", "must authenticate",
         "unauthenticated senders", "sender not authenticated",
         "requires authentication", "authentication failed", "auth required",
@@ -188,6 +200,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "not authorized to perform ses:",
     ),
     "authfailure": (
+        "spf unauthorized", "spf sender invalid",
         "spf check", "spf mail from check", "spf fail", "spf=fail", "spf: fail", "failed spf",
         "spf validation", "spf verification", "spf permerror", "spf softfail", "spf record",
         "spf policy",
@@ -219,6 +232,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     ),
     "badreputation": (
         "reputation", "low sender score",
+    ),
+    "blocked/our-ip": (  # our sending host refused, in words that also say spam
+        "spams from your ip", "spam from your ip", "unusual rate of unsolicited",
+        "not in whitelist", "not authorized to send email directly",
     ),
     "virusdetected": (
         "virus", "malware", "infected", "trojan", "worm detected",
@@ -279,6 +296,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "unwanted messages have been sent from the following ip", "unresolvable relay host",
     ),
     "policyviolation": (
+        "illegal attachment", "does not allow external forwarding",
         "violates", "security policies",
 
         "prohibited", "potential security issue",
@@ -445,7 +463,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "in the queue too long", "been in the queue", "could not deliver for the last",
         "retries exceeded", "expired",
         "could not find a gateway for", "delivery attempts will continue",
-        "giving up on", "has been delayed", "it has not been collected after",
+        "has been delayed", "it has not been collected after",
         "server did not respond", "after multiple retries", "failed to deliver to domain",
     ),
     "networkerror": (
@@ -464,6 +482,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "listed as a best-preference mx or a for that host",  # qmail: an MX pointing at itself
     ),
     "systemerror": (
+        "temporarily rejected",
         "system error", "internal error", "local error", "server error", "temporary failure",
         "try again later", "temporarily unavailable",
         "system not accepting", "service unavailable", "server configuration", "queue file",
@@ -485,14 +504,14 @@ WORDINGS: dict[str, tuple[str, ...]] = {
 # and the vague words last.
 PRIORITY: tuple[str, ...] = (
     "rejected/posting", "ratelimited/our-sending", "rejected/our-sender", "filtered/recipient",
-    "systemfull/mailbox", "mailboxfull", "emailtoolarge", "exceedlimit", "suspend", "hasmoved",
-    "hostunknown/unroutable", "norelaying", "failedstarttls", "securityerror", "authfailure",
-    "requireptr", "notcompliantrfc", "badreputation", "virusdetected", "spamdetected/links",
-    "blocked/blocklists", "spamdetected", "ratelimited/connections", "speeding",
-    "ratelimited/recipients", "blocked", "policyviolation", "notaccept", "networkerror/lookup",
-    "hostunknown", "userunknown", "filtered/filter", "rejected/sender", "contenterror",
-    "syntaxerror", "mailererror", "systemfull", "expired", "networkerror", "systemerror",
-    "rejected/vague",
+    "systemfull/mailbox", "mailboxfull", "emailtoolarge", "speeding/recipient", "exceedlimit",
+    "suspend", "hasmoved", "hostunknown/unroutable", "norelaying", "failedstarttls",
+    "securityerror", "authfailure", "requireptr", "notcompliantrfc", "badreputation",
+    "blocked/our-ip", "virusdetected", "spamdetected/links", "blocked/blocklists",
+    "spamdetected", "ratelimited/connections", "speeding", "ratelimited/recipients", "blocked",
+    "policyviolation", "notaccept", "networkerror/lookup", "hostunknown", "userunknown",
+    "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "mailererror",
+    "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
 )
 
 # The phrase table as the phrase index reads it: (reason, wordings), in priority order.

@@ -53,6 +53,8 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     # Outlook.com (Hotmail)'s refusal of an address it does not have, with its error triple
     ("microsoft", r"requested action not taken: mailbox unavailable \(-?\d+:-?\d+:-?\d+\)",
      "userunknown"),
+    # an organisation's rule against forwarding outside it (its AS(...) tag is no IP block)
+    ("microsoft", r"5\.7\.520 access denied", "policyviolation"),
     ("microsoft", r"\(s3140\)|\(s3150\)|part of their network is on our block list|"
                   r"\bas\(\d{4,}\)", "blocked"),
     ("microsoft", r"5\.7\.(60[6-9]|6[1-4]\d) access denied", "blocked"),  # banned IPs
@@ -111,11 +113,13 @@ PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
 
 # Orange / Wanadoo / La Poste: "OFR_506 [506]", "LPN007_416": the last number is the reason.
 ORANGE_CODES: tuple[tuple[int, int, str], ...] = (
+    (104, 104, "ratelimited"),  # "Trop de connexions": too many connections from the IP
     (100, 199, "blocked"),  # the sending IP is refused (blocklists, reputation)
     (416, 416, "userunknown"),  # recipient address invalid
     (417, 417, "mailboxfull"),  # recipient mailbox full
     (418, 418, "userunknown"),
     (420, 420, "suspend"),  # mailbox inactive
+    (426, 426, "suspend"),  # "le compte du destinataire est bloque": the account is blocked
     (506, 506, "spamdetected"),  # message refused as spam
     (630, 630, "policyviolation"),
     (999, 999, "ratelimited"),  # "Service refusé, essayez plus tard": too many connections
