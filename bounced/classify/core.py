@@ -123,8 +123,11 @@ def _recipient(found: Found, text: str, lowered: list[str], reporter: Reporter
     status = _status(found)
     reason = found.reason
     if not reason:
-        if found.address and not lowered:
-            lowered.append(text.lower())
+        def context() -> str:  # asked for by the rules that need it only
+            if found.address and not lowered:
+                lowered.append(text.lower())
+            return _context(text, lowered[0] if lowered else "", found.address)
+
         domain = found.address.rpartition("@")[2]
 
         def remote() -> tuple[str, ...]:
@@ -136,8 +139,7 @@ def _recipient(found: Found, text: str, lowered: list[str], reporter: Reporter
             hosts=lambda: remote() + reporter.hosts)
         reason = reason_for(
             status, found.reply_code, found.action, found.diagnostic,
-            _context(text, lowered[0] if lowered else "", found.address), found.command,
-            around=around,
+            context, found.command, around=around, recipient=found.address,
         )
     return RecipientReport(
         address=found.address,

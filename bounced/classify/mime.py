@@ -256,21 +256,44 @@ class Part(Message):
             self._params[header] = params
         return list(params)
 
-    def get(self, name: str, failobj: Any = None) -> Any:
-        """As Message.get (the first header of that name), through an index."""
+    def _indexed(self) -> dict[str, int]:
         index = self._index
         if index is None:
             headers = self._headers  # walked from the end: a name's first field wins
             index = {headers[i][0].lower(): i for i in range(len(headers) - 1, -1, -1)}
             self._index = index
+        return index
+
+    def _fetched(self, key: str, value: Any) -> Any:
+        if self.policy is compat32 and isinstance(value, str) and value.isascii():
+            return value  # what compat32's header_fetch_parse returns for a value without
+            # surrogates (only those become Header objects)
+        return self.policy.header_fetch_parse(key, value)
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """As Message.get (the first header of that name), through an index. (Hot: what
+        _indexed and _fetched do is written out here.)"""
+        index = self._index
+        if index is None:
+            index = self._indexed()
         at = index.get(name.lower())
         if at is None:
             return failobj
         key, value = self._headers[at]
         if self.policy is compat32 and isinstance(value, str) and value.isascii():
-            return value  # what compat32's header_fetch_parse returns for a value without
-            # surrogates (only those become Header objects)
+            return value
         return self.policy.header_fetch_parse(key, value)
+
+    def __contains__(self, name: object) -> bool:
+        """As Message.__contains__, through the index (not a list of every name lowercased)."""
+        return isinstance(name, str) and name.lower() in self._indexed()
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        """As Message.get_all; a name not in the index is answered at once."""
+        lowered = name.lower()
+        if lowered not in self._indexed():
+            return failobj
+        return [self._fetched(k, v) for k, v in self._headers if k.lower() == lowered]
 
     def get_content_type(self) -> str:
         """As Message.get_content_type, remembered."""

@@ -134,14 +134,33 @@ class Evidence:
     plain: str  # the diagnostic, lowercased, whitespace normalised, nothing removed
     said: Scanned  # the same without reply-continuation codes and reporters' labels
     words: str  # said's text
-    near: Scanned  # the report's text around the recipient, the same way
-    command: str  # the SMTP command that failed (RCPT, DATA, MAIL, HELO, CONN) or ''
     by_code: str  # the reason the status code names ('' when none)
     specific: bool  # whether the status code is specific enough to decide alone
     phrase: str  # the first phrase reason of the diagnostic (or of the text around)
-    reporter_says: bool  # the phrase is the reporting system's own prose, not a reply
     transient: bool  # a 4xx status (or reply code, without a status)
     around: Surroundings = field(default_factory=Surroundings)
+    recipient: str = ""  # the recipient's address, lowercase
+    # the report's text around the recipient (or how to get it: read only when a rule asks)
+    context: str | Callable[[], str] = ""
+    given_command: str = ""  # the failing command when the report's format names it
+    near_cache: Scanned | None = None
+    command_cache: str | None = None
+
+    @property
+    def near(self) -> Scanned:
+        """The report's text around the recipient, lowercased and normalised."""
+        if self.near_cache is None:
+            text = self.context() if callable(self.context) else self.context
+            self.near_cache = Scanned(joined(normalised(text[:CONTEXT_SCAN])))
+        return self.near_cache
+
+    @property
+    def command(self) -> str:
+        """The SMTP command that failed (RCPT, DATA, MAIL, HELO, CONN) or ''."""
+        if self.command_cache is None:
+            self.command_cache = (self.given_command or smtp_command(self.said)
+                                  or smtp_command(self.near))
+        return self.command_cache
 
     found_phrases: list[str] | None = None  # every phrase reason, once asked
 
@@ -196,7 +215,8 @@ def sender_refused(e: Evidence) -> str:
 def sender_named(e: Evidence) -> str:
     """A does-not-exist reply that names the envelope sender's domain (not the recipient's:
     "553 our-domain.example does not exist") is about our return path."""
-    if (e.by_code if e.specific else e.phrase) not in ("userunknown", "hostunknown"):
+    if (e.by_code if e.specific else e.phrase) not in ("userunknown", "hostunknown") or (
+            e.recipient and e.recipient in e.words):  # a reply naming the recipient is its
         return ""
     for domain in e.senders:
         at = e.words.find(domain)
@@ -337,12 +357,14 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-def evidence(status: str, reply_code: str, action: str, diagnostic: str, context: str,
-             command: str = "", gateway: str = "", senders: tuple[str, ...] = (),
-             hosts: tuple[str, ...] = (), around: Surroundings | None = None) -> Evidence:
-    """The evidence of one recipient (``command``: the failing SMTP command when the
-    report's format names it; ``gateway``: the filtering gateway that wrote the report or
-    gave the reply, bounced.classify.systems)."""
+def evidence(status: str, reply_code: str, action: str, diagnostic: str,
+             context: str | Callable[[], str], command: str = "", gateway: str = "",
+             senders: tuple[str, ...] = (), hosts: tuple[str, ...] = (),
+             around: Surroundings | None = None, recipient: str = "") -> Evidence:
+    """The evidence of one recipient (``context``: the report's text around it, or a
+    function that gives it; ``command``: the failing SMTP command when the report's format
+    names it; ``gateway``: the filtering gateway that wrote the report or gave the reply,
+    bounced.classify.systems)."""
     if reply_code.startswith("2"):
         reply_code = ""  # a greeting or an acceptance quoted in a transcript, not the failure
     plain = normalised(diagnostic)
@@ -351,22 +373,18 @@ def evidence(status: str, reply_code: str, action: str, diagnostic: str, context
         if label in said:
             said = said.replace(label, " ")
     said_scan = Scanned(said)
-    near_scan = Scanned(joined(normalised(context[:CONTEXT_SCAN])))
-    command = command or smtp_command(said_scan) or smtp_command(near_scan)
     by_code, specific = code_reason(status)
-    found = phrase_reason(said_scan)
-    reporter_says = False
-    if not found and not specific:
-        found = phrase_reason(near_scan)
-        reporter_says = bool(found) and not said.strip(" .:;<>")
-    return Evidence(
+    e = Evidence(
         status=status, reply_code=reply_code, action=action, plain=plain, said=said_scan,
-        words=said_scan.text, near=near_scan,
-        command=command, by_code=by_code, specific=specific, phrase=found,
-        reporter_says=reporter_says,
+        words=said_scan.text, by_code=by_code, specific=specific, phrase="",
         transient=status.startswith("4") or (not status and reply_code.startswith("4")),
-        around=around or Surroundings(gateway, senders, hosts),
+        around=around or Surroundings(gateway, senders, hosts), recipient=recipient,
+        context=context, given_command=command,
     )
+    e.phrase = phrase_reason(said_scan)
+    if not e.phrase and not specific:  # the words around it, when the reply says nothing
+        e.phrase = phrase_reason(e.near)
+    return e
 
 
 # Reasons of a failure that say only that something went wrong on the way: in a delay
@@ -402,11 +420,13 @@ def decide(e: Evidence) -> tuple[str, str]:
     return "undefined", "nothing"  # not reached: the last rule always names one
 
 
-def reason_for(status: str, reply_code: str, action: str, diagnostic: str, context: str,
-               command: str = "", around: Surroundings | None = None) -> str:
+def reason_for(status: str, reply_code: str, action: str, diagnostic: str,
+               context: str | Callable[[], str],
+               command: str = "", around: Surroundings | None = None, recipient: str = ""
+               ) -> str:
     """The reason for one recipient from its status, reply code, action and texts."""
     return decide(evidence(status, reply_code, action, diagnostic, context, command,
-                           around=around))[0]
+                           around=around, recipient=recipient))[0]
 
 
 def is_hard(reason: str, status: str, reply_code: str, action: str) -> bool:
