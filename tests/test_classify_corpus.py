@@ -19,7 +19,7 @@ ROWS = score_mod.load(CORPUS)
 
 # Floors below the targets where the classifier does not yet meet them (see the
 # benchmark); raise them as it improves, never lower them.
-FLOORS = {"recall": 99.5, "precision": 99.5, "reason_agreement": 97.0, "kind_correct": 99.7}
+FLOORS = {"recall": 99.5, "precision": 99.5, "reason_agreement": 97.0, "kind_correct": 100.0}
 CEILINGS = {"false_hard": 1.0, "missed_hard": 1.0}
 SENDER_SIDE = {"blocked", "spamdetected", "policyviolation", "authfailure", "requireptr",
                "badreputation", "expired", "virusdetected", "securityerror", "norelaying"}

@@ -8,7 +8,7 @@ from .support import classify_heldout as heldout
 # Raise them as the classifier improves, never lower them. The three files that disagree:
 # two name the recipient by a bare user name (flufl's AOL and Yale detectors add the domain
 # they know), one names the address as sent and another in the reason.
-FLOORS = {"recall": 97.0, "precision": 99.2, "delays_recognised": 100.0}
+FLOORS = {"recall": 97.7, "precision": 99.2, "delays_recognised": 100.0}
 
 
 def test_heldout_figures_meet_floors() -> None:

@@ -7,8 +7,14 @@ import re
 from email.message import Message
 
 from bounced.classify.detectors import DETECTORS
-from bounced.classify.detectors.base import ADDRESS, STATUS, Detection, Found, reply_code_of
-from bounced.classify.detectors.text import is_bounce, scan
+from bounced.classify.detectors.base import (
+    ADDRESS,
+    STATUS,
+    Detection,
+    Found,
+    reply_code_of,
+)
+from bounced.classify.detectors.text import is_bounce, outcome, scan
 from bounced.classify.model import Original, RecipientReport, Report, failure
 from bounced.classify.original import original_of, quoted_original_start
 from bounced.classify.parse import Mail, header, parse, walk
@@ -16,7 +22,6 @@ from bounced.classify.rules import Surroundings, is_hard, reason_for
 from bounced.classify.systems import gateway_host, gateway_marker
 from bounced.classify.textforms import (
     BOUNCE_FROM,
-    DELAY_TEXT_FOLDED,
     FINAL_TEXT_FOLDED,
     FORWARD_SUBJECT,
     fold,
@@ -197,7 +202,7 @@ def _fallback(mail: Mail, original: Original) -> Detection | None:
     addresses = {m.group(0).lower() for m in ADDRESS.finditer(original.to)}
     if len(addresses) != 1 or original.cc:
         return None
-    delayed = bool(DELAY_TEXT_FOLDED.search(fold(mail.text[:6000])))
+    delayed = outcome(mail)[1]
     found = Found(address=addresses.pop(), action="delayed" if delayed else "failed")
     return Detection("original-to", "delay" if delayed else "bounce", [found])
 

@@ -35,6 +35,14 @@ def _headers_message(part: Message) -> Message | None:
     return parse_headers(text[:MAX_HEADERS_TEXT].lstrip())
 
 
+# A copy of the original's header block pasted after the report's words with no banner
+# (X1's, Zoho's and others' plain-text reports: a blank line, then "Received: from ..."):
+# a trace field at the start of a line, which no report's own prose begins with. Searched
+# in lowercase; the match starts with the line break before the blank line.
+_PASTED_HEADERS = re.compile(
+    r"\n[ \t]*+\n(?=received: (?:from|by) |return-path: ?<|dkim-signature: )")
+
+
 @functools.lru_cache(maxsize=2)  # asked twice of the same text per message
 def quoted_original_start(text: str) -> int:
     """Where a plain-text bounce starts quoting the original (len(text) if it does not)."""
@@ -47,7 +55,10 @@ def quoted_original_start(text: str) -> int:
     if _ORIGINAL_BANNER.match("\n" + lowered[:120]):
         return 0
     banner = _ORIGINAL_BANNER.search(lowered, 0, best)
-    return banner.start() + 1 if banner else best
+    if banner:
+        best = banner.start() + 1
+    pasted = _PASTED_HEADERS.search(lowered, 0, best)
+    return pasted.start() + 1 if pasted else best
 
 
 def original_of(mail: Mail) -> Original:

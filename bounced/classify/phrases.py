@@ -70,6 +70,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "resolver.rst.notauthorized", "this account is protected by",
         "is not accepting any mail", "user reject", "bounced address",
         "cannot route mail to user",  # Domino
+        # the recipient refuses this sender ("... could not be delivered because they are
+        # not accepting mail from you@example.org", AOL): its choice, not a dead address
+        "are not accepting mail from", "is not accepting mail from",
     ),
     "systemfull/mailbox": ("not enough free space",),  # "mailbox unavailable (not enough ...)"
     "mailboxfull": (
@@ -305,6 +308,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "header error",  # a header the receiving system will not take
         "content restriction",
         "is not accepting mail with",  # "the recipient is not accepting mail with ..."
+        "are not accepting mail with",
     ),
     "notaccept": (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
@@ -553,23 +557,35 @@ SMTP_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "end of data command", "failed after i sent the message", "after i sent the message",
         "during data", "after sending the message", "delivery error: dd",
         "user doesn't have a",  # Yahoo's reply at the end of DATA
+        # qmail-remote, Exim ("closed connection in response to end of data"), SendGrid
+        # ("end of DATA"), 1&1/GMX ("for TEXT command": the message text), chasquid
+        "failed on data command", "in response to data", "end of data", "for text command",
+        "after sending data block", "data closing",
     )),
     ("RCPT", (
         "in reply to rcpt to", "after rcpt to", "after rcpt", ">>> rcpt to", "rcpt to command",
         "does not like recipient", "smtp command rcpt", "after rcpt command", "[rcpt_to]",
         "rcpt to:<", "rcpt to: <", "in reply to rcpt", "smtp:rcpt", "our rcpt to",
+        # Exim 4.9x ("after pipelined RCPT TO:"), SendGrid ("in RCPT TO"), chasquid
+        # ("MAIL+RCPT"), X6-style ("Error following RCPT command"), 1&1 ("for RCPT command")
+        "after pipelined rcpt", "in response to rcpt", "in rcpt to", "mail+rcpt",
+        "following rcpt command", "following rcpt to command", "for rcpt command",
+        "for rcpt to command",
     )),
     ("MAIL", (
         "after mail from", "in reply to mail from", ">>> mail from", "smtp command mail",
         "sender was rejected", "mail from command", "[mail_from]",
+        "after pipelined mail from", "in response to mail from", "in mail from",
+        "following mail command", "for mail command",
     )),
     ("HELO", (
         "after helo", "after ehlo", "in reply to helo", "in reply to ehlo", ">>> helo",
-        ">>> ehlo", "my name was rejected", "helo command",
+        ">>> ehlo", "my name was rejected", "helo command", "in response to ehlo",
+        "in response to helo", "ehlo command",
     )),
     ("CONN", (
         "after initial connection", "initial connection", "greeting failed",
-        "refused to talk to me", "after connect",
+        "refused to talk to me", "after connect", "in response to greeting",
     )),
 )
 

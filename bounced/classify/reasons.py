@@ -111,7 +111,7 @@ def phrase_reason(text: str | Scanned) -> str:
 # worth looking for (every phrase must contain one; checked at import).
 _COMMAND_WORDS = ("data", "rcpt", "mail", "helo", "ehlo", "connect", "the message",
                   "error: dd", "user doesn't", "like recipient", "was rejected", "greeting",
-                  "refused to talk")
+                  "refused to talk", "text command")
 
 
 def _command_index() -> tuple[tuple[str, tuple[tuple[int, str, str], ...]], ...]:

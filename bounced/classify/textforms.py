@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
-_ADDR = r"(?P<addr>[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w.-]{1,255})"
+# A local part is a dot-atom or a quoted string (RFC 5321: "first..last"@example.org).
+_ADDR = (r"(?P<addr>(?:\"[^\"\\\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})"
+         r"@[\w.-]{1,255})")
 _A = r"(?<![\w.!#$%&'*+/=?^`{|}~-])" + _ADDR  # not the tail of a longer word
+_MAILTO = r"(?:mailto:)?"  # an address written as a link ("<mailto:addr>")
 
 # A line naming a failed recipient; the first pattern that matches a line is used.
 _RECIPIENT_SOURCES = (
@@ -13,11 +16,22 @@ _RECIPIENT_SOURCES = (
     # that is the address itself, as Exchange's CDO writes it)
     # (each run of spaces is possessive: a run of spaces split between two quantifiers
     # in every possible way was the quadratic backtracking of a hostile line)
-    rf"^\s*+[*\-]{{0,3}}\s*+(?:\"[^\"\n]{{0,100}}\"\s*+)?[<\"'\[]?{_A}[>\"'\]]?\s*+[:.,]?\s*+$",
+    # (Outlook's "addr<mailto:addr>" too)
+    rf"^\s*+[*\-]{{0,3}}\s*+(?:\"[^\"\n]{{0,100}}\"\s*+)?[<\"'\[]?{_MAILTO}{_A}"
+    rf"(?:<mailto:[^<>\s]{{1,320}}>)?[>\"'\]]?\s*+[:.,]?\s*+$",
     rf"^\s*>>>\s*<?{_A}",  # >>> addr <addr> (Sendmail-style list of failed addresses)
-    rf"^\s*<{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",  # <addr>: reason / <addr>... reason (Postfix, Sendmail)
-    # addr: reason / addr on DATE (Exchange) / * [addr]: reason (a bulleted list)
-    rf"^\s*+(?:[*\-]\s*+)?\[?{_A}\]?(?::\s|\.\.\.|\(|\s++(?::\s|\.\.\.|\(|on\s|-\s))",
+    # <addr>: reason / <addr>... reason (Postfix, Sendmail)
+    rf"^\s*<{_MAILTO}{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",
+    # the address first on its line, then what became of it: "addr: reason", "addr on
+    # DATE" (Exchange), "* [addr]: reason" (a bulleted list)
+    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"]?"
+    r"(?::\s|:$|\.\.\.|\(|\s++(?::\s|\.\.\.|\(|on\s|-\s))",
+    # ... or any words ("addr [reason]", "addr Invalid Address, ERROR_CODE :550", a
+    # table's row "addr   550 5.1.1 User unknown"): only at the start of a list (the
+    # scanner checks the line above: blank, a banner ending with a colon or a rule of
+    # dashes, or another recipient's line), not in wrapped prose; not "addr <other>"
+    # (a display name and the address it names)
+    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"]?\s++(?=[^\s<])(?P<listed>)",
     rf"\brcpt to:\s*<{_A}>",
     # a label, then the address (bare, bracketed, quoted, or as Exchange's "[SMTP:addr]")
     rf"\b(?:recipient|address|addressed to|addressed,|delivered to|deliver to|failed to|"
@@ -85,7 +99,16 @@ DELAY_TEXT = re.compile(
     r"(?i)warning message only|will (be retried|continue to|keep trying|retry)|"
     r"still (being )?(retried|trying)|has not yet been delivered|not been delivered yet|"
     r"delivery (has been |is )?delayed|temporarily deferred|do not need to resend|"
-    r"will be retried|retrying|delay(ed)? (notification|warning)|still in the queue"
+    r"will be retried|retrying|delay(ed)? (notification|warning)|still in the queue|"
+    r"do not need to re-send|only a temporary failure|is kept in the queue"
+)
+
+# The subject of a delay notice ("Warning: could not send message for past 4 hours",
+# "Delivery Status Notification (Delay)", "WARNING: delayed mail.", "Delayed Mail (still
+# being retried)") in the languages the common systems are localised to.
+DELAY_SUBJECT = re.compile(
+    r"(?i)delay|warning|still being retried|not yet delivered|verz[öo]ger|retard|retras|"
+    r"ritard|atras|opóźni|zpožd|遅延|延迟|延遲|지연|задерж"
 )
 
 # A final failure after retries, even when its code is a 4xx: the delivery was given up.
@@ -93,7 +116,8 @@ FINAL_TEXT = re.compile(
     r"(?i)not going to try again|i've given up|have given up|giving up on|"
     r"permanent (error|failure)|no further (delivery )?attempts|will not be retried|"
     r"will not try again|too long in (the )?queue|in the queue too long|"
-    r"retry (time|timeout) (exceeded|expired)|delivery time expired|envelope expired"
+    r"retry (time|timeout) (exceeded|expired)|delivery time expired|envelope expired|"
+    r"message expired"
 )
 
 # A header field of the original as a report summarises it, one per line and perhaps

@@ -7,6 +7,7 @@ message's own recipient headers.
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 
 from bounced.classify.detectors.base import Detection, Found, clean_address
@@ -15,6 +16,7 @@ from bounced.classify.parse import Mail, decode_part, header
 
 FEEDBACK_TYPES = ("abuse", "fraud", "virus", "other", "not-spam", "auth-failure", "opt-out",
                   "dmarc")
+MAX_TEXT_FIELDS = 20_000  # characters of a text report part searched for its fields
 # Headers some providers add to the reported message to name its recipient.
 RECIPIENT_HEADERS = ("x-hmxmroriginalrecipient", "x-original-to", "original-rcpt-to", "to")
 
@@ -31,6 +33,30 @@ def report_fields(part: Message) -> dict[str, str]:
         return fields
     blocks = blocks_from_text(decode_part(part) if isinstance(payload, str) else "")
     return blocks[0] if blocks else {}
+
+
+_RCPT_FIELD = re.compile(r"(?im)^(?:original-rcpt-to|removal-recipient)[ \t]*:[ \t]*(\S[^\r\n]*)")
+MAX_COMPLAINED = 100  # recipients read from one report
+
+
+def complained_recipients(part: Message) -> list[str]:
+    """Every Original-Rcpt-To (RFC 5965 allows one per recipient the reported message was
+    sent to) and Removal-Recipient of a feedback report, in order, each once."""
+    payload = part.get_payload()
+    values: list[str] = []
+    if isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                for name in ("original-rcpt-to", "removal-recipient"):
+                    values += [str(v) for v in sub.get_all(name, [])]
+    elif isinstance(payload, str):
+        values = _RCPT_FIELD.findall(decode_part(part)[:MAX_TEXT_FIELDS])
+    out: list[str] = []
+    for value in values[:MAX_COMPLAINED]:
+        address = clean_address(value)
+        if address and address not in out:
+            out.append(address)
+    return out
 
 
 def _reported_recipient(mail: Mail) -> str:
@@ -51,8 +77,8 @@ def _reported_recipient(mail: Mail) -> str:
     return ""
 
 
-def _complaint(mail: Mail, feedback_type: str, address: str) -> Detection:
-    recipients = [Found(address=address, reason="feedback")] if address else []
+def _complaint(mail: Mail, feedback_type: str, *addresses: str) -> Detection:
+    recipients = [Found(address=a, reason="feedback") for a in addresses if a]
     return Detection("arf", "complaint", recipients, feedback_type=feedback_type)
 
 
@@ -68,10 +94,8 @@ class ARFDetector:
             if part.get_content_type() == "message/feedback-report":
                 fields = report_fields(part)
                 ftype = fields.get("feedback-type", "abuse").strip().lower() or "abuse"
-                address = ""
-                for name in ("original-rcpt-to", "removal-recipient"):
-                    address = address or clean_address(fields.get(name, ""))
-                return _complaint(mail, ftype, address or _reported_recipient(mail))
+                addresses = complained_recipients(part) or [_reported_recipient(mail)]
+                return _complaint(mail, ftype, *addresses)
         msg = mail.msg
         if str(msg.get("x-apple-unsubscribe", "")).strip().lower() == "true":
             return _complaint(mail, "opt-out", clean_address(header(msg, "from")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bounced.classify.detectors.base import Detection, Found, clean_address
+from bounced.classify.detectors.text import from_system
 from bounced.classify.parse import Mail, header
 from bounced.classify.phrases import CHALLENGE_PHRASES
 
@@ -41,8 +42,8 @@ class AutoReplyDetector:
         prefix = _SUBJECT.match(subject)
         if prefix and subject[prefix.end():].lstrip()[:1] in (":", "\uff1a"):  # or full-width
             subject = subject[: prefix.end()]  # the rest is the answered message's subject
-        if _DAEMON.search(sender) or _BOUNCE_SUBJECT.search(subject):
-            return None
+        if _DAEMON.search(sender) or _BOUNCE_SUBJECT.search(subject) or from_system(mail):
+            return None  # a mail system's report, not someone's automatic answer
         if msg.get_content_type() == "multipart/report":
             return None
         auto = header(msg, "auto-submitted").lower()

@@ -17,7 +17,7 @@ from bounced.classify.detectors.base import (
     Detection,
     Found,
     action_for,
-    clean_address,
+    field_address,
     kind_of,
     normalise,
     reply_code_of,
@@ -111,8 +111,8 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
     for block in blocks:
         if "reporting-mta" in block and "final-recipient" not in block:
             remote_default = ""
-        address = clean_address(block.get("final-recipient", ""))
-        original = clean_address(block.get("original-recipient", ""))
+        address = field_address(block.get("final-recipient", ""))
+        original = field_address(block.get("original-recipient", ""))
         # the Original-Recipient is the address as the sender gave it (RFC 3461 ORCPT);
         # the Final-Recipient may be an alias's target or an internal mailbox name
         address = original or address

@@ -30,6 +30,7 @@ from bounced.classify.textforms import (
     BOUNCE_FROM,
     BOUNCE_SUBJECT,
     BOUNCE_TEXT_FOLDED,
+    DELAY_SUBJECT,
     DELAY_TEXT_FOLDED,
     DIAG_STOP,
     FINAL_TEXT_FOLDED,
@@ -66,9 +67,18 @@ def _excluded(mail: Mail, own_to: bool = False) -> set[str]:
     return out
 
 
+def from_system(mail: Mail) -> bool:
+    """Whether the message is an automatic one that names no author: its From: holds no
+    address ("From: <>", as Exim writes a refusal it answers itself) and it says it was
+    sent automatically (RFC 3834 Auto-Submitted). No person is away behind it: a mail
+    system wrote it."""
+    auto = header(mail.msg, "auto-submitted").lower()
+    return bool(auto) and auto != "no" and not ADDRESS.search(header(mail.msg, "from"))
+
+
 def is_bounce(mail: Mail) -> bool:
     """Whether the message presents itself as a delivery failure report."""
-    if mail.msg.get("x-failed-recipients"):
+    if mail.msg.get("x-failed-recipients") or from_system(mail):
         return True
     if BOUNCE_FROM.search(header(mail.msg, "from")) or BOUNCE_SUBJECT.search(mail.subject):
         return True
@@ -177,6 +187,8 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             continue
         if "@" in before and "generated from" in m.string[: m.start("addr")]:
             continue  # the alias a named recipient was generated from: that one failed
+        if "listed" in m.re.groupindex and not _starts_list(lines, i, hits):
+            continue  # an address that begins a line of wrapped prose
         lead = line[m.start("lead"): m.end("lead")] if "lead" in m.re.groupindex else ""
         hits.append((i, address, lead.strip() or line[m.end():]))
     starts = {i: address for i, address, _ in hits}
@@ -184,9 +196,7 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     # / Subject: ... / Sent: ..."): the original's addressees, not the failed recipients
     named = {address for i, address, _ in hits if not _in_summary(lines, i)}
     summary_only = {address for _, address, _ in hits} - named
-    start = fold(mail.text[:6000])
-    final = bool(FINAL_TEXT_FOLDED.search(start))
-    delayed = not final and bool(DELAY_TEXT_FOLDED.search(start))
+    final, delayed = outcome(mail)
     found: list[Found] = []
     seen: set[str] = set()
     for i, address, rest in hits:
@@ -217,6 +227,19 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     return found
 
 
+_RULE = re.compile(r"^[\s=*#_~-]*$")  # a line of dashes, equals signs, stars...
+
+
+def _starts_list(lines: list[str], i: int, hits: list[tuple[int, str, str]]) -> bool:
+    """Whether line ``i`` is in a list of recipients: the line above is blank, a rule, a
+    banner that ends with a colon, or another recipient's line."""
+    if i == 0:
+        return True
+    above = lines[i - 1].rstrip()
+    return (_RULE.match(above) is not None or above.endswith(":")
+            or bool(hits and hits[-1][0] == i - 1))
+
+
 def _in_summary(lines: list[str], i: int) -> bool:
     """Whether line ``i`` is the To: or Cc: line of a summary of the original's header
     fields (the nearest line above or below is another of them: Subject:, Sent:, From:...;
@@ -233,6 +256,15 @@ def _in_summary(lines: list[str], i: int) -> bool:
     return False
 
 
+def outcome(mail: Mail) -> tuple[bool, bool]:
+    """(final, delayed): whether the report's words say the delivery was given up (a 4xx
+    all the same), or that it is still being tried (its subject or its text)."""
+    start = fold(mail.text[:6000])
+    if FINAL_TEXT_FOLDED.search(start):
+        return True, False
+    return False, bool(DELAY_TEXT_FOLDED.search(start) or DELAY_SUBJECT.search(mail.subject))
+
+
 def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) -> Found:
     """A recipient of a text report. Whether it is delayed is read from the report's words
     (it says it will keep trying), not from the reply's class: a report of a failure with
@@ -246,6 +278,44 @@ def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) ->
                  diagnostic=diagnostic)
 
 
+# A line that holds only a bare local part, indented under a banner ("\tscreenname").
+_BARE_NAME = re.compile(r"^[ \t]++([A-Za-z0-9][\w.+-]{0,63})[ \t]*$")
+_LIST_WORDS = ("recipient", "address", "following", "user")
+BARE_NAMES = 20  # bare names read under one banner
+
+
+def bare_names(mail: Mail) -> list[Found]:
+    """Recipients a report names by their local part alone, under a banner that ends with
+    a colon and speaks of recipients or addresses (AOL's "Your mail to the following
+    recipients could not be delivered because ...:" then "\tscreenname"): the address is
+    the name at the reporting system's own domain (its From: address's), the one that
+    knows the name. Read only when the report names no address at all."""
+    sender = ADDRESS.search(header(mail.msg, "from"))
+    domain = sender.group(0).rpartition("@")[2].lower() if sender else ""
+    if "." not in domain:
+        return []
+    lines = mail.text.splitlines()[:MAX_LINES]
+    paragraph = ""
+    for i, line in enumerate(lines):
+        if not line.strip():
+            paragraph = ""
+            continue
+        paragraph += " " + line.lower()
+        if not (line.rstrip().endswith(":") and any(w in paragraph for w in _LIST_WORDS)):
+            continue
+        names = []
+        for nxt in lines[i + 1: i + 1 + BARE_NAMES]:
+            m = _BARE_NAME.match(nxt)
+            if m is None:
+                break
+            names.append(m.group(1).lower())
+        if names:
+            said = normalise(paragraph)
+            return [Found(address=f"{name}@{domain}", action="failed", diagnostic=said)
+                    for name in names]
+    return []
+
+
 class TextDetector:
     """A failure report written as text, recognised by its sender, subject or wording."""
 
@@ -255,7 +325,7 @@ class TextDetector:
         """Recipients scanned from the report's text, or None if it is not a bounce."""
         if not is_bounce(mail):
             return None
-        found = scan(mail) or scan(mail, own_to=True)
+        found = scan(mail) or scan(mail, own_to=True) or bare_names(mail)
         if not found:
             return None
         return Detection(self.name, kind_of(found), found)
