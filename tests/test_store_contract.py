@@ -540,3 +540,21 @@ async def test_batch_shows_no_job_what_a_reprocessed_job_recorded_before(store: 
     shown = [[i.token_id for i in history] for _, history in planner.shown]
     assert shown == [[], ["t2"], ["t2", "t1"]]
     assert sorted(i.token_id for i in await store.incidents("s1", "fp1")) == ["t1", "t2", "t3"]
+
+
+def test_sqlite_reads_a_batch_of_addresses_by_the_primary_key(tmp_path: Path) -> None:
+    """The addresses of a batch are looked up by their key, never by a scan of the table
+    (which grows with every address ever seen)."""
+    import sqlite3
+
+    from bounced.store.migrations import migrations
+    from bounced.store.sqlite.tx import addresses_of
+
+    db = sqlite3.connect(tmp_path / "plan.db")
+    for _, _, sql in migrations("sqlite"):
+        db.executescript(sql)
+    plan = db.execute(f"EXPLAIN QUERY PLAN {addresses_of(3)}", ["s", "f"] * 3).fetchall()
+    steps = [row[-1] for row in plan]
+    assert any("SEARCH a USING" in s and "(subject=? AND fingerprint=?)" in s for s in steps), \
+        steps
+    assert not any(s.startswith("SCAN a") or s == "SCAN addresses" for s in steps), steps

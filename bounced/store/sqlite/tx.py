@@ -76,9 +76,7 @@ class SQLiteTx:
             "ON CONFLICT (subject, fingerprint) DO UPDATE SET address = excluded.address "
             "WHERE addresses.address = '' AND excluded.address != ''",
             [(s, f, a, model.CONFIRMED) for (s, f), a in first.items()]).close()
-        keys = [v for key in first for v in key]
-        found = q(self.db, f"SELECT {rows.ADDRESS_COLUMNS} FROM addresses WHERE "
-                           f"(subject, fingerprint) IN (VALUES {_pairs(len(first))})", keys)
+        found = q(self.db, addresses_of(len(first)), [v for key in first for v in key])
         return {(r[0], r[1]): rows.address(r, SQLITE) for r in found}
 
     def lock_domains(self, domains: Sequence[str]) -> None:
@@ -179,5 +177,10 @@ class SQLiteTx:
         ]
 
 
-def _pairs(n: int) -> str:
-    return ",".join(["(?,?)"] * n)
+def addresses_of(n: int) -> str:
+    """The address rows of ``n`` (subject, fingerprint) keys, each looked up by the primary
+    key. (A row-value ``IN (VALUES ...)`` would scan the whole table: 7 ms per batch with
+    100,000 addresses, against 4 us.)"""
+    columns = ", ".join(f"a.{c.strip()}" for c in rows.ADDRESS_COLUMNS.split(","))
+    return (f"SELECT {columns} FROM (VALUES {','.join(['(?,?)'] * n)}) AS v "
+            "JOIN addresses a ON a.subject = v.column1 AND a.fingerprint = v.column2")
