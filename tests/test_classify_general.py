@@ -434,6 +434,56 @@ EXPECTED: dict[str, Want] = {
     # an address cut short with an ellipsis (a list archive's masking, "marg...@") is no
     # address: nothing to match a token against, so no recipient
     "masked_address_ellipsis.eml": Want("unknown", ()),
+    # Issue 14's rules. A "user unknown" after the message (providers that check recipients
+    # at the end of DATA) or at an unnamed stage is the address's death...
+    "postfix_user_unknown_after_data.eml": one("bounce", "martha.k@shop-partner.example",
+                                               "userunknown", True),
+    "exim_user_unknown_after_pipelined_data.eml": one("bounce", "olaf@bigcorp.example",
+                                                      "userunknown", True),
+    "exim_autoreply_without_author.eml": one("bounce", "felix@smallorg.example", "userunknown",
+                                             True),  # From: <>: a mail system's, no person's
+    # ... unless a filter gave it: a filtering gateway answered, the provider uses those
+    # words for its users' own sender filters, or the remote's own status is a policy's
+    "gateway_pphosted_user_unknown_after_data.eml": one("bounce", "pia@client-co.example",
+                                                        "filtered", False),
+    "docomo_unknown_user_after_data.eml": one("bounce", "taro.y@docomo.ne.jp", "filtered",
+                                              False),
+    "docomo_unknown_user_rcpt.eml": one("bounce", "hanako.s@docomo.ne.jp", "userunknown",
+                                        True),
+    "au_address_less_user_unknown.eml": one("bounce", "jiro.k@au.com", "filtered", False),
+    "remote_policy_status_user_unknown.eml": one("bounce", "ines.b@portal.example",
+                                                 "filtered", False),
+    # the domain said not to exist is our own (the envelope sender's)
+    "exim_sender_domain_does_not_exist.eml": one("bounce", "vera@customer.example",
+                                                 "rejected", False),
+    # the reply's own status over the reporter's mapping of 552 (5.2.2, "mailbox full")
+    "sendmail_like_552_own_status.eml": one("bounce", "roy@archive.example", "emailtoolarge",
+                                            False),
+    # final versus delay from the words: a delay naming only a passing failure is expired;
+    # OpenSMTPD's "Envelope expired" notice is final though it says "delayed"; a text
+    # report of a 4xx that says nothing of retrying reports a failure
+    "postfix_delay_temporary_local_problem.eml": one("delay", "lea@slowcorp.example",
+                                                     "expired", False),
+    "opensmtpd_envelope_expired_final.eml": one("bounce", "quentin@downsite.example",
+                                                "expired", False),
+    "text_report_4xx_without_retry_words.eml": one("bounce", "sam.o@partner.example",
+                                                   "systemerror", False),
+    # generic text forms, several recipients each with its own reason
+    "generic_table_of_recipients.eml": Want("bounce", (
+        ("ada.l@coop.example", frozenset({"userunknown"}), True),
+        ("brendan.f@coop.example", frozenset({"mailboxfull"}), False))),
+    "generic_reasons_in_brackets.eml": Want("bounce", (
+        ("cora@village.example", frozenset({"userunknown"}), True),
+        ("dirk@village.example", frozenset({"mailboxfull"}), False))),
+    # addresses as RFC 5321 allows them, and wrapped in mailto:
+    "dsn_quoted_local_part.eml": one("bounce", '"first..last"@old-domain.example',
+                                     "userunknown", True),
+    "text_mailto_wrapped_recipient.eml": one("bounce", "gustav.holm+news@webhost.example",
+                                             "userunknown", True),
+    # every Original-Rcpt-To of a feedback report (RFC 5965 allows several)
+    "arf_two_original_rcpt_to.eml": Want("complaint", (
+        ("helga@isp.example", frozenset({"feedback"}), False),
+        ("helga.alias@isp.example", frozenset({"feedback"}), False))),
 }
 
 

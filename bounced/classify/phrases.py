@@ -227,6 +227,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "unverifyable sending ip",  # "service permits 2 unverifyable sending IPs - a is not b"
     ),
     "notcompliantrfc": (
+        "missing message-id", "invalid message-id", "missing required header",
         "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "rfc822 compliant", "rfc 822",
         "duplicate header", "not rfc compliant", "not compliant with rfc",
         "multiple addresses in from", "must not contain more than one",
@@ -442,6 +443,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         'too many "received" headers',
     ),
     "syntaxerror": (
+        "command not implemented", "parameter not implemented",
         "syntax error", "command unrecognized", "bad command", "unrecognized command",
         "invalid command", "command not recognized", "may not follow", "bad sequence",
         "out of sequence", "must follow",
@@ -449,6 +451,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "domain missing in source-routed address", "malformed address:",
     ),
     "mailererror": (
+        "exit status",
         "mailer error", "command failed", "program failed", "procmail", "exit code",
         "command died", "pipe to", "unknown mailer", "local delivery failed",
         "mail program", "x-unix", "couldn't create", "could not create",
@@ -456,6 +459,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "bin/maildrop", "command output:",
     ),
     "systemfull": (
+        "mail system is full",
         "system full", "insufficient system storage", "out of disk", "disk full",
         "no space left", "disk space",
     ),

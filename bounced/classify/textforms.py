@@ -36,7 +36,7 @@ _RECIPIENT_SOURCES = (
     # a label, then the address (bare, bracketed, quoted, or as Exchange's "[SMTP:addr]")
     rf"\b(?:recipient|address|addressed to|addressed,|delivered to|deliver to|failed to|"
     rf"original-recipient|final-recipient|userid|user|mailbox|to|delivery failed|failed)\s*"
-    rf"(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*(?:\[?smtp:)?<?'?\"?{_A}",
+    rf"(?:address(?:es)?|\(s\))?\s*:?\s*(?:rfc822;)?\s*(?:\[?smtp:)?<?{_MAILTO}'?\"?{_A}",
     # an X.400 O/R address whose domain-defined attribute is the Internet address
     # ("c=US;a= ;p=Org;o=Site;dda:SMTP=addr;", Exchange 5.5's Internet Mail Service)
     r"^\s*c=[^@\n]{0,200}?\bdda:smtp=" + _ADDR,
