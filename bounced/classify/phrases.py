@@ -20,6 +20,8 @@ status, whether a content filter gave it).
 
 from __future__ import annotations
 
+from bounced.classify.systems import SYSTEMS
+
 # The vaguest words of refusal: the last entry of the table, so any other reason is
 # more specific than they are.
 VAGUE: tuple[str, ...] = ("refused", "not allowed", "rejected", "denied", "rejete")
@@ -67,9 +69,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "recipient has blocked", "blocked by recipient", "blocked by the recipient",
         "only accepting mail from specific", "user refuses to receive", "refuse to receive",
         "message rejected due to user rules", "domain filter", "has restricted sms",
-        "resolver.rst.notauthorized", "this account is protected by",
+        "this account is protected by",
         "is not accepting any mail", "user reject", "bounced address",
-        "cannot route mail to user",  # Domino
+
         # the recipient refuses this sender ("... could not be delivered because they are
         # not accepting mail from you@example.org", AOL): its choice, not a dead address
         "are not accepting mail from", "is not accepting mail from",
@@ -168,9 +170,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "user not local; please try", "not local, please try",  # RFC 5321's 551 reply
         "has been replaced by",
     ),
-    # cPanel's Exim answer when the recipient's domain cannot be routed (it goes on to
-    # guess at blocklists and DNS: the domain's absence is what it knows)
-    "hostunknown/unroutable": ("account or domain may not exist",),
     "norelaying": (
         "relay access denied", "relaying denied", "relay denied", "relay not permitted",
         "relaying not permitted", "unable to relay", "not permitted to relay", "we do not relay",
@@ -178,7 +177,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "does not relay", "cannot relay", "not configured to relay", "relay prohibited",
         "relaying is prohibited", "relaying disallowed", "not allowed to relay",
         "insecure mail relay", "relay not authorized", "open relay",
-        "allowed rcpthost",  # qmail: "that domain isn't in my list of allowed rcpthosts"
+
         "as a relay",  # "you are trying to use me as a relay" (MessageLabs, qmail patches)
         "not a gateway", "not local host", "we don't handle mail for",
         "send to a non-local e-mail address",  # "... requires authentication when ..."
@@ -305,7 +304,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
 
         "prohibited", "potential security issue",
         "policy", "not permitted", "restricted", "violation",
-        "administrative prohibition",  # Exim's reply when an ACL denies without a message
+
         "header error",  # a header the receiving system will not take
         "content restriction",
         "is not accepting mail with",  # "the recipient is not accepting mail with ..."
@@ -317,7 +316,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
         "accept no mail", "no mx", "couldn't find a mail exchanger",
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
-        "indicated no smtp service",  # Exim: a null MX (RFC 7505) or SRV record
+
     ),
     "networkerror/lookup": (  # a name lookup that failed for now, not a domain shown not to exist
         "host not found, try again", "unable to resolve route", "name server reply",
@@ -335,11 +334,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "recipient domain does not", "domain may not exist",
         "recipient domain must exist", "domain mentioned in email address is unknown",
         "unroutable address",
-        "unrouteable address",  # Exim: no router could route it (mostly the domain)
+
         "remote domain doesnt exist",
-        # Exim: the domain's MX hosts have no address, or no host of it has one
-        "mx records point to non-existent", "host address lookups failed",
-        # "the domain does not exist" in the languages of the providers' own reports
+
         "ドメインが存在しません", "域名不存在", "도메인이 존재하지 않", "домен не найден",
         "домен не существует", "domain existiert nicht", "domäne existiert nicht",
         "domaine inexistant", "domaine n'existe pas", "dominio no existe",
@@ -363,13 +360,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "name is not recognized", "mailbox not available",
         "mailbox unavailable",  # RFC 5321's own 550 text; a reason only at RCPT (reasons.py)
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
-        "recipientnotfound", "not a registered", "invalid final delivery userid",
+        "not a registered", "invalid final delivery userid",
         "invalid userid",
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
-        "you entered couldn't be found", "you entered could not be found",  # Exchange's prose
-        "address no longer accepts mail",  # vpopmail / qmail: a closed address
+
+
         # the same in the languages of European and Russian mail systems' own replies
         "benutzer unbekannt", "unbekannter benutzer", "unbekannter empfänger",
         "empfänger unbekannt", "empfaenger unbekannt",
@@ -410,17 +407,16 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "archived recipient", "bad-recipient", "bad_recipient", "can't accept user",
         "addresses were unknown", "email address could not be found",
         "is not an active address at this host", "mailbox invalid", "mailbox not present",
-        "nessun utente simile", "in name directory", "no account by that name",
+        "nessun utente simile", "no account by that name",
         "no mail box available for this user", "no matches to nameserver query",
-        "non existent user", "recipient not ok", "badrcptto",
+        "non existent user", "recipient not ok",
         "badrecipientto", "email name is not found", "there is no one at this address",
         "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
         "unknown email address", "unknown local-part", "unknown virtual user",
         "rejected: invalid user",
         "invalid-recipient",
-        # Lotus Domino / Notes: not listed in its directory, in its French and Japanese forms
-        "non répertorié dans l'annuaire", "ディレクトリには見つかりません",
-        "ディレクトリのリストにありません",
+
+
     ),
     "filtered/filter": (
         "filter", "refuses", "recipient refused", "blocked the sender",
@@ -487,7 +483,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "all routes to destination blocked", "bad dns lookup error code",
         "could not retrieve source address", "no valid route to",
         "wasn't able to establish an smtp connection",
-        "listed as a best-preference mx or a for that host",  # qmail: an MX pointing at itself
+
     ),
     "systemerror": (
         "temporarily rejected",
@@ -501,7 +497,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "loop was found in the mail exchanger", "remote server is misconfigured",
         "system config error", "temporary local problem", "can't create user output file",
         "delivery to file forbidden", "delivery to pipe forbidden", "lmtp error after",
-        "temporary mta failure on relaying", "several matches found in domino directory",
+        "temporary mta failure on relaying",
     ),
     "rejected/vague": VAGUE,
 }
@@ -521,6 +517,12 @@ PRIORITY: tuple[str, ...] = (
     "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "mailererror",
     "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
 )
+
+# A mail system's own wordings live in its module (bounced.classify.systems): each is added
+# to its group here, so adding a system's wording touches that system's file only.
+for _system in SYSTEMS:
+    for _key, _words in _system.phrases:
+        WORDINGS[_key] = WORDINGS.get(_key, ()) + _words
 
 # The phrase table as the phrase index reads it: (reason, wordings), in priority order.
 PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(

@@ -26,13 +26,17 @@ class System:
     the "user unknown" it reports after the message was sent may be its filter's verdict.
     ``replies``: (regular expression, reason) of the system's own replies, matched in the
     lowercase, whitespace-normalised diagnostic, and only for a recipient whose domain,
-    remote host or reporting host is one of ``hosts`` (a system without hosts: always)."""
+    remote host or reporting host is one of ``hosts`` (a system without hosts: always).
+    ``phrases``: (group of the phrase table, wordings) the system writes in its own reports
+    and replies: added to that group of ``bounced.classify.phrases`` (searched everywhere,
+    as the words of any reply are)."""
 
     name: str
     hosts: tuple[str, ...] = ()
     markers: tuple[tuple[str, str], ...] = ()
     filtering: bool = False
     replies: tuple[tuple[str, str], ...] = ()
+    phrases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     compiled: tuple[tuple[re.Pattern[str], str], ...] = field(default=(), init=False,
                                                                repr=False, compare=False)
 
