@@ -101,12 +101,59 @@ def decode_part(part: Message) -> str:
         return ""
     payload = payload[:MAX_TEXT]
     charset = part.get_content_charset() or "utf-8"
+    if not payload.isascii() and charset in _SINGLE_BYTE:
+        # a report that declares ASCII or a Latin charset but quotes UTF-8 (a remote's
+        # reply, an SMTPUTF8 address): a line that is valid UTF-8 with non-ASCII bytes is
+        # almost never Latin text, so each line is read as what it is
+        return _mixed(payload, _SINGLE_BYTE[charset])
     for cs in (charset, "utf-8"):
         try:
             return payload.decode(cs)
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
-    return payload.decode("latin-1")
+    return _mixed(payload, "latin-1")
+
+
+# Declared charsets whose text may quote UTF-8, and the codec for their other lines.
+_SINGLE_BYTE = {"us-ascii": "latin-1", "ascii": "latin-1", "iso-8859-1": "latin-1",
+                "latin1": "latin-1", "latin-1": "latin-1", "iso-8859-15": "iso-8859-15",
+                "windows-1252": "cp1252", "cp1252": "cp1252"}
+
+
+def _mixed(payload: bytes, other: str) -> str:
+    """Text in mixed encodings, line by line: UTF-8 where a line is UTF-8, else ``other``
+    (a report in one charset quoting a reply in another)."""
+    try:
+        return payload.decode("utf-8")  # all of it (the usual case: one decode)
+    except UnicodeDecodeError:
+        pass
+    out = []
+    for line in payload.split(b"\n"):
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(line.decode(other, "replace"))
+    return "\n".join(out)
+
+
+# Bytes above 127 that Exim writes as octal escapes in its report ("unknown-j\303\274rgen@"):
+# a run of them that is UTF-8 is the text it stands for.
+_OCTAL_RUN = re.compile(r"(?:\\[23][0-7]{2}){2,8}")
+
+
+def _octal(m: re.Match[str]) -> str:
+    run = m.group(0)
+    raw = bytes(int(run[i + 1: i + 4], 8) for i in range(0, len(run), 4))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return run
+
+
+def octal_unescaped(text: str) -> str:
+    """``text`` with runs of octal escapes that are UTF-8 decoded (Exim's way of printing
+    a non-ASCII address or reply in its plain-text report)."""
+    return _OCTAL_RUN.sub(_octal, text) if "\\" in text else text
 
 
 def _without_scripts(html: str) -> str:
@@ -215,5 +262,5 @@ def walk(msg: Message) -> Mail:
                 continue
             (texts if ctype == "text/plain" else htmls).append(decode_part(part))
     body = "\n".join(texts) if texts else "\n".join(html_to_text(h) for h in htmls)
-    mail.text = body[:MAX_TEXT]
+    mail.text = octal_unescaped(body[:MAX_TEXT])
     return mail

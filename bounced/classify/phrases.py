@@ -566,7 +566,7 @@ SMTP_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         # qmail-remote, Exim ("closed connection in response to end of data"), SendGrid
         # ("end of DATA"), 1&1/GMX ("for TEXT command": the message text), chasquid
         "failed on data command", "in response to data", "end of data", "for text command",
-        "after sending data block", "data closing",
+        "after sending data block", "data closing", "sent: data", "did not like our data",
     )),
     ("RCPT", (
         "in reply to rcpt to", "after rcpt to", "after rcpt", ">>> rcpt to", "rcpt to command",
@@ -582,12 +582,14 @@ SMTP_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "after mail from", "in reply to mail from", ">>> mail from", "smtp command mail",
         "sender was rejected", "mail from command", "[mail_from]",
         "after pipelined mail from", "in response to mail from", "in mail from",
-        "following mail command", "for mail command",
+        "following mail command", "for mail command", "sent: mail from",
+        "did not like our mail from",
     )),
     ("HELO", (
         "after helo", "after ehlo", "in reply to helo", "in reply to ehlo", ">>> helo",
         ">>> ehlo", "my name was rejected", "helo command", "in response to ehlo",
-        "in response to helo", "ehlo command",
+        "in response to helo", "ehlo command", "sent: ehlo", "sent: helo",
+        "did not like our ehlo", "did not like our helo",
     )),
     ("CONN", (
         "after initial connection", "initial connection", "greeting failed",

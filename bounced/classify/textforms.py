@@ -24,14 +24,19 @@ _RECIPIENT_SOURCES = (
     rf"^\s*<{_MAILTO}{_A}>\s*(?:[:.]|\(|\.\.\.|\s)",
     # the address first on its line, then what became of it: "addr: reason", "addr on
     # DATE" (Exchange), "* [addr]: reason" (a bulleted list)
-    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"]?"
+    # ('addr' on DATE: Outlook; the quote opening it is read as part of the local part)
+    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"']?"
     r"(?::\s|:$|\.\.\.|\(|\s++(?::\s|\.\.\.|\(|on\s|-\s))",
     # ... or any words ("addr [reason]", "addr Invalid Address, ERROR_CODE :550", a
     # table's row "addr   550 5.1.1 User unknown"): only at the start of a list (the
     # scanner checks the line above: blank, a banner ending with a colon or a rule of
     # dashes, or another recipient's line), not in wrapped prose; not "addr <other>"
     # (a display name and the address it names)
-    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"]?\s++(?=[^\s<])(?P<listed>)",
+    rf"^\s*+(?:[*\-]\s*+)?[\[<\"]?{_MAILTO}{_A}[\]>\"']?\s++(?=[^\s<])(?P<listed>)",
+    # a display name, then the address in parentheses, alone on its line and in a list as
+    # above ("Jana Kral (jana@example.org)" under "Delivery has failed to these
+    # recipients:"), not a sentence that ends with an address
+    rf"^\s*+[^@<>()\":\n]{{1,60}}\(\s*+{_MAILTO}{_A}\s*+\)\s*+$(?P<listed>)",
     rf"\brcpt to:\s*<{_A}>",
     # a label, then the address (bare, bracketed, quoted, or as Exchange's "[SMTP:addr]")
     rf"\b(?:recipient|address|addressed to|addressed,|delivered to|deliver to|failed to|"

@@ -30,6 +30,12 @@ DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-statu
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,40})[ \t]*:[ \t]*(.*)$")
 _TEXT_DSN = re.compile(r"(?im)^(?:final|original)-recipient[ \t]*:")
 _VALID_ACTIONS = ("failed", "delayed", "delivered", "relayed", "expanded")
+# Actions some systems write outside RFC 3464's five: "expired" (SendGrid, given up after
+# retries), "failure", "bounced", "deferred", "delay"...
+_ACTION_ALIASES = {"expired": "failed", "failure": "failed", "fail": "failed",
+                   "bounced": "failed", "bounce": "failed", "undeliverable": "failed",
+                   "deferred": "delayed", "delay": "delayed", "retry": "delayed",
+                   "success": "delivered", "sent": "delivered"}
 MAX_FIELDS = 100  # fields read per block (RFC 3464 defines a dozen per recipient)
 
 Block = dict[str, str]
@@ -125,7 +131,8 @@ def recipients_from_blocks(blocks: list[Block]) -> list[Found]:
         status = status_of(status_field)
         comment = status_field.split("(", 1)[1] if "(" in status_field else ""
         reply = reply_code_of(diagnostic)
-        action = block.get("action", "").strip().lower().split(" ")[0]
+        action = block.get("action", "").strip().lower().split(" ")[0].rstrip(".;,")
+        action = _ACTION_ALIASES.get(action, action)
         if action not in _VALID_ACTIONS:
             action = action_for(status, reply)
         remote = block.get("remote-mta", "") or remote_default
