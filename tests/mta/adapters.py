@@ -36,7 +36,8 @@ class MatrixMTA:
 
     kind = ""
     label = ""
-    # feature -> why this MTA cannot do it (scenarios needing it are skipped with that)
+    # feature -> why this MTA cannot do it (the scenarios needing it are no cells of the
+    # matrix, listed with that reason: matrix.unsupported_cells)
     lacks: ClassVar[dict[str, str]] = {}
 
     def __init__(self, workdir: Path) -> None:

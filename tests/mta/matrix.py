@@ -5,7 +5,9 @@
     .venv/bin/python -m tests.mta.matrix --mta postfix --mta exim --write
 
 Needs root and the MTAs that ``.ci/install-mta`` installs; an MTA that cannot run is
-listed with the reason (and ``--write`` keeps its committed files). Each MTA gets its own
+listed with the reason (and ``--write`` keeps its committed files). A scenario an MTA
+cannot do (its adapter's ``lacks``) is no cell of the matrix and no test: it is listed
+with the reason, after a run and by ``--unsupported`` (no run, no root needed). Each MTA gets its own
 instance under a temp dir; all of them send to one ``world.World`` concurrently, and each
 bounce is attributed by its envelope recipient ``bounce-<mta>-<submission>@<bounce domain>``.
 
@@ -58,11 +60,12 @@ def adapter_classes() -> dict[str, type[MatrixMTA]]:
 
 @dataclass
 class Outcome:
-    """One cell of the matrix: a bounce produced (``raw``), or skipped/missing with why."""
+    """One cell of the matrix: a bounce produced (``raw``), or missing with why; or a
+    scenario the MTA cannot do ("unsupported", with why: listed, not a test)."""
 
     mta: str
     scenario: str
-    status: str  # "produced", "skipped", "missing"
+    status: str  # "produced", "missing", "unsupported"
     detail: str = ""
     raw: bytes | None = None
     file: str = ""
@@ -80,6 +83,20 @@ class MTARun:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     log_tail: str = ""
+
+
+def unsupported_cells(kind: str) -> dict[str, str]:
+    """The scenarios ``kind`` cannot do, each with why (its adapter's ``lacks``): the
+    matrix has no cell and the suite no test for them."""
+    lacks = adapter_classes()[kind].lacks
+    return {s.name: "; ".join(lacks[f] for f in sorted(s.requires) if f in lacks)
+            for s in SCENARIOS if s.requires & lacks.keys()}
+
+
+def supported_cells() -> list[tuple[str, str]]:
+    """Every (MTA, scenario) the matrix runs: the test parameters."""
+    return [(kind, s.name) for kind in adapter_classes() for s in SCENARIOS
+            if s.name not in unsupported_cells(kind)]
 
 
 def sender_for(kind: str, submission: str, domain: str) -> str:
@@ -164,19 +181,26 @@ def report_text(raw: bytes) -> str:
 # -- running --------------------------------------------------------------------------------
 
 def _plan(adapter: MatrixMTA) -> tuple[dict[str, list[Scenario]], list[Outcome]]:
-    """The submissions this MTA makes (each with the scenarios it yields) and the skips."""
-    lacks = adapter.all_lacks()
+    """The submissions this MTA makes (each with the scenarios it yields), and the cells
+    it has no bounce for: unsupported (its declared ``lacks``), or missing because the
+    running MTA turned out to lack a feature declared supported (EHLO without DSN or
+    SMTPUTF8: a build or configuration that changed, which is a failure, not a skip)."""
+    unsupported = unsupported_cells(adapter.kind)
+    detected = {f: why for f, why in adapter.all_lacks().items() if f not in adapter.lacks}
     plan: dict[str, list[Scenario]] = {}
-    skipped = []
+    left_out = []
     for name, group in submissions().items():
         for scenario in group:
-            missing = sorted(f for f in scenario.requires if f in lacks)
-            if missing:
-                skipped.append(Outcome(adapter.kind, scenario.name, "skipped",
-                                       "; ".join(lacks[f] for f in missing)))
+            if scenario.name in unsupported:
+                left_out.append(Outcome(adapter.kind, scenario.name, "unsupported",
+                                        unsupported[scenario.name]))
+            elif scenario.requires & detected.keys():
+                left_out.append(Outcome(adapter.kind, scenario.name, "missing", "; ".join(
+                    f"{detected[f]}, but the adapter declares it supported"
+                    for f in sorted(scenario.requires & detected.keys()))))
             else:
                 plan.setdefault(name, []).append(scenario)
-    return plan, skipped
+    return plan, left_out
 
 
 def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print) -> MTARun:
@@ -203,8 +227,8 @@ def run_mta(adapter: MatrixMTA, world: World, log: Callable[[str], None] = print
         return run
     run.error = ""
     try:
-        plan, skipped = _plan(adapter)
-        run.outcomes.extend(skipped)
+        plan, left_out = _plan(adapter)
+        run.outcomes.extend(left_out)
         senders = {name: sender_for(adapter.kind, name, world.bounce_domain) for name in plan}
         failed_submit: dict[str, str] = {}
         for name, group in plan.items():
@@ -392,8 +416,8 @@ def write_corpus(result: MatrixResult, out: Path = CORPUS) -> list[str]:
     for run in result.runs:
         if run.version and any(o.raw for o in run.outcomes):
             cells[run.kind] = {"label": run.label, "version": run.version,
-                               "cells": {o.scenario: (o.status if o.status != "skipped"
-                                                      else f"skipped: {o.detail}")
+                               "cells": {o.scenario: (o.status if o.status != "unsupported"
+                                                      else f"unsupported: {o.detail}")
                                          for o in run.outcomes}}
     cells_path.write_text(json.dumps(cells, indent=1, ensure_ascii=False) + "\n")
     return written
@@ -414,13 +438,24 @@ def table(result: MatrixResult) -> str:
         for name in names:
             cells = [o for o in run.outcomes if o.scenario == name]
             status = cells[0].status if cells else "missing"
-            marks.append({"produced": " +", "skipped": " -", "missing": " !"}[status])
+            marks.append({"produced": " +", "unsupported": " -", "missing": " !"}[status])
             for o in cells:
                 if o.status != "produced":
                     notes.append(f"  {run.kind} {name}: {o.status}: {o.detail}")
         lines.append(f"{label:<22} " + " ".join(marks) + f"   ({run.seconds:.0f}s)")
     legend = "  ".join(f"{i + 1}={n}" for i, n in enumerate(names))
-    return "\n".join([*lines, "(+ produced, - skipped, ! missing)", legend, *notes])
+    return "\n".join([*lines, "(+ produced, - unsupported: no cell, ! missing)", legend, *notes])
+
+
+def unsupported_table() -> str:
+    """Every scenario each MTA cannot do, with why (no cell of the matrix, no test)."""
+    lines = []
+    for kind, cls in adapter_classes().items():
+        cells = unsupported_cells(kind)
+        lines.append(f"{cls.label}: {len(SCENARIOS) - len(cells)} of {len(SCENARIOS)} "
+                     f"scenarios" + (", cannot do:" if cells else ", all of them"))
+        lines.extend(f"  {name}: {why}" for name, why in cells.items())
+    return "\n".join(lines)
 
 
 def _words(raw: bytes, recipient: str, limit: int = 6) -> list[str]:
@@ -474,11 +509,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"rewrite the corpus in {CORPUS.relative_to(ROOT)}")
     parser.add_argument("--out", type=Path, default=CORPUS, help="corpus directory")
     parser.add_argument("--logs", action="store_true", help="print each MTA's log tail")
+    parser.add_argument("--unsupported", action="store_true",
+                        help="only list the scenarios each MTA cannot do, with why (no MTA run)")
     parser.add_argument("--misreads", action="store_true",
                         help="only list the committed corpus's misread bounces (no MTA run)")
     args = parser.parse_args(argv)
     if args.misreads:
         print(misreads(args.out), end="")
+        return 0
+    if args.unsupported:
+        print(unsupported_table())
         return 0
     result = run_matrix(args.mta)
     print(table(result))
