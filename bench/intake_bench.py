@@ -40,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -243,7 +244,11 @@ def print_profile(path: Path, top: int = 25) -> None:
 
 
 def short(file: str) -> str:
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+    # A profile's file names relative to where they come from: an installed package, this
+    # checkout, or the running interpreter's standard library.
+    checkout = str(Path(__file__).resolve().parent.parent) + "/"
+    for marker in ("/site-packages/", "/dist-packages/", checkout,
+                   sysconfig.get_path("stdlib") + "/"):
         if marker in file:
             return file.split(marker, 1)[1]
     return file

@@ -65,12 +65,27 @@ def _code_dirs() -> list[Path]:
 
 
 def _system_python() -> Path | None:
-    """A system interpreter of this interpreter's version, outside any user's home."""
+    """An interpreter of this interpreter's version that other users can run: the one this
+    venv was made from (sys._base_executable, sys.base_prefix), else a system one."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (Path("/usr/bin") / version, Path("/usr/local/bin") / version):
-        if candidate.exists() and _reachable_by_others(candidate):
+    candidates = [Path(getattr(sys, "_base_executable", sys.executable)),
+                  Path(sys.base_prefix) / "bin" / version]
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        candidates.append(Path(directory) / version)
+    for candidate in candidates:
+        if candidate.exists() and _reachable_by_others(candidate) and \
+                candidate.resolve().name.startswith(version):
             return candidate
     return None
+
+
+def _purelib(interpreter: Path) -> Path:
+    """Where ``interpreter`` imports pure-Python packages from (its own sysconfig: the
+    layout differs between builds, Debian's and upstream's)."""
+    out = subprocess.run([str(interpreter), "-c",
+                          "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return Path(out.stdout.strip())
 
 
 def launcher_reason(user: str = PIPE_USER) -> str | None:
@@ -171,11 +186,10 @@ class PipeSetup:
             venv = root / "venv"
             subprocess.run([str(system), "-m", "venv", "--without-pip", str(venv)],
                            check=True, capture_output=True, timeout=60)
-            version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-            packages = venv / "lib" / version / "site-packages"
+            interpreter = venv / "bin" / "python"
+            packages = _purelib(interpreter)
             (packages / "bounced-test.pth").write_text("".join(
                 f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages()))
-            interpreter = venv / "bin" / "python"
         self.command.write_text(
             f"#!{interpreter}\nimport sys\n\nfrom bounced.cli import main\n\n"
             "sys.exit(main())\n")
