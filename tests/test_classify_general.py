@@ -206,6 +206,13 @@ EXPECTED: dict[str, Want] = {
                                         "policyviolation|spamdetected|blocked", False),
     "comcast_dnsbl_refused.eml": one("bounce", "abe.c@comcast.net", "blocked", False),
     "att_dnsbl_rbl.eml": one("bounce", "bo.d@att.net", "blocked", False),
+    # an address in the remote server's reply is where it asks to be written to ("please
+    # forward this message to delist@...", "report details to abuse@..."), not a recipient
+    "exim_reply_asks_to_forward.eml": one("bounce", "marta.k@outlook.com", "blocked|rejected",
+                                          False),
+    "qmail_reply_asks_to_report.eml": one("bounce", "oleg.v@list.ru", "spamdetected", False),
+    # only "denied" after qmail's "my name was rejected": our host was refused at HELO
+    "qmail_helo_name_rejected.eml": one("bounce", "ines@mailhost.example.net", "blocked", False),
     # European and Russian providers
     "webde_bad_ptr.eml": one("bounce", "cleo@web.de", "requireptr|blocked", False),
     "gmx_policy_restrictions.eml": one("bounce", "dirk.h@gmx.de",

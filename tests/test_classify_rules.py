@@ -133,6 +133,12 @@ TABLES: dict[str, list[Row]] = {
         Row("5.0.0", "550", "failed", "550 message too large", "emailtoolarge"),
         Row("", "", "failed", "", "mailboxfull", context="the mailbox is full"),
         Row("5.1.1", "550", "failed", "550 5.1.1", ""),  # a specific code: no text read
+        # only "rejected" at HELO or the greeting: our host was refused, not a sender
+        Row("", "550", "failed", "connected to 192.0.2.1 but my name was rejected. remote "
+            "host said: 550 go ahead and try", "blocked", command="HELO"),
+        Row("", "554", "failed", "554 access refused", "blocked", command="CONN"),
+        Row("", "550", "failed", "550 rejected", "rejected", command="MAIL"),
+        Row("", "550", "failed", "550 sender address rejected", "rejected", command="HELO"),
     ],
     "stage": [
         Row("", "", "failed", "", "blocked", command="CONN"),

@@ -25,7 +25,8 @@ decides. Each rule is a small function with its own table test
 10. ``user_unknown``: a does-not-exist wording, weighed by the stage and the reporter.
 11. ``transient_host``: an unknown domain in a temporary failure is a DNS problem for now.
 12. ``unreachable``: the host could not be reached until the retries ran out: expired.
-13. ``phrase``: the reason of the first phrase of the diagnostic (or of the text around).
+13. ``phrase``: the reason of the first phrase of the diagnostic (or of the text around);
+    only the vaguest words at the greeting or HELO: blocked (our host was refused).
 14. ``stage``: nothing said, the stage decides (connection or HELO: blocked; MAIL: rejected).
 15. ``retried``: a delay, or a temporary failure given up on: expired.
 16. ``generic_code``: the reason a generic status code names.
@@ -312,6 +313,10 @@ def unreachable(e: Evidence) -> str:
 
 
 def phrase(e: Evidence) -> str:
+    if e.command in ("HELO", "CONN") and e.phrase == "rejected" and vague_only(e.said):
+        # only "rejected" at the greeting or HELO ("Connected to ... but my name was
+        # rejected", qmail): what was refused there is our host, not a sender
+        return "blocked"
     return e.phrase
 
 

@@ -72,10 +72,14 @@ _UPPER = re.compile(r"[A-Z]")
 if any(_UPPER.search(_ESCAPES.sub("", p)) for p in _RECIPIENT_SOURCES):
     raise ValueError("a recipient line pattern has an uppercase letter")
 
-# A recipient-shaped line right after one of these names the sender instead.
+# A recipient-shaped line right after one of these names the sender instead; an address
+# after an instruction ("please forward this message to delist@...", "report details to
+# abuse@...", "contact ...") is where the remote server asks to be written to, in its reply.
 NOT_RECIPIENT_BEFORE = re.compile(
     r"(?i)(sent by|from:|sender:|envelope-from|mail from|return-path|reply-to|"
-    r"message-id|received:|\bby\b[^\n]{0,200}?\bwith\b)[\s:<\"'(]*+$"
+    r"message-id|received:|\bby\b[^\n]{0,200}?\bwith\b|"
+    r"\b(?:forward|report|complain|write)\b[^\n@]{0,60}?\bto|\bcontact(?:ing)?\b(?: us)?(?: at)?)"
+    r"[\s:<\"'(]*+$"
 )
 
 BOUNCE_FROM = re.compile(

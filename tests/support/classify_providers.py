@@ -99,9 +99,13 @@ def load(folder: Path = TABLE) -> list[Row]:
             rid = _text(entry, "id", where)
             where_row = f"{where} {rid}"
             unknown = set(entry) - {"id", "provider", "reply", "stage", "reason", "also", "hard",
-                                    "source", "mx", "ip", "domain", "rcpt", "note"}
+                                    "source", "mx", "ip", "domain", "rcpt", "note",
+                                    "corrected_from", "why"}
             if unknown:
                 raise TableError(f"{where_row}: unknown fields {sorted(unknown)}")
+            if "corrected_from" in entry or "why" in entry:  # a corrected label says why
+                _text(entry, "corrected_from", where_row)
+                _text(entry, "why", where_row)
             if rid in seen:
                 raise TableError(f"{where_row}: id used twice")
             seen.add(rid)

@@ -274,8 +274,15 @@ def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) ->
     action = "delayed" if delayed and not status.startswith("5") else "failed"
     if final:
         action = "failed"  # a 4xx given up on is a failure all the same
+    host = _REMOTE_HOST.search(diagnostic)
     return Found(address=address, action=action, status=status, reply_code=reply,
-                 diagnostic=diagnostic)
+                 diagnostic=diagnostic, remote_mta=host.group(1).lower() if host else "")
+
+
+# The remote host a text report names with its address ("host mx.example.org [192.0.2.1]",
+# Exim; "host mx.example.org[192.0.2.1] said:", Postfix): the host that gave the reply, so
+# the rules that hold for one mail system's hosts apply to a text report as to a DSN.
+_REMOTE_HOST = re.compile(r"(?i)\bhost ([a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,10}) ?\[")
 
 
 # A line that holds only a bare local part, indented under a banner ("\tscreenname").
