@@ -176,7 +176,7 @@ class EximMatrix(MatrixMTA):
     def start(self, world: World) -> None:
         timing = exim.EximTiming(queue_interval=f"{RETRY}s",
                                  delay_warning=f"{DELAY_WARNING}s:1h",
-                                 retry=f"F,{LIFETIME}s,{RETRY}s")
+                                 retry=f"F,{LIFETIME}s,{RETRY}s", forced=True)
         self.instance = exim.EximInstance(
             bounce_port=world.port, bounce_domain=world.bounce_domain, timing=timing,
             base_dir=self.workdir, log_copy=self.workdir / "exim.log",

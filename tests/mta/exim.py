@@ -70,11 +70,18 @@ class EximTiming:
     ``delay_warning`` is Exim's list ("5s:1h" warns once after 5 s, then hourly; "0s" never).
     ``retry`` is the rule for every host and error: "F,60s,2s" retries every 2 s and fails
     the message 60 s after the first failure ("retry timeout exceeded").
+    ``forced``: every queue run is a forced one (``-qf<interval>``), attempting each message
+    whether or not its retry time has come. A queue run that starts a moment before the
+    retry time defers without an attempt, and a delay warning written then quotes the retry
+    database's truncated text, without the host ("H=... : ... - p", no Remote-MTA or
+    Diagnostic-Code), instead of the attempt's reply: forced runs make every warning and
+    expiry follow an attempt.
     """
 
     queue_interval: str = "2s"
     delay_warning: str = "0s"
     retry: str = "F,60s,2s"
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,7 +290,7 @@ begin retry
             try:
                 self.proc = subprocess.Popen(
                     [*self.command_prefix, str(exim_binary()), "-C", str(self.config_path), "-bdf",
-                     f"-q{self.timing.queue_interval}"],
+                     f"-q{'f' if self.timing.forced else ''}{self.timing.queue_interval}"],
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
