@@ -374,11 +374,13 @@ class PostfixInstance(MTAInstance):
             return None
 
     def processes(self) -> list[int]:
-        """Live processes of this instance: the master and its service processes."""
+        """Live processes of this instance: the master's process group (the master is a
+        session leader; its service processes, smtpd included, stay in its group, also
+        after the master has gone)."""
         pid = self._master_pid or (self._read_master_pid() if self.root else None)
-        if pid is None or not process_alive(pid):
+        if pid is None:
             return []
-        return [pid, *(p for p in pids_where(1, pid) if process_alive(p))]
+        return [p for p in pids_where(2, pid) if process_alive(p)]
 
     def running(self) -> bool:
         """True while this instance's master process is alive."""
@@ -388,14 +390,16 @@ class PostfixInstance(MTAInstance):
     def _stop_master(self, timeout: float = 15.0) -> None:
         """postfix stop, then abort, then SIGKILL of this instance's master; bounded.
 
-        Waits for the master's service processes too, so nothing of the instance outlives
-        the call.
+        Waits for every process of the master's group too, so nothing of the instance (no
+        smtpd holding the listening socket) outlives the call. The group, not the master's
+        children listed beforehand: the master forks services on demand (an smtpd for a
+        connection just made, a proxymap for an smtpd) until it exits, and a child forked
+        after such a list kept the port open after stop() one run in several.
         """
         pid = self._master_pid or self._read_master_pid()
         if pid is None:
             return
         self._master_pid = pid
-        children = pids_where(1, pid)
         for action in ("stop", "abort"):
             if not self.running():
                 break
@@ -406,11 +410,13 @@ class PostfixInstance(MTAInstance):
         if self.running():
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
-        while any(process_alive(c) for c in children) and time.monotonic() < deadline:
+        while self.processes() and time.monotonic() < deadline:
             time.sleep(0.05)
-        for child in children:
-            if process_alive(child):
-                os.kill(child, signal.SIGKILL)
+        for child in self.processes():
+            os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self._master_pid = None
 
     def _stop_server(self) -> None:
