@@ -11,10 +11,16 @@ import pytest
 
 from bounced.store import Store, open_store
 
+from .helpers import BOUNCED
+
 # Every bounced command reads /etc/bounced/bounced.toml when it exists (a machine with the
 # package installed has one); set but empty, $BOUNCED_CONFIG means the built-in defaults. The
 # commands the tests run see only the settings the tests give them.
 os.environ["BOUNCED_CONFIG"] = ""
+# `bounced` by name, in a test or in a program a test starts, is the interpreter's command
+# (this checkout's code), never a /usr/bin/bounced a package installed (CI runs the suite
+# with the package installed: tests/test_package.py).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(BOUNCED), os.environ.get("PATH", "")])
 
 PG_ADMIN_DSN = os.environ.get("BOUNCED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

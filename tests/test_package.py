@@ -1,9 +1,13 @@
 """The Debian package as an operator meets it: installed files, the system user, the unit,
-and the daemon started as the unit starts it, relaying one bounce to the end.
+and the daemon started as the unit starts it, relaying one bounce to `bounced status`,
+`bounced stats` and the dashboard (issue 17: from a fresh machine, build, install, start,
+relay one bounce, see it).
 
-The package tests run when .ci/package has built and installed the package (it sets
-$BOUNCED_TEST_PACKAGE and purges the package afterwards); the rest of the suite never uses
-the installed /usr/bin/bounced, which the first test here checks.
+The package tests run when the package is built and installed and $BOUNCED_TEST_PACKAGE
+names the .deb: CI (.ci/run) installs it before the suite and purges it afterwards, and
+.ci/package does the same around this file alone. The rest of the suite, run with the
+package installed, never uses the installed /usr/bin/bounced or /etc/bounced, which the
+first test here checks.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pwd
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, dsn, free_port, smtp_send
+from .helpers import BOUNCED, ROOT, dsn, free_port, smtp_send
 
 UNIT = Path("/lib/systemd/system/bounced.service")
 CONFIG = Path("/etc/bounced/bounced.toml")
@@ -36,14 +41,26 @@ installed = pytest.mark.skipif(
 
 
 def test_suite_uses_this_checkout_not_an_installed_bounced() -> None:
-    """The suite imports bounced from this checkout and runs its venv's command, never a
-    package installed on the machine (/usr/bin/bounced, /usr/lib/python3/dist-packages)."""
+    """The suite imports bounced from this checkout and runs the interpreter's command,
+    never a package installed on the machine (/usr/bin/bounced,
+    /usr/lib/python3/dist-packages), and its commands never read /etc/bounced (CI runs the
+    suite with the package installed)."""
     import bounced
 
     assert Path(bounced.__file__).resolve().is_relative_to(ROOT)
-    venv_command = ROOT / ".venv" / "bin" / "bounced"
-    assert venv_command.exists()
-    assert shutil.which("bounced", path=str(venv_command.parent)) == str(venv_command)
+    assert Path(BOUNCED).parent == Path(sys.executable).parent or \
+        Path(BOUNCED).read_text().startswith(f"#!{sys.executable}\n")
+    # `bounced` by name, as a test or a program it starts would run it
+    assert shutil.which("bounced") == BOUNCED
+    probe = subprocess.run(
+        [BOUNCED, "check-config", "--help"], capture_output=True, text=True, timeout=60,
+        check=True)
+    assert "usage" in probe.stdout
+    seen = subprocess.run(
+        [sys.executable, "-c", "import bounced, bounced.config as c; "
+         "print(bounced.__file__); print(c.config_path())"],
+        capture_output=True, text=True, timeout=60, check=True, cwd="/").stdout.split("\n")
+    assert Path(seen[0]).resolve().is_relative_to(ROOT) and seen[1] == "None", seen
 
 
 def as_bounced(*args: str, env: dict[str, str] | None = None,
@@ -51,7 +68,8 @@ def as_bounced(*args: str, env: dict[str, str] | None = None,
     """The installed command run as the package's user, as an operator would with
     `sudo -u bounced bounced ...`: it finds the service's configuration, store and key."""
     proc = subprocess.run(
-        ["/usr/bin/bounced", *args],  # no --config: every command reads /etc/bounced's user="bounced", group="bounced", extra_groups=[],
+        # no --config: every command reads /etc/bounced/bounced.toml, as the service does
+        ["/usr/bin/bounced", *args], user="bounced", group="bounced", extra_groups=[],
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})},
         cwd="/", capture_output=True, text=True, timeout=60, check=False)
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -155,44 +173,75 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
         return resp.status, resp.read()
 
 
-@installed
-def test_packaged_daemon_relays_one_bounce_to_status_stats_and_dashboard(
-        packaged_daemon: tuple[int, int]) -> None:
-    """Started as the unit starts it, the packaged daemon takes a bounce for a return path
-    that the installed `bounced sign` made, and the installed commands and the HTTP
-    interface show it: status, stats and the dashboard's data."""
-    smtp_port, http_port = packaged_daemon
-    subject = f"pkg-{os.getpid()}"
-    rp = as_bounced("sign", "--subject", subject, "--address", "alice@example.net").stdout.strip()
+def relay_one_bounce(smtp_port: int, address: str, tag: str) -> dict[str, object]:
+    """Sign a return path with the installed `bounced sign`, send a DSN for ``address`` to
+    the packaged daemon over SMTP, and wait for `bounced status` to show the incident."""
+    subject = f"pkg-{os.getpid()}-{tag}"
+    rp = as_bounced("sign", "--subject", subject, "--address", address).stdout.strip()
     assert rp.endswith("@bounces.example.org")
-    reply = smtp_send(smtp_port, [rp], dsn("alice@example.net", return_path=rp))
+    reply = smtp_send(smtp_port, [rp], dsn(address, return_path=rp))
     assert reply["DATA"][0] == 250, reply
-
     deadline = time.monotonic() + 30
     while True:
         report = json.loads(as_bounced("status", "--subject", subject, "--json").stdout)
         incidents = [i for a in report["addresses"] for i in a["incidents"]]
         if incidents:
-            break
+            [incident] = incidents
+            return dict(incident)
         assert time.monotonic() < deadline, report
         time.sleep(0.2)
-    assert incidents[0]["reason"] == "userunknown" and incidents[0]["status"] == "5.1.1"
+
+
+@installed
+def test_packaged_daemon_relays_one_bounce_to_status_stats_and_dashboard(
+        packaged_daemon: tuple[int, int]) -> None:
+    """Started as the unit starts it, the packaged daemon takes a bounce for a return path
+    that the installed `bounced sign` made, and the installed commands and the HTTP
+    interface show it: status, stats, metrics, and the dashboard with every file it loads."""
+    smtp_port, http_port = packaged_daemon
+    incident = relay_one_bounce(smtp_port, "alice@example.net", "cli")
+    assert incident["reason"] == "userunknown" and incident["status"] == "5.1.1"
 
     status, body = http_get(http_port, "/healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, body = http_get(http_port, "/metrics")
     assert b'bounced_messages_accepted_total{via="smtp"} 1.0' in body
 
-    # `bounced stats`, /v1/stats and the dashboard page (issue 17's lists and summaries),
-    # asserted from the moment the package has them
-    if "stats" in as_bounced("--help").stdout:
-        stats = json.loads(as_bounced("stats", "--json").stdout)
-        assert "userunknown" in json.dumps(stats), stats
-        status, body = http_get(http_port, "/v1/stats")
-        assert status == 200 and b"userunknown" in body
-    if list(Path("/usr/lib/python3/dist-packages/bounced").glob("dashboard*")):
-        status, page = http_get(http_port, "/dashboard")
-        assert status == 200 and b"<html" in page.lower()
+    # `bounced stats` and /v1/stats (what the dashboard draws) count it, by reason and domain
+    stats = json.loads(as_bounced("stats", "--json").stdout)
+    assert stats["incidents"]["total"] >= 1, stats
+    assert "userunknown" in [r["reason"] for r in stats["bounces_by_reason"]], stats
+    assert "example.net" in [d["domain"] for d in stats["top_domains"]], stats
+    status, body = http_get(http_port, "/v1/stats")
+    assert status == 200 and json.loads(body)["top_domains"] == stats["top_domains"]
+    # the dashboard page and each file it loads, from the installed package's data
+    status, page = http_get(http_port, "/dashboard")
+    assert status == 200 and b"<title>bounced dashboard</title>" in page
+    for name in ("dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css"):
+        assert f'"dashboard/{name}"'.encode() in page
+        status, body = http_get(http_port, f"/dashboard/{name}")
+        assert status == 200 and len(body) > 500, name
+
+
+@installed
+def test_packaged_dashboard_shows_the_bounce_in_headless_chromium(
+        packaged_daemon: tuple[int, int]) -> None:
+    """The installed daemon's dashboard, in a real browser: it loads without a console
+    error and shows the bounce just relayed (its domain in the table, the incident counted)."""
+    from .test_dashboard import ARTIFACTS, _browser_missing, browse
+
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    smtp_port, http_port = packaged_daemon
+    domain = f"pkg{os.getpid()}.example.net"
+    relay_one_bounce(smtp_port, f"bob@{domain}", "web")
+    shown = browse(f"http://127.0.0.1:{http_port}/dashboard", ARTIFACTS / "dashboard-package.png")
+    assert shown["error"] is None and shown["console"] == [], shown
+    assert domain in shown["domains"], shown["domains"]
+    assert "userunknown" in shown["legend"], shown["legend"]
+    recorded = int(shown["cards"].split(" recorded")[0].split()[-1])
+    assert recorded >= 1, shown["cards"]
 
 
 def test_versions_agree_and_the_changelog_dates_the_release() -> None:
