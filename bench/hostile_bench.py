@@ -10,7 +10,13 @@ received (counted), the DATA bytes sent, the growth of the store (the SQLite fil
 checkpoint, or pg_database_size) and its ratio to the bytes sent (target <= 1.1 per
 transaction), and the daemon's peak RSS before and after (VmHWM).
 
-Part 2, classification (item 1): ``bounced.classify.classify`` on adversarial messages (text
+Part 2, the worker's classifications of one 10 MB DATA accepted for 50 recipients (one body
+stored, a job per recipient): classify calls and the worker's CPU seconds to process the 50
+jobs, with the worker's classification of each body once (as it runs) and with a
+classification per job (``CLASSIFIED_KEEP = 0``, the worker before it), in the same run,
+in this process, on SQLite.
+
+Part 3, classification (item 1): ``bounced.classify.classify`` on adversarial messages (text
 parts, quoted-printable or base64, that decode to an address, tens of thousands of spaces and
 one more character; the same at 10 MB; a 10 MB report with a returned attachment), each in a
 child process with a time-out, against a normal DSN as the baseline of the same run. Target:
@@ -456,6 +462,80 @@ def intake_part(backends: list[str]) -> None:
                       f"tracebacks in the log: {log.count('Traceback')}")
 
 
+# --------------------------------------------------------------------------- the worker
+
+
+def _worker_run(size: int, rcpts: int, keep: int) -> tuple[int, float, dict[str, int]]:
+    """Classify calls, CPU seconds and queue counts of a worker processing one DATA of
+    ``size`` bytes stored for ``rcpts`` recipients, with ``keep`` classifications kept."""
+    import asyncio
+
+    from bounced.intake.smtp import token_fields
+    from bounced.model import NewMessage, utcnow
+    from bounced.queue import worker as worker_module
+    from bounced.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="bounced-hostile-worker-") as tmp:
+        folder = Path(tmp)
+        env = daemon_env(folder, f"sqlite:///{folder / 'bounced.db'}", free_port())
+        settings = load_settings(env=env)
+        verifier, _ = make_verifier(settings, env)
+        signer = Signer(verifier.keyring, domain=settings.verp.domain)
+        tokens = [signer.return_path(f"amp-{n}", ALICE) for n in range(rcpts)]
+        raw = padded(size, tokens[0])
+        now = utcnow()
+        messages = [NewMessage(received_at=now, peer="127.0.0.1", mail_from="", rcpt_to=t,
+                               token=token_fields(verifier.verify(t, today=now.date())),
+                               raw=raw) for t in tokens]
+        calls = 0
+        real = worker_module.classify
+
+        def counting(body: bytes) -> Any:
+            nonlocal calls
+            calls += 1
+            return real(body)
+
+        async def run() -> tuple[float, dict[str, int]]:
+            store = open_store(settings.store_url)
+            await store.open()
+            try:
+                await store.add_messages(messages)
+                worker = worker_module.Worker(store, settings, utcnow)
+                started = time.process_time()
+                await worker.drain()
+                return time.process_time() - started, await store.queue_counts()
+            finally:
+                await store.close()
+
+        saved = worker_module.CLASSIFIED_KEEP, worker_module.classify
+        worker_module.CLASSIFIED_KEEP, worker_module.classify = keep, counting
+        try:
+            cpu, counts = asyncio.run(run())
+        finally:
+            worker_module.CLASSIFIED_KEEP, worker_module.classify = saved
+        return calls, cpu, {k: v for k, v in counts.items() if v}
+
+
+def worker_part(size: int = 10_000_000, rcpts: int = 50) -> None:
+    from bounced.logs import configure
+    from bounced.queue import worker as worker_module
+
+    configure(level="warning")  # a line per job would bury the figures
+
+    print(f"\nworker: one DATA of {size / 1e6:g} MB accepted for {rcpts} recipients (one body, "
+          f"{rcpts} jobs), SQLite, in this process")
+    runs = {}
+    for label, keep in (("a classification per job (before)", 0),
+                        ("each body classified once (now)", worker_module.CLASSIFIED_KEEP)):
+        calls, cpu, counts = _worker_run(size, rcpts, keep)
+        runs[label] = (calls, cpu)
+        print(f"  {label:<36} classify calls {calls:3d}   worker CPU {cpu:6.2f} s   "
+              f"queue {counts}")
+    (b_calls, b_cpu), (a_calls, a_cpu) = runs.values()
+    print(f"  ratio before / now: classify calls {b_calls / a_calls:.0f}x, "
+          f"CPU {b_cpu / a_cpu:.1f}x")
+
+
 # --------------------------------------------------------------------------- classification
 
 
@@ -544,6 +624,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--skip-intake", action="store_true")
+    parser.add_argument("--skip-worker", action="store_true")
     parser.add_argument("--skip-classify", action="store_true")
     parser.add_argument("--classify-timeout", type=float, default=120.0)
     args = parser.parse_args()
@@ -557,6 +638,8 @@ def main() -> None:
             print(f"postgresql skipped: {reason}")
             backends.remove("postgresql")
         intake_part(backends)
+    if not args.skip_worker:
+        worker_part()
     if not args.skip_classify:
         classify_part(args.classify_timeout)
 

@@ -101,6 +101,9 @@ class Job:
     token: TokenFields
     raw: bytes | None
     attempts: int
+    # The stored body's id (shared by the recipients of one DATA transaction; never reused),
+    # None from a store that does not say.
+    body_id: int | None = None
 
 
 @dataclass(frozen=True)

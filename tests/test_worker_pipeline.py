@@ -5,6 +5,7 @@ finishes the last: every job is still finished once, and a stopped worker leaves
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from bounced.exceptions import StoreUnavailable
 from bounced.model import Job, Plan, utcnow
 from bounced.policy import core
 from bounced.policy.core import Outcome, Planner
+from bounced.queue import worker as worker_module
 from bounced.queue.worker import Worker
 from bounced.store import Store, open_store
 
@@ -229,5 +231,101 @@ async def test_message_whose_workers_all_died_is_quarantined_not_claimed_forever
         await worker.drain()
         info, _, _ = await store.message(mid)
         assert info.state == "done"
+    finally:
+        await store.close()
+
+
+async def one_data_many_rcpts(settings: Any, store: Store, rcpts: int, raw: bytes,
+                              prefix: str = "r") -> None:
+    """What SMTP stores for one DATA transaction with ``rcpts`` accepted tokens: a message per
+    recipient, one body shared by all."""
+    sign = signer(settings)
+    messages = []
+    for n in range(rcpts):
+        rp = sign.return_path(f"{prefix}{n}", ALICE, day=days_ago(1))
+        m = message(f"{prefix}{n}", subject=f"{prefix}{n}")
+        messages.append(type(m)(received_at=m.received_at, peer=m.peer, mail_from="",
+                                rcpt_to=rp, token=m.token, raw=raw))
+    await store.add_messages(messages)
+
+
+@pytest.fixture
+def classify_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each body the worker classifies."""
+    calls: list[int] = []
+    real = worker_module.classify
+
+    def counting(raw: bytes) -> Any:
+        calls.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(worker_module, "classify", counting)
+    return calls
+
+
+class WithoutBodyIds:
+    """A store whose jobs do not say their body's id (the worker then knows bodies by their
+    bytes). Every claim goes through it: it finishes a batch apart from the next claim."""
+
+    overlap_finish = True
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta,
+                    limit: int) -> list[Job]:
+        jobs = await self._store.claim(worker, now, lease, limit)
+        return [dataclasses.replace(j, body_id=None) for j in jobs]
+
+
+@pytest.mark.parametrize("body_ids", [True, False], ids=["body-ids", "no-body-ids"])
+async def test_a_body_shared_by_many_recipients_is_classified_once(
+    tmp_path: Path, store_url: str, classify_calls: list[int], body_ids: bool
+) -> None:
+    """One DATA with 50 accepted recipients (batches of 20: the jobs span three) is classified
+    once, not once per recipient: the worker's work follows the bytes received. Each recipient
+    still gets its incident; another body is classified on its own."""
+    settings = make_settings(tmp_path, store_url)
+    assert settings.worker.batch_size < 50
+    store = open_store(settings.store_url)
+    await store.open()
+    try:
+        await one_data_many_rcpts(settings, store, 50, dsn(ALICE))
+        await one_data_many_rcpts(settings, store, 3, dsn(ALICE, status="5.2.2"), "other")
+        worker = Worker(store if body_ids else WithoutBodyIds(store),  # type: ignore[arg-type]
+                        settings, utcnow)
+        assert await worker.drain() == 53
+        assert (await store.queue_counts())["done"] == 53
+        assert len(classify_calls) == 2, classify_calls
+        reasons = [[i.reason for i in await store.incidents(f"r{n}", "fp1")] for n in range(50)]
+        assert reasons == [["userunknown"]] * 50
+    finally:
+        await store.close()
+
+
+async def test_a_body_over_the_budget_costs_one_budget_for_all_its_recipients(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that runs past the classification budget is quarantined for each of its 50
+    recipients after one run, not 50 runs of the budget each."""
+    settings = make_settings(tmp_path, store_url)
+    store = open_store(settings.store_url)
+    await store.open()
+    calls = []
+
+    def over(raw: bytes) -> Any:
+        calls.append(len(raw))
+        raise worker_module.OverBudget("classification exceeded 5 s")
+
+    monkeypatch.setattr(worker_module, "classify", over)
+    try:
+        await one_data_many_rcpts(settings, store, 50, dsn(ALICE))
+        worker = Worker(store, settings, utcnow)
+        assert await worker.drain() == 50
+        assert (await store.queue_counts())["quarantined"] == 50
+        assert len(calls) == 1
     finally:
         await store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import hashlib
 import os
 import random
 import re
@@ -17,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,12 @@ BATCH_LINGER = 0.02  # seconds a claim waits for more jobs after one that did no
 # A job retried is due within +-20 % of its backoff: the jobs of a batch that failed together
 # (a store error) come back spread out, but near the configured delay.
 JOB_JITTER = 0.2
+# Classifications kept, by the body classified: the recipients of one DATA
+# transaction share one stored body, and their jobs (consecutive, in one batch or a few) are
+# classified once, so the work per message follows the bytes received, not the RCPT count (50
+# recipients of a 10 MB message were 50 classifications of it). Reports are small; a few kept
+# are enough for the bodies of the batch at hand and of the one before it.
+CLASSIFIED_KEEP = 64
 
 
 class OverBudget(BaseException):
@@ -239,6 +246,7 @@ class Worker:
         # the last call; by default the tally goes to this process's metrics.
         self._report = report or (lambda worker, tally: tally.apply(worker.metrics))
         self._tally = Tally()
+        self._classified: OrderedDict[tuple[object, ...], Report | str] = OrderedDict()
 
     @property
     def _lease(self) -> dt.timedelta:
@@ -423,20 +431,12 @@ class Worker:
             await self.store.fail(job, self.name, error, self.now(), None)
             return None
         try:
-            # In this thread, whatever the size: only the main thread can be interrupted at
-            # the budget (a thread would run on). Outside the daemon's own process (the
-            # default), that blocks nothing else.
-            with TimeBudget(self.settings.worker.classify_budget_seconds):
-                report = classify(job.raw)
-            if report.failures:  # a reader raised: a bug to see, the others classified it
-                log.error("classify.reader_failed", job=job.id, failures=list(report.failures))
-                for failure in report.failures:
-                    self._tally.classify_failures[failure.split(":", 1)[0]] += 1
+            report = self._classify(job)
+            if isinstance(report, str):  # quarantined with its reason, never tried again
+                log.error("bounce.quarantined", job=job.id, error=report)
+                await self.store.fail(job, self.name, report, self.now(), None)
+                return None
             incidents = incidents_for(job, report)
-        except OverBudget as exc:  # quarantined with its reason, never tried again
-            log.error("bounce.quarantined", job=job.id, error=str(exc))
-            await self.store.fail(job, self.name, str(exc), self.now(), None)
-            return None
         except Exception as exc:  # an unclassifiable message is kept, never dropped
             log.error("bounce.quarantined", job=job.id, error=repr(exc))
             await self.store.fail(job, self.name, f"classification failed: {exc!r}", self.now(),
@@ -450,6 +450,43 @@ class Worker:
                             if self.settings.breaker.enabled else None),
         )
         return report, outcome, functools.partial(self._plan, now=now), now
+
+    def _classify(self, job: Job) -> Report | str:
+        """The job's body classified, or why it cannot be (the reason it is quarantined with).
+        A body already classified (another recipient of its DATA transaction) is not classified
+        again: its report, or its failure (a body over the time budget is over it for each of
+        its recipients), is the one kept."""
+        assert job.raw is not None
+        # By the body's id when the store gives it (ids are never reused); else by a digest
+        # of the bytes, which costs a pass over them per job (about 1 ms per MB).
+        key: tuple[object, ...] = (
+            (job.body_id, len(job.raw)) if job.body_id is not None
+            else (hashlib.blake2b(job.raw, digest_size=16).digest(),))
+        known = self._classified.get(key)
+        if known is not None:
+            self._classified.move_to_end(key)
+            return known
+        result: Report | str
+        try:
+            # In this thread, whatever the size: only the main thread can be interrupted at
+            # the budget (a thread would run on). Outside the daemon's own process (the
+            # default), that blocks nothing else.
+            with TimeBudget(self.settings.worker.classify_budget_seconds):
+                result = classify(job.raw)
+        except OverBudget as exc:
+            result = str(exc)
+        except Exception as exc:
+            result = f"classification failed: {exc!r}"
+        if isinstance(result, Report) and result.failures:
+            # A reader raised: a bug to see (once per body), the others classified it.
+            log.error("classify.reader_failed", job=job.id, failures=list(result.failures))
+            for failure in result.failures:
+                self._tally.classify_failures[failure.split(":", 1)[0]] += 1
+        if CLASSIFIED_KEEP:
+            self._classified[key] = result
+            while len(self._classified) > CLASSIFIED_KEEP:
+                self._classified.popitem(last=False)
+        return result
 
     def _recorded(self, job: Job, report: Report, result: Plan | None) -> Plan | None:
         """Metrics and log lines for one finished job."""

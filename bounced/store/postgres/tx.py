@@ -78,7 +78,7 @@ def jobs(found: Sequence[Any]) -> list[Job]:
         id=r[0], received_at=r[1], mail_from=r[2], rcpt_to=r[3],
         token=TokenFields(subject=r[4], stream=r[5], key_id=r[6], day=r[7], fingerprint=r[8],
                           token_id=r[9]),
-        raw=bodies.get(r[12]), attempts=r[11],
+        raw=bodies.get(r[12]), attempts=r[11], body_id=r[12],
     ) for r in found), key=lambda j: j.id)
 
 

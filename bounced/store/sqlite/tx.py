@@ -171,7 +171,7 @@ class SQLiteTx:
                     subject=r[4], stream=r[5], key_id=r[6], day=SQLITE.day(r[7]),
                     fingerprint=r[8], token_id=r[9],
                 ),
-                raw=bodies.get(r[10]), attempts=r[11],
+                raw=bodies.get(r[10]), attempts=r[11], body_id=r[10],
             )
             for r in sorted(claimed, key=lambda r: r[0])
         ]
