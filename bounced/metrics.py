@@ -32,6 +32,9 @@ class Metrics:
                            registry=r)
         self.outbox = Gauge("bounced_outbox_deliveries", "Event deliveries by state",
                             ["state"], registry=r)
+        self.in_flight = Gauge(
+            "bounced_intake_in_flight_bytes", "Bytes of messages being received and not yet "
+            "stored ([limits] in_flight_bytes bounds them)", registry=r)
         self.processing = Histogram(
             "bounced_processing_seconds", "Time to classify and record one message",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),

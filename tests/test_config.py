@@ -53,6 +53,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     ('[smtp]\nrelay_networks = ["300.1.1.1/8"]\n', {}, "[smtp] relay_networks"),
     ("[policy]\nwindow_days = 5\n", {}, "[policy] window_days"),
     ("[limits]\npeer_bytes_per_minute = 1000\n", {}, "[limits] peer_bytes_per_minute"),
+    ("[limits]\nin_flight_bytes = 1000\n", {}, "[limits] in_flight_bytes"),
     ("this is not toml", {}, "not valid TOML"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, toml: str, env: dict[str, str],

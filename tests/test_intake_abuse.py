@@ -7,6 +7,7 @@ honest traffic around it still gets, and what ends up in the store.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sqlite3
@@ -538,6 +539,70 @@ def test_total_storage_limit_answers_451_and_503(tmp_path: Path) -> None:
     assert [code for _, code, _ in replies] == [250, 250, 250, 451], replies
     assert replies[3][2].startswith("451 4.3.2")
     assert raw[0] == 503 and b"rate_limit_total" in raw[1]
+
+
+def in_flight_bytes(d: Served) -> float:
+    """The daemon's gauge of bytes being received and not yet stored."""
+    _, body = http_raw(d.http_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+    [line] = [ln for ln in body.decode().splitlines()
+              if ln.startswith("bounced_intake_in_flight_bytes ")]
+    return float(line.split()[1])
+
+
+def test_in_flight_budget_refuses_for_now_and_loses_nothing(tmp_path: Path) -> None:
+    """With 250 kB in flight at most and two 90 kB DATAs being received (their final dot not
+    sent yet): a third session whose message outgrows the budget gets 452 4.3.1 after its
+    data, one announcing SIZE=90000 gets 452 4.3.1 at DATA, HTTP ingest gets 503 (JSON, with
+    Retry-After); the two held sessions then get 250, and every refused message, sent again,
+    is stored. Nothing refused is stored, nothing is stored twice, and the daemon holds no
+    byte once the sessions are done (they held size x sessions without a limit)."""
+    d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000",
+               BOUNCED_LIMITS_IN_FLIGHT_BYTES="250000")
+    d.start()
+    try:
+        held = {}
+        for name in ("held-a", "held-b"):
+            rp = d.token(name)
+            body = body_of(90_000, rp)
+            held[name] = (open_transaction(d.smtp_port, b"", [rp], body), len(body))
+        total = sum(size for _, size in held.values())
+        wait_for(lambda: in_flight_bytes(d) == total)
+
+        rp = d.token("outgrown")
+        late = open_transaction(d.smtp_port, b"", [rp], body_of(90_000, rp))
+        code, text = late.cmd(b".")
+        late.close()
+        assert (code, text[:9]) == (452, "452 4.3.1"), text
+
+        announced = SMTPConn(d.smtp_port)
+        assert announced.cmd(b"EHLO mta.example.net")[0] == 250
+        assert announced.cmd(b"MAIL FROM:<> SIZE=90000")[0] == 250
+        assert announced.cmd(b"RCPT TO:<" + d.token("announced").encode() + b">")[0] == 250
+        code, text = announced.cmd(b"DATA")
+        announced.close()
+        assert (code, text[:9]) == (452, "452 4.3.1"), text
+
+        rp = d.token("over-http")
+        status, body = http_raw(d.http_port, ingest_request(rp, body_of(90_000, rp)))
+        assert status == 503 and json.loads(body)["reason"] == "in_flight", body
+        assert in_flight_bytes(d) == total  # the refused ones took nothing
+
+        for conn, _ in held.values():
+            assert conn.cmd(b".")[0] == 250
+            conn.close()
+        wait_for(lambda: in_flight_bytes(d) == 0)
+        # The MTAs retry: everything refused is stored now.
+        assert send_one(d, "outgrown", 90_000)[:2] == ("DATA", 250)
+        assert send_one(d, "announced", 90_000, announce=True)[:2] == ("DATA", 250)
+        rp = d.token("over-http")
+        assert http_raw(d.http_port, ingest_request(rp, body_of(90_000, rp)))[0] == 202
+        assert in_flight_bytes(d) == 0
+    finally:
+        d.proc.stop()
+    subjects = sorted(s for (s,) in d.rows("SELECT subject FROM messages"))
+    assert subjects == ["announced", "held-a", "held-b", "outgrown", "over-http"]
+    assert d.log.read_text().count("limits.in_flight_exceeded") == 1  # once a minute
 
 
 # -- Item 4 and 9: the HTTP port's limits, file descriptors, the SQLite file, health --------------

@@ -180,8 +180,8 @@ OPENAPI: dict[str, Any] = {
                                   "content": {"application/json": {"schema": {
                                       "$ref": "#/components/schemas/Error"}}}},
                           "503": {"description": "the store is unavailable, or over [limits] "
-                                                 "total_bytes_per_minute: retry after "
-                                                 "Retry-After seconds",
+                                                 "total_bytes_per_minute or in_flight_bytes: "
+                                                 "retry after Retry-After seconds",
                                   "content": {"application/json": {"schema": {
                                       "$ref": "#/components/schemas/Error"}}}}}}},
         "/v1/breakers": {"get": {"summary": "Domain breakers", "responses": {"200": {

@@ -26,7 +26,7 @@ from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.config.secrets import load_secret
 from bounced.exceptions import ConfigError
 from bounced.intake.commit import Intake
-from bounced.intake.limits import PEER, StorageLimits
+from bounced.intake.limits import PEER, InFlight, StorageLimits
 from bounced.intake.smtp import token_fields
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
@@ -34,7 +34,7 @@ from bounced.policy import core
 from bounced.queue.worker import Worker
 from bounced.store import Store
 from bounced.store.reports import AddressQuery, EventQuery
-from bounced.verp import InvalidToken, Verifier
+from bounced.verp import InvalidToken, Token, Verifier
 
 _AIOHTTP_BEFORE_3_9 = tuple(int(n) for n in aiohttp.__version__.split(".")[:2]) < (3, 9)
 log = structlog.get_logger("bounced.http")
@@ -236,7 +236,34 @@ class HTTPApi:
         except InvalidToken as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             return _error(422, str(exc), reason=exc.reason)
-        raw = await request.read()
+        # The body is held from its first byte to its commit, in the daemon's in-flight budget:
+        # what Content-Length announces before it is read, a body without one once read.
+        in_flight = self.limits.in_flight if self.limits is not None else InFlight(0)
+        held = request.content_length or 0
+        if held > self.settings.smtp.max_message_size:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=self.settings.smtp.max_message_size, actual_size=held)
+        if not in_flight.take(held):
+            return self._busy()
+        try:
+            raw = await request.read()
+            if len(raw) > held:
+                if not in_flight.take(len(raw) - held):
+                    return self._busy()
+                held = len(raw)
+            return await self._ingest(request, token, recipient, sender, raw)
+        finally:
+            in_flight.give(held)
+
+    def _busy(self) -> web.Response:
+        """Over the in-flight budget: nothing stored, the client retries."""
+        self.metrics.rejected.labels("in_flight").inc()
+        return web.json_response(
+            {"error": "too much mail being received now, retry later", "reason": "in_flight"},
+            status=503, headers={"Retry-After": "5"})
+
+    async def _ingest(self, request: web.Request, token: Token, recipient: str,
+                      sender: str | None, raw: bytes) -> web.Response:
         if not raw:
             return _error(400, "empty message body")
         peer = request.remote or "http"

@@ -75,6 +75,10 @@ class LimitsSettings:
     # client) or 451 (all), HTTP 429 or 503, and the sender retries later. 0 turns one off.
     peer_bytes_per_minute: int = 50 * 1024 * 1024
     total_bytes_per_minute: int = 200 * 1024 * 1024
+    # Bytes of messages being received (SMTP DATA, HTTP ingest) and not yet stored, across all
+    # sessions: what the daemon holds in memory for them. A DATA that would go beyond it is
+    # answered 452 4.3.1 (HTTP 503) and stores nothing; the sender retries later. 0: no limit.
+    in_flight_bytes: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -310,7 +314,7 @@ def _validate(settings: Settings) -> None:
     need(settings.smtp.max_recipients > 0, "[smtp] max_recipients", "must be positive")
     need(settings.smtp.idle_timeout > 0, "[smtp] idle_timeout", "must be positive")
     need(settings.smtp.max_connections > 0, "[smtp] max_connections", "must be positive")
-    for key in ("peer_bytes_per_minute", "total_bytes_per_minute"):
+    for key in ("peer_bytes_per_minute", "total_bytes_per_minute", "in_flight_bytes"):
         value = getattr(settings.limits, key)
         # Less than one message of the largest size would refuse such a message for ever.
         need(value == 0 or value >= settings.smtp.max_message_size, f"[limits] {key}",

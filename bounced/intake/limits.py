@@ -1,4 +1,5 @@
-"""Limits on the bytes stored per minute, per client address and for the whole daemon.
+"""Limits on the bytes stored per minute, per client address and for the whole daemon, and on
+the bytes being received at once.
 
 Each is a token bucket: it holds up to a minute's allowance and refills continuously, so a
 client may send a minute's worth at once and then at the allowed rate. A message is charged
@@ -67,11 +68,43 @@ class Refusal:
     retry_after: float
 
 
+class InFlight:
+    """The bytes of messages being received and not yet stored, across every session: what
+    the daemon holds in memory for them. Without it, sessions each sending a message of the
+    largest size held ``max_message_size`` x sessions at once (a gigabyte at the default
+    100 connections).
+
+    A session takes its message's bytes as they arrive and gives them back once the message is
+    stored or refused. A message that does not fit is refused whole for now (SMTP 452 4.3.1
+    once its data has been read, HTTP 503): the sender keeps it and retries, and nothing of it
+    is stored."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget  # 0: no limit
+        self.held = 0
+
+    def room(self, size: int = 1) -> bool:
+        """Whether ``size`` more bytes fit now. Takes nothing."""
+        return not self.budget or self.held + size <= self.budget
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes, or say they do not fit (holding nothing more)."""
+        if not self.room(size):
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
 class StorageLimits:
-    """The daemon's buckets: one per client address and one for everything."""
+    """The daemon's buckets: one per client address and one for everything; and the budget of
+    bytes being received."""
 
     def __init__(self, settings: LimitsSettings,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self.in_flight = InFlight(settings.in_flight_bytes)
         self.peer_capacity = float(settings.peer_bytes_per_minute)
         self.total_capacity = float(settings.total_bytes_per_minute)
         self.clock = clock

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from bounced.compat import SMTPHooks, get_addr_spec, get_angle_addr
 from bounced.config import SMTPSettings, parse_listen
 from bounced.intake.commit import Intake
-from bounced.intake.limits import PEER, TOTAL, RateLimitedLog, StorageLimits
+from bounced.intake.limits import PEER, TOTAL, InFlight, RateLimitedLog, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
 from bounced.verp import InvalidToken, Token, Verifier
@@ -36,6 +36,8 @@ TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 NO_RECIPIENTS = "503 5.5.1 No valid recipients"
 TOO_LARGE = "552 5.3.4 Message too big for system"
+# RFC 5321 allows 452 both to DATA and after the data: insufficient system storage, for now.
+IN_FLIGHT_FULL = "452 4.3.1 Too much mail being received now, try again later"
 OK_MAIL = "250 OK"
 OVER_LIMIT = {
     PEER: "452 4.3.1 Too much mail stored from your address in the last minute, try later",
@@ -90,6 +92,10 @@ class BounceHandler:
         self.stats: dict[str, int] = {}
         # Per message, so resolved once: the metric's child.
         self._accepted = self.metrics.accepted.labels("smtp")
+        self.warnings = RateLimitedLog(log)
+        if limits is not None:
+            in_flight = limits.in_flight
+            self.metrics.in_flight.set_function(lambda: in_flight.held)
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
@@ -185,6 +191,16 @@ class BounceHandler:
         return TEMP_FAILURE
 
 
+class OverBudget(Exception):
+    """A DATA's message did not fit in the in-flight budget (it was read, and nothing kept)."""
+
+
+def _announced_size(envelope: Envelope) -> int:
+    """What MAIL FROM's SIZE= announced, else 1."""
+    return next((int(o[5:]) for o in envelope.mail_options
+                 if o.upper().startswith("SIZE=") and o[5:].isdigit()), 1)
+
+
 def _peer(session: Session | None) -> str:
     peer = session.peer if session is not None else None
     if isinstance(peer, tuple) and peer:
@@ -203,6 +219,7 @@ class BouncedSMTP(SMTPHooks, SMTP):
     def __init__(self, handler: BounceHandler, server: SMTPServer, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._gatekeeper = server
+        self._held = 0  # bytes of the DATA being received, taken from the in-flight budget
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._gatekeeper.connections.add(self)
@@ -248,7 +265,12 @@ class BouncedSMTP(SMTPHooks, SMTP):
         permanent ``500 Line too long`` made the sender drop a legitimate bounce. Every line is
         kept as sent; the one limit is the size of the message as stored (552 beyond it, the
         same limit HTTP ingest and the pipe apply). The body is built in one buffer rather
-        than a list of lines."""
+        than a list of lines.
+
+        The bytes read are held in the daemon's in-flight budget (``[limits]
+        in_flight_bytes``) until the message is stored: a DATA when the budget has no room
+        (for the SIZE announced, if any) is answered 452 at once, and a message that outgrows
+        it is read to its end keeping nothing and answered 452 (the sender retries later)."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None
@@ -258,23 +280,52 @@ class BouncedSMTP(SMTPHooks, SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data()
-        if content is None:
-            self.reset_after_data()
-            await self.push(TOO_LARGE)
+        limits = self._handler.limits
+        in_flight = limits.in_flight if limits is not None else None
+        if in_flight is not None and not in_flight.room(_announced_size(self.envelope)):
+            self._in_flight_refused(in_flight)
+            await self.push(IN_FLIGHT_FULL)
             return
-        self.envelope.content = self.envelope.original_content = content
-        status = await self.call_handler_hook("DATA")
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._held = 0
+        try:
+            refusal = TOO_LARGE
+            try:
+                content = await self._read_data(in_flight)
+            except OverBudget:
+                assert in_flight is not None
+                self._in_flight_refused(in_flight)
+                content, refusal = None, IN_FLIGHT_FULL
+            if content is None:
+                self.reset_after_data()
+                await self.push(refusal)
+                return
+            self.envelope.content = self.envelope.original_content = content
+            status = await self.call_handler_hook("DATA")  # stored (or refused) on return
+        finally:
+            if in_flight is not None:
+                in_flight.give(self._held)
+            self._held = 0
         self.reset_after_data()
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_data(self) -> bytes | None:
-        """The message up to the lone dot, dot-unstuffed; None when it is over the size limit
-        (read to its end all the same, keeping nothing, so that the 552 answers it)."""
+    @property
+    def _handler(self) -> BounceHandler:
+        return self._gatekeeper.handler
+
+    def _in_flight_refused(self, in_flight: InFlight) -> None:
+        self._handler._count("rejected.in_flight")
+        self._handler.warnings.warn("limits.in_flight_exceeded", peer=_peer(self.session),
+                                    in_flight_bytes=in_flight.budget)
+
+    async def _read_data(self, in_flight: InFlight | None = None) -> bytes | None:
+        """The message up to the lone dot, dot-unstuffed; None when it is over the size limit,
+        OverBudget raised when it does not fit in the in-flight budget (read to its end all
+        the same, keeping nothing, so that the 552 or 452 answers it). The bytes kept are taken
+        from ``in_flight`` as they come, and counted in ``self._held``."""
         limit = self.data_size_limit
         body = bytearray()
-        too_large = False
+        too_large = over_budget = False
         line_start = True
         while True:
             try:
@@ -291,13 +342,28 @@ class BouncedSMTP(SMTPHooks, SMTP):
             if line_start and piece.startswith(b"."):
                 piece = piece[1:]  # RFC 5321 4.5.2: the transparency dot
             line_start = piece.endswith(b"\r\n")
-            if too_large:
+            if too_large or over_budget:
                 continue
+            if in_flight is not None:
+                if not in_flight.take(len(piece)):
+                    over_budget = True
+                    in_flight.give(self._held)
+                    self._held = 0
+                    body = bytearray()
+                    continue
+                self._held += len(piece)
             body += piece
             if limit and len(body) > limit:
                 too_large = True
                 body = bytearray()  # keep nothing of a message that will be refused
-        return None if too_large else bytes(body)
+                if in_flight is not None:
+                    in_flight.give(self._held)
+                    self._held = 0
+        if too_large:
+            return None
+        if over_budget:
+            raise OverBudget
+        return bytes(body)
 
     async def serve_client(self) -> None:
         peer = self.session.peer if self.session is not None else None
