@@ -703,6 +703,91 @@ def test_idle_http_connections_never_stop_smtp(tmp_path: Path) -> None:
     assert "Traceback" not in daemon.text()
 
 
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """A whole HTTP response read up to the server's close (a reset raises)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
+def test_connections_over_the_limit_read_a_whole_json_503(tmp_path: Path) -> None:
+    """With [http] max_connections 2 held by idle clients, each further client that sends a
+    request (a 200 kB ingest, the bytes still arriving when it is refused, or a GET) reads a
+    complete 503 with the API's JSON error and a Retry-After, then the close; never a reset
+    (the 503 was written and the socket closed with the request unread: a reset that could
+    destroy the 503 before the client read it, and its body was plain text)."""
+    d = Served(tmp_path, BOUNCED_HTTP_MAX_CONNECTIONS="2")
+    daemon = Launched(d)
+    idle = []
+    try:
+        idle = [socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+                for _ in range(2)]
+        time.sleep(0.2)  # both accepted
+        rp = d.token("over-the-limit")
+        requests = [ingest_request(rp, body_of(200_000, rp)),
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
+        for n in range(20):
+            with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as s:
+                with contextlib.suppress(OSError):  # refused while sending: read what came
+                    s.sendall(requests[n % 2])
+                status, headers, body = read_response(s)
+            assert status == 503, (n, status, body)
+            assert headers["content-type"].startswith("application/json"), headers
+            assert headers["retry-after"] == "5" and int(headers["content-length"]) == len(body)
+            assert "too many connections" in json.loads(body)["error"]
+        for s in idle:
+            s.close()
+        wait_for(lambda: healthz(d.http_port)[0] == 200)
+    finally:
+        for s in idle:
+            s.close()
+        daemon.stop()
+    assert d.rows("SELECT subject FROM messages") == []
+    assert daemon.text().count("http.connection_limit") == 1  # once a minute, with the count
+
+
+def test_oversized_ingest_reads_a_whole_json_413(tmp_path: Path) -> None:
+    """An ingest body over max_message_size, announced by Content-Length or sent chunked
+    without one, gets a complete 413 with the API's JSON error, read whole before the close
+    (aiohttp's plain-text 413 before), and the connection serves no more; other errors of
+    aiohttp's (404, 405) are JSON too. Nothing is stored."""
+    limit = 60_000
+    d = Served(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE=str(limit))
+    daemon = Launched(d)
+    try:
+        rp = d.token("too-large")
+        body = body_of(limit + 1, rp)
+        announced = ingest_request(rp, body)
+        head = announced.partition(b"\r\n\r\n")[0]
+        chunked = (head.replace(b"Content-Length: %d" % len(body), b"Transfer-Encoding: chunked")
+                   + b"\r\n\r\n" + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in
+                                          (body[i:i + 8192] for i in range(0, len(body), 8192)))
+                   + b"0\r\n\r\n")
+        for request in (announced, chunked):
+            with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as s:
+                s.sendall(request)
+                status, headers, reply = read_response(s)
+            assert status == 413, (status, reply)
+            assert headers["content-type"].startswith("application/json"), headers
+            assert json.loads(reply) == {
+                "error": f"message larger than [smtp] max_message_size ({limit} bytes)"}
+        for request, expected in (
+                (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+                (b"DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405)):
+            with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as s:
+                s.sendall(request)
+                status, headers, reply = read_response(s)
+            assert status == expected and "error" in json.loads(reply), (status, reply)
+    finally:
+        daemon.stop()
+    assert d.rows("SELECT subject FROM messages") == []
+    assert "Traceback" not in daemon.text()
+
+
 def test_slow_headers_and_stalled_bodies_are_cut_off(tmp_path: Path) -> None:
     """A client that sends its headers a byte at a time, or stops half-way through a body, is
     disconnected after [http] header_timeout or body_timeout (they held a connection for as

@@ -10,13 +10,19 @@ forwards everything to aiohttp's and keeps one deadline, for the phase the conne
 - body: from complete headers to the answer (reading the body, handling, answering).
 
 A connection past its deadline is aborted. Beyond ``max_connections`` a new connection gets a
-``503`` and is closed at once, so the descriptors in use stay bounded whatever clients do.
+``503`` (the API's JSON error) and is closed, so the descriptors in use stay bounded whatever
+clients do. The 503 is a complete response that the client can read: the connection's write
+side is shut after it, and what the client sends meanwhile is read and dropped for up to
+LINGER seconds (closing a socket with unread bytes resets it, and the reset could destroy the
+503 before the client read it). At most LINGER_MAX refused connections linger at once; beyond
+them one is closed at once.
 Every limit hit is logged, at most once a minute per kind, with how often it was hit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -29,9 +35,13 @@ from bounced.intake.limits import RateLimitedLog
 log = structlog.get_logger("bounced.http")
 
 IDLE, HEADERS, BODY = "idle", "headers", "body"
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 21\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
-        b"too many connections\n")
+_BUSY_BODY = json.dumps({"error": "too many connections, retry later",
+                         "reason": "connection_limit"}).encode()
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
+        % len(_BUSY_BODY)) + _BUSY_BODY
+LINGER = 2.0  # seconds a refused connection is read (and dropped) after its 503
+LINGER_MAX = 64  # refused connections lingering at once, at most
 
 
 class HTTPGuard:
@@ -41,6 +51,7 @@ class HTTPGuard:
         self.factory = factory
         self.settings = settings
         self.live: dict[asyncio.BaseTransport, _Guarded] = {}
+        self.lingering: set[_Refused] = set()
         self.warnings = RateLimitedLog(log)
         self.deadlines = {IDLE: settings.idle_timeout, HEADERS: settings.header_timeout,
                           BODY: settings.body_timeout}
@@ -48,7 +59,7 @@ class HTTPGuard:
     def protocol(self) -> asyncio.Protocol:
         if len(self.live) >= self.settings.max_connections:
             self.warnings.warn("http.connection_limit", limit=self.settings.max_connections)
-            return _Refused()
+            return _Refused(self)
         return _Guarded(self, self.factory())
 
     @web.middleware
@@ -69,13 +80,35 @@ class HTTPGuard:
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over the limit: told so, and closed (its descriptor freed at once)."""
+    """A connection over the limit: told so (a whole 503), then closed once the client has
+    closed its side or after LINGER seconds (its descriptor freed soon whatever it does)."""
+
+    def __init__(self, guard: HTTPGuard) -> None:
+        self.guard = guard
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are no asyncio.Transport instances: cast, not isinstance.
         stream = cast(asyncio.Transport, transport)
         stream.write(BUSY)
-        stream.close()
+        if len(self.guard.lingering) >= LINGER_MAX or not stream.can_write_eof():
+            stream.close()
+            return
+        stream.write_eof()  # the 503, then end of file: the client reads it whole
+        self.guard.lingering.add(self)
+        self._timer = asyncio.get_running_loop().call_later(LINGER, stream.abort)
+
+    def data_received(self, data: bytes) -> None:
+        """The request the client sent anyway: dropped."""
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.lingering.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Guarded(asyncio.Protocol):

@@ -171,7 +171,9 @@ OPENAPI: dict[str, Any] = {
                 "schema": {"type": "string", "format": "binary"}}}},
             "responses": {"202": {"description": "stored", "content": _JSON_OBJ},
                           "400": _ERROR, "401": _ERROR, "403": _ERROR,
-                          "413": {"description": "larger than [smtp] max_message_size"},
+                          "413": {"description": "larger than [smtp] max_message_size",
+                                  "content": {"application/json": {"schema": {
+                                      "$ref": "#/components/schemas/Error"}}}},
                           "422": {"description": "bad token: nothing stored",
                                   "content": {"application/json": {"schema": {
                                       "$ref": "#/components/schemas/Error"}}}},

@@ -91,7 +91,8 @@ class HTTPApi:
         # aiohttp before 3.9 (Debian 12's 3.8) refuses a body of exactly client_max_size.
         app = web.Application(client_max_size=self.settings.smtp.max_message_size
                               + (1 if _AIOHTTP_BEFORE_3_9 else 0),
-                              middlewares=[guard.middleware] if guard is not None else [])
+                              middlewares=([guard.middleware] if guard is not None else [])
+                              + [self._json_errors])
         app.add_routes([
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_endpoint),
@@ -107,6 +108,25 @@ class HTTPApi:
             web.get("/dashboard/{asset}", self.dashboard_asset),
         ])
         return app
+
+    @web.middleware
+    async def _json_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every error the API answers is its JSON error ({"error": ...}), aiohttp's own too: a
+        request body over max_message_size (413, raised while the body is read), an unknown
+        path (404), a method not allowed (405). The response goes out whole before aiohttp
+        closes the connection (it reads and drops the rest of an oversized body first)."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = (f"message larger than [smtp] max_message_size "
+                       f"({self.settings.smtp.max_message_size} bytes)"
+                       if isinstance(exc, web.HTTPRequestEntityTooLarge)
+                       else exc.reason.lower())
+            headers = {k: v for k, v in exc.headers.items()
+                       if k.lower() not in ("content-type", "content-length")}
+            return web.json_response({"error": message}, status=exc.status, headers=headers)
 
     def _write(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
