@@ -14,7 +14,7 @@ EXIT_OK = os.EX_OK  # 0
 EXIT_FAIL = 1  # the command failed, or its answer is no (verify: invalid; nothing to release)
 EXIT_USAGE = 2  # a usage error (argparse's status)
 EX_USAGE = os.EX_USAGE  # 64: deliver: no recipient given
-EX_DATAERR = os.EX_DATAERR  # 65: deliver: the message is too large
+EX_DATAERR = os.EX_DATAERR  # 65: deliver: the message is too large, or empty
 EX_NOUSER = os.EX_NOUSER  # 67: deliver: a bad, forged or expired token
 EX_TEMPFAIL = os.EX_TEMPFAIL  # 75: deliver: anything temporary, the mail server retries
 # What a shell reports for a process ended by a signal (128 + its number).

@@ -79,3 +79,23 @@ def test_no_recipient_and_too_large(tmp_path: Path) -> None:
     assert deliver(env, dsn(ALICE)).returncode == 64
     rp = signer(load_settings(env=env)).return_path("1", ALICE, day=days_ago(1))
     assert deliver(env, dsn(ALICE), rp).returncode == 65
+
+
+def test_empty_message_exit_65_nothing_stored_headers_only_stored(tmp_path: Path) -> None:
+    """An empty stdin, or blank lines only, is not a bounce: exit 65 (the mail server returns
+    it, and the postmaster sees it) with one line on stderr, and nothing is stored (it was
+    stored as an empty message, exit 0). A message of header fields only, as some mail
+    systems write a bounce, is stored."""
+    env = ready_env(tmp_path)
+    rp = signer(load_settings(env=env)).return_path("1", ALICE, day=days_ago(1))
+    for empty in (b"", b"\r\n", b"\n\n  \r\n"):
+        proc = deliver(env, empty, rp)
+        assert proc.returncode == 65, (empty, proc)
+        assert proc.stderr.decode().strip().splitlines() == [
+            "bounced deliver: empty message on stdin, nothing stored"], proc.stderr
+    assert "pending      0" in pending(env)
+    headers_only = (b"From: MAILER-DAEMON@mx.example.net\r\nTo: " + rp.encode() + b"\r\n"
+                    b"Subject: Mail delivery failed\r\nX-Failed-Recipients: " + ALICE.encode()
+                    + b"\r\n")
+    assert deliver(env, headers_only, rp).returncode == 0
+    assert "pending      1" in pending(env)

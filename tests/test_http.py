@@ -257,7 +257,8 @@ async def test_http_ingest_stores_and_processes_like_smtp(tmp_path: Path) -> Non
 
 
 async def test_http_ingest_refuses_bad_requests_and_stores_nothing(tmp_path: Path) -> None:
-    """Bad return path 422, bad token 401, no recipient 400, too large 413: nothing is stored."""
+    """Bad return path 422, bad token 401, no recipient or no message 400, too large 413:
+    nothing is stored."""
     settings = with_token(tmp_path, BOUNCED_SMTP_MAX_MESSAGE_SIZE="100000")
     async with running_daemon(settings) as d, client(d) as http:
         rp = d.signer.return_path("u1", ALICE, day=days_ago(1))
@@ -273,8 +274,10 @@ async def test_http_ingest_refuses_bad_requests_and_stores_nothing(tmp_path: Pat
                                         headers=headers, data=raw)
             assert status == 401
         assert (await http.post("/v1/bounces", headers=AUTH, data=raw))[0] == 400
-        assert (await http.post("/v1/bounces", params={"recipient": rp}, headers=AUTH,
-                                data=b""))[0] == 400
+        for empty in (b"", b"\r\n\r\n"):  # no message: JSON 400 (blank lines were stored)
+            status, body = await http.post("/v1/bounces", params={"recipient": rp},
+                                           headers=AUTH, data=empty)
+            assert (status, body) == (400, {"error": "empty message body"}), (empty, body)
         status, _ = await http.post("/v1/bounces", params={"recipient": rp}, headers=AUTH,
                                     data=raw + b"x" * 200_000)
         assert status == 413

@@ -25,7 +25,7 @@ from bounced.api.views import address_report
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.config.secrets import load_secret
 from bounced.exceptions import ConfigError
-from bounced.intake.commit import Intake
+from bounced.intake.commit import Intake, blank
 from bounced.intake.limits import PEER, InFlight, StorageLimits
 from bounced.intake.smtp import token_fields
 from bounced.metrics import Metrics
@@ -284,7 +284,7 @@ class HTTPApi:
 
     async def _ingest(self, request: web.Request, token: Token, recipient: str,
                       sender: str | None, raw: bytes) -> web.Response:
-        if not raw:
+        if blank(raw):
             return _error(400, "empty message body")
         peer = request.remote or "http"
         if self.limits is not None:

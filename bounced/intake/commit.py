@@ -32,6 +32,13 @@ PROBE_EVERY = 5.0  # seconds between two probe writes, at most
 PROBE_TIMEOUT = 5.0
 
 
+def blank(raw: bytes) -> bool:
+    """Whether a message is nothing at all: no byte, or blank lines only. No mail system
+    writes such a bounce (a report has at least its header), so it is refused rather than
+    stored as nothing: a pipe or a script that lost the message on the way."""
+    return not raw.strip()
+
+
 class Intake:
     """Stores accepted messages durably, batching concurrent sessions into one commit."""
 

@@ -1,8 +1,13 @@
 """Pipe mode: one message on stdin, the recipient from an argument or the MTA's environment.
 
 Exit codes follow sysexits.h, which Postfix's pipe(8) and Exim's pipe transport understand:
-0 stored, 67 (EX_NOUSER) bad token, 65 (EX_DATAERR) too large, 64 (EX_USAGE) no recipient,
-75 (EX_TEMPFAIL) anything temporary: the mail server keeps the message and retries.
+0 stored, 67 (EX_NOUSER) bad token, 65 (EX_DATAERR) too large or empty, 64 (EX_USAGE) no
+recipient, 75 (EX_TEMPFAIL) anything temporary: the mail server keeps the message and retries.
+
+An empty stdin (or blank lines only) is not a bounce: 65, so that the mail server returns it
+(to the null sender of a bounce: the postmaster sees a double bounce) instead of retrying it
+for days (75) or bounced storing nothing (0). A message of header fields only is stored: some
+mail systems say all in their header (X-Failed-Recipients).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import structlog
 from bounced.config import Settings
 from bounced.config.keys import make_verifier
 from bounced.exits import EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_USAGE, EXIT_OK
+from bounced.intake.commit import blank
 from bounced.intake.smtp import token_fields
 from bounced.model import NewMessage
 from bounced.store import open_ready_store
@@ -66,6 +72,9 @@ async def deliver(
     raw = stdin.read(limit + 1)
     if len(raw) > limit:
         print(f"bounced deliver: message larger than {limit} bytes", file=stderr)
+        return EX_DATAERR
+    if blank(raw):
+        print("bounced deliver: empty message on stdin, nothing stored", file=stderr)
         return EX_DATAERR
     message = NewMessage(
         received_at=now, peer="pipe", mail_from=sender or env.get("SENDER", "") or "<>",
