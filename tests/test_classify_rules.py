@@ -77,6 +77,9 @@ TABLES: dict[str, list[Row]] = {
         Row("", "550", "failed", "550 no such domain (in reply to HELO command)", "blocked"),
         Row("5.1.1", "550", "failed", "550 5.1.1 user unknown (in reply to RCPT TO command)", ""),
         Row("5.7.1", "550", "failed", "550 5.7.1 denied (in reply to MAIL FROM command)", ""),
+        # a host closed for now at the greeting: not an address reason, not our host's fault
+        Row("4.3.2", "421", "failed", "421 4.3.2 service not available (in reply to initial "
+            "connection)", ""),
     ],
     "sender_words": [
         Row("5.3.4", "552", "failed", "552 5.3.4 SPF check failed", "authfailure"),
@@ -92,6 +95,15 @@ TABLES: dict[str, list[Row]] = {
         Row("4.4.7", "", "failed", "delivery expired: host not found", "networkerror"),
         Row("4.4.6", "451", "failed", "451 4.4.6 been in the queue too long", "expired"),
         Row("5.0.0", "550", "failed", "550 user unknown", ""),  # generic: not specific
+        # X.3.2 for now is a host closed for a while (RFC 3463); for good, no mail accepted
+        Row("4.3.2", "421", "failed", "421 4.3.2 mail.example.org Service not available, "
+            "closing transmission channel", "systemerror"),
+        Row("4.3.2", "", "delayed", "system not accepting network messages", "systemerror"),
+        Row("5.3.2", "521", "failed", "521 5.3.2 system not accepting network messages",
+            "notaccept"),
+        # an expiry status stands, whatever refused the connection (Sendmail's words)
+        Row("4.4.7", "", "failed", "<a@b.example>... Deferred: Connection refused by "
+            "mx.b.example. Message could not be delivered for 5 days", "expired"),
     ],
     "refused_recipient": [
         Row("", "550", "failed", "550 <a@b.example>: Recipient address rejected.", "userunknown",
@@ -128,6 +140,19 @@ TABLES: dict[str, list[Row]] = {
         Row("", "", "delayed", "connect to mx.example.org: connection timed out", "expired"),
         Row("5.4.1", "", "failed", "connection timed out", ""),  # a status: a later rule
         Row("", "", "delayed", "no route to host", ""),  # routing: nothing was tried
+        Row("4.4.1", "", "delayed", "<a@b.example>... Deferred: Connection refused by "
+            "mx.b.example.", "expired"),  # Sendmail's words for the refusal
+        # a final failure with the reporter's generic status and no reply of the remote:
+        # the host never answered until the queue lifetime ran out (Courier, and others
+        # that write X.0.0 for all they give up on)
+        Row("5.0.0", "", "failed", "Connection refused", "expired"),
+        Row("5.0.0", "", "failed", "Connection timed out", "expired"),
+        Row("5.0.0", "", "failed", "smtp; <command failed>", "expired"),  # Courier: no reply
+        Row("5.0.0", "", "failed", "host mx.b.example: connection timed out during greeting",
+            "expired"),
+        Row("5.0.0", "554", "failed", "554 connection refused", ""),  # the remote replied
+        Row("5.0.0", "", "failed", "no route to host", ""),  # routing: nothing was tried
+        Row("5.4.4", "", "failed", "connection refused", ""),  # a specific status: later
     ],
     "phrase": [
         Row("5.0.0", "550", "failed", "550 message too large", "emailtoolarge"),
@@ -139,6 +164,9 @@ TABLES: dict[str, list[Row]] = {
         Row("", "554", "failed", "554 access refused", "blocked", command="CONN"),
         Row("", "550", "failed", "550 rejected", "rejected", command="MAIL"),
         Row("", "550", "failed", "550 sender address rejected", "rejected", command="HELO"),
+        # RFC 5321's own 421 text, without an enhanced code
+        Row("", "421", "failed", "421 mx.example.org Service not available, closing "
+            "transmission channel", "systemerror"),
     ],
     "stage": [
         Row("", "", "failed", "", "blocked", command="CONN"),
@@ -175,6 +203,9 @@ DELAYS = [
     # failure is expired; one that names the mailbox, the network or the sender keeps that
     ("4.3.0", "451", "delayed", "451 4.3.0 temporary local problem", "expired"),
     ("4.3.2", "421", "delayed", "421 4.3.2 service not available, closing channel", "expired"),
+    ("4.3.2", "421", "failed", "421 4.3.2 service not available, closing channel",
+     "systemerror"),
+    ("4.4.1", "", "delayed", "Deferred: Connection refused by mx.example.org.", "expired"),
     ("4.0.0", "", "delayed", "no mx found for domain", "notaccept"),
     ("4.2.2", "452", "delayed", "452 4.2.2 mailbox full", "mailboxfull"),
     ("4.4.1", "", "delayed", "no route to host", "networkerror"),
@@ -217,6 +248,9 @@ ORDER = [
     ("5.2.0", "550", "failed", "550 5.2.0 OFR_506 [506] user unknown", "spamdetected", "provider"),
     ("", "550", "failed", "550 user unknown", "userunknown", "user_unknown"),
     ("4.3.0", "451", "delayed", "451 4.3.0 temporary local problem", "expired", "phrase+delay"),
+    ("4.4.7", "", "failed", "Deferred: Connection refused by mx.example.org. Message could "
+     "not be delivered for 5 days", "expired", "status_code"),
+    ("5.0.0", "", "failed", "unknown; Connection refused", "expired", "unreachable"),
     ("", "", "", "", "undefined", "nothing"),
 ]
 

@@ -151,3 +151,18 @@ def test_group_posting_refusal_in_another_language() -> None:
            b"que vous ne soyez pas autoris\xc3\xa9 \xc3\xa0 lui envoyer des messages.\r\n")
     raw = raw.replace(b"\r\n\r\n", b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", 1)
     assert _got(raw) == {"list@groups.example.com": ("failed", "rejected", False)}
+
+
+def test_an_address_the_report_says_to_try_instead_is_not_a_recipient() -> None:
+    """Advice to write to another address ("try sending to addr instead", RFC 5321's 551
+    "please try <addr>") names no failed recipient; the one that failed is still found."""
+    for advice in (b"If the problem persists, try sending to help-desk@x.example instead.",
+                   b"To reach staff, try emailing to NAME@staff.x.example.",
+                   b"551 User not local; please try <new@y.example>"):
+        raw = _text(b"Delivery to the following recipient failed permanently:\r\n\r\n"
+                    b"    old@y.example\r\n\r\nTechnical details of permanent failure:\r\n"
+                    b"550 5.1.1 user unknown\r\n\r\n" + advice + b"\r\n")
+        assert set(_got(raw)) == {"old@y.example"}, advice
+        # alone, the advice is no report of a failed recipient either
+        assert _got(_text(b"Your message could not be delivered.\r\n\r\n" + advice
+                          + b"\r\n")) == {}, advice

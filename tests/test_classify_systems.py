@@ -62,3 +62,17 @@ def test_every_system_module_defines_one_system() -> None:
     assert len(names) == len(set(names)) >= 12
     for system in SYSTEMS:
         assert system.hosts or system.markers or system.replies or system.phrases, system.name
+
+
+@pytest.mark.parametrize(("diagnostic", "reason"), [
+    (b"<command failed>", "expired"),  # Courier: the command got no reply, given up on
+    (b"Connection refused", "expired"),  # the same, in the words every MTA has
+    (b"pipe to |/usr/bin/procmail: command failed", "mailererror"),  # a local program
+])
+def test_a_systems_connect_failure_given_up_on_is_expired(diagnostic: bytes,
+                                                          reason: str) -> None:
+    """A system's own words for an attempt that never talked to the host (its
+    ``connect_failures``), in a final report with its generic status and no reply, are the
+    retries running out; a local program that failed is not."""
+    assert classify(dsn([rcpt(b"a@b.example", b"failed", b"5.0.0", diagnostic)])) \
+        .recipients[0].reason == reason

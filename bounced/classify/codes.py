@@ -90,6 +90,14 @@ STATUS_REASONS: dict[str, str] = {
     "7.30": "securityerror",
 }
 
+# Codes that name another reason in a temporary failure (class 4) than in a permanent
+# one: X.3.2 "system not accepting network messages" is the mailbox's host closed for now
+# (shutdown, load, maintenance: RFC 3463, "useful only as a persistent transient error",
+# the status of a 421 "Service not available"); permanent, the domain accepts no mail.
+TRANSIENT_REASONS: dict[str, str] = {
+    "3.2": "systemerror",
+}
+
 # Codes whose own meaning is weaker than almost any phrase in the diagnostic: the
 # "other or undefined" detail of each subject, and the codes mail systems use for many
 # different refusals (5.7.1 is spam, policy, relaying, blocklists, unknown users...).

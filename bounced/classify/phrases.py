@@ -292,10 +292,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no valid recipients from", "access from ip address", "blocked - see http",
         "extreme bad ip profile", "go away", "no access from mail server",
         "rejecting open proxy", "listed as abusive",
-        # the receiving host refused or dropped our connection (Sendmail's "Connection
-        # refused by host", "Connection reset by peer"; Postfix's bare "Connection refused"
-        # of a host that is down stays a network error)
-        "connection refused by", "connection reset by peer",
+        # the receiving host dropped our connection ("Connection reset by peer"; a refused
+        # connection is a network error, however an MTA words it: Sendmail's "Connection
+        # refused by host" is its text for the same refusal as Postfix's "connect to host:
+        # Connection refused", both written when nothing listens on the port)
+        "connection reset by peer",
         "unwanted messages have been sent from the following ip", "unresolvable relay host",
     ),
     "policyviolation": (
@@ -446,6 +447,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "angle-brackets nested too deep", 'expected word or "<"',
         "domain missing in source-routed address", "malformed address:",
     ),
+    # a session that broke, in one system's words that would otherwise read as a local
+    # program's failure (bounced.classify.systems: Courier's "<command failed>")
+    "networkerror/session": (),
     "mailererror": (
         "exit status",
         "mailer error", "command failed", "program failed", "procmail", "exit code",
@@ -494,6 +498,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "service currently unavailable", "mail system problem", "configuration error",
         "i/o error", "write error", "try later",
         "interrupted system call", "encountered an error while being processed",
+        "service not available",  # RFC 5321's 421 text ("closing transmission channel")
         "loop was found in the mail exchanger", "remote server is misconfigured",
         "system config error", "temporary local problem", "can't create user output file",
         "delivery to file forbidden", "delivery to pipe forbidden", "lmtp error after",
@@ -514,8 +519,8 @@ PRIORITY: tuple[str, ...] = (
     "blocked/our-ip", "virusdetected", "spamdetected/links", "blocked/blocklists",
     "spamdetected", "ratelimited/connections", "speeding", "ratelimited/recipients", "blocked",
     "policyviolation", "notaccept", "networkerror/lookup", "hostunknown", "userunknown",
-    "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "mailererror",
-    "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
+    "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "networkerror/session",
+    "mailererror", "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
 )
 
 # A mail system's own wordings live in its module (bounced.classify.systems): each is added
@@ -552,6 +557,7 @@ RECIPIENT_REFUSED = (r"\b(?:recipient address|recipient|address) (?:rejected|ref
 CONNECT_FAILURES: tuple[str, ...] = (
     "timed out", "timeout", "connection refused", "did not accept our requests to connect",
     "could not connect", "unable to connect", "socket error",
+    *(w for _system in SYSTEMS for w in _system.connect_failures),  # the systems' own words
 )
 
 # A reason from a "user unknown" phrase, without an address status code, depends on the

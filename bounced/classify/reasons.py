@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from bounced.classify.codes import GENERIC, STATUS_REASONS
+from bounced.classify.codes import GENERIC, STATUS_REASONS, TRANSIENT_REASONS
 from bounced.classify.phrases import PHRASES, SMTP_COMMANDS
 
 MAX_SCAN = 4_000  # characters of diagnostic text scanned for phrases
@@ -156,6 +156,8 @@ def code_reason(status: str) -> tuple[str, bool]:
     if len(parts) != 3:
         return "", False
     key = parts[1] + "." + parts[2]
+    if key in TRANSIENT_REASONS and parts[0] == "4":
+        return TRANSIENT_REASONS[key], True
     reason = STATUS_REASONS.get(key) or STATUS_REASONS.get(parts[1] + ".0", "")
     return reason, bool(reason) and key not in GENERIC and key in STATUS_REASONS
 

@@ -305,11 +305,20 @@ def transient_host(e: Evidence) -> str:
 
 
 def unreachable(e: Evidence) -> str:
-    if e.phrase == "networkerror" and (e.transient or e.action == "delayed" or not (
-            e.status or e.reply_code)) and any(
-            p in e.words or p in e.near.text for p in CONNECT_FAILURES):
-        return "expired"  # the host could not be reached until the retries ran out
-    return ""
+    """The host could not be reached until the retries ran out: a temporary failure, a
+    delay, or a failure without status or reply that says so; or a final failure whose
+    only words are a connection failure, with the reporter's generic status and no reply
+    of the remote (Courier writes 5.0.0 for all it gives up on): SMTP clients retry a host
+    they cannot talk to until the queue lifetime ends (RFC 5321 4.5.4.1)."""
+    if e.phrase != "networkerror":
+        return ""
+    if e.transient or e.action == "delayed" or not (e.status or e.reply_code):
+        texts: tuple[str, ...] = (e.words, e.near.text)
+    elif e.action == "failed" and e.status.endswith(".0.0") and not e.reply_code:
+        texts = (e.words,)
+    else:
+        return ""
+    return "expired" if any(p in t for t in texts for p in CONNECT_FAILURES) else ""
 
 
 def phrase(e: Evidence) -> str:
@@ -400,9 +409,9 @@ RETRIED = frozenset({"systemerror", "mailererror", "onhold", "undefined"})
 
 def delay(e: Evidence, reason: str, rule: str) -> str:
     """A delay whose words name no more than a passing failure is expired (also the
-    "system not accepting network messages" of a 421 that closes the connection, X.3.2)."""
-    if e.action == "delayed" and (reason in RETRIED or (
-            reason == "notaccept" and rule == "status_code")):
+    "system not accepting network messages" of a 421 that closes the connection, X.3.2,
+    a system error while it is temporary)."""
+    if e.action == "delayed" and reason in RETRIED:
         return "expired"
     return reason
 

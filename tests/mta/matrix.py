@@ -37,7 +37,16 @@ from pathlib import Path
 
 from .adapters import LIFETIME, EximMatrix, MatrixMTA, PostfixMatrix, SubmitError
 from .remote import Received
-from .scenarios import APP_FROM, BY_NAME, EXPIRY, SCENARIOS, Scenario, message_for, submissions
+from .scenarios import (
+    APP_FROM,
+    BY_NAME,
+    EXPIRY,
+    SCENARIOS,
+    Scenario,
+    labels,
+    message_for,
+    submissions,
+)
 from .world import World, namespace_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,8 +379,26 @@ def manifest_row(run: MTARun, outcome: Outcome) -> dict[str, object]:
                   f"{scenario.name} ({scenario.what})",
         "kind": "mta-matrix", "module": run.label, "family": run.label, "category": "bounce",
         "scenario": scenario.name,
-        "expected": [e.manifest() for e in expected],
+        **labels(run.kind, scenario, expected),
     }
+
+
+def relabel(out: Path = CORPUS) -> int:
+    """Rewrite the manifest's labels from the scenarios and their corrections, the bounces
+    as they are (no MTA run). Returns the number of rows whose labels changed."""
+    path = out / "manifest.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    changed = 0
+    for row in rows:
+        scenario = BY_NAME[row["scenario"]]
+        mta = row["file"].split("-", 1)[0]
+        named = {e["recipient"] for e in row["expected"]}
+        new = labels(mta, scenario, [e for e in scenario.expected if e.recipient in named])
+        old = {k: row.pop(k) for k in ("expected", "corrected_from", "why") if k in row}
+        changed += old != new
+        row.update(new)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return changed
 
 
 def write_corpus(result: MatrixResult, out: Path = CORPUS) -> list[str]:
@@ -513,12 +540,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only list the scenarios each MTA cannot do, with why (no MTA run)")
     parser.add_argument("--misreads", action="store_true",
                         help="only list the committed corpus's misread bounces (no MTA run)")
+    parser.add_argument("--relabel", action="store_true",
+                        help="only rewrite the manifest's labels from the scenarios and their "
+                             "corrections (no MTA run)")
     args = parser.parse_args(argv)
     if args.misreads:
         print(misreads(args.out), end="")
         return 0
     if args.unsupported:
         print(unsupported_table())
+        return 0
+    if args.relabel:
+        print(f"{relabel(args.out)} manifest rows relabelled")
         return 0
     result = run_matrix(args.mta)
     print(table(result))

@@ -152,6 +152,74 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A label corrected for one MTA: what it honestly reports is not what the scenario
+    constructed (its report names another reason, or cannot tell the two apart). Kept as
+    data: the manifest row carries the label it replaces (``corrected_from``) and ``why``."""
+
+    reason: str
+    why: str
+
+
+# Reports that say the remote's last words and nothing of the queue lifetime are labelled
+# with the reason those words name (as the collection in tests/corpus labels the same
+# Postfix report); an MTA that says it gave up ("retry timeout exceeded", Status 4.4.7,
+# "Envelope expired") keeps ``expired``.
+_LAST_REPLY = ("reports the remote's last reply to RCPT TO, {reply}, with {status} and no "
+               "word of the queue lifetime or of retries: the reason its report names is "
+               "the remote's ({reason}), as the collection labels Postfix's report of a 4xx "
+               "reply it gave up on (tests/corpus rhost-cloudflare-01.eml, '421 4.3.0 "
+               "Upstream error', Action failed: systemerror); Exim ('retry timeout exceeded'), "
+               "Sendmail (4.4.7) and OpenSMTPD ('Envelope expired') say the message expired")
+CORRECTIONS: dict[tuple[str, str, str], Correction] = {
+    ("courier", "nullmx", _r("someone", NULLMX_DOMAIN)): Correction(
+        "hostunknown",
+        "Courier 1.0.16 reports a null MX exactly as an NXDOMAIN: '<<< No such domain.', "
+        "Status 5.0.0, 'Diagnostic-Code: unknown; No such domain.', the same report as its "
+        "nxdomain scenario's. What it reports is an unknown domain (hard either way)."),
+    ("courier", "tempfail-expired", _r("later-tempfail")): Correction(
+        "systemerror", "Courier " + _LAST_REPLY.format(
+            reply="'451 4.3.0 Temporary local problem - please try later'",
+            status="its own Status 5.0.0", reason="systemerror")),
+    ("postfix", "tempfail-expired", _r("later-tempfail")): Correction(
+        "systemerror", "Postfix " + _LAST_REPLY.format(
+            reply="'451 4.3.0 Temporary local problem - please try later'",
+            status="Status 4.3.0, Action failed", reason="systemerror")),
+    ("postfix", "tempfail421-expired", _r("someone", CLOSING_DOMAIN)): Correction(
+        "systemerror", "Postfix " + _LAST_REPLY.format(
+            reply="'421 4.3.2 Service not available, closing transmission channel' (RFC "
+                  "5321's 421 text; X.3.2 is a transient 'system not accepting network "
+                  "messages', RFC 3463)",
+            status="Status 4.3.2, Action failed", reason="systemerror")),
+    ("opensmtpd", "refused-delay", _r("someone", REFUSED_DOMAIN)): Correction(
+        "networkerror",
+        "OpenSMTPD's delay notice says 'Network error on destination MXs', its words for any "
+        "failure to connect to a domain's MXs (refused, timed out, no route), without the "
+        "cause: a network error, as the collection labels the same OpenSMTPD notice "
+        "(tests/corpus lhost-opensmtpd-04.eml). Postfix and Sendmail name the refused "
+        "connection, which a delay notice retries: expired."),
+}
+
+
+def labels(mta: str, scenario: Scenario, recipients: list[Expect] | None = None
+           ) -> dict[str, object]:
+    """The manifest's labels of ``mta``'s bounce for ``scenario`` (of ``recipients``, by
+    default all it expects): ``expected``, and ``corrected_from`` and ``why`` when a label
+    was corrected for this MTA (one recipient's fields, as in tests/corpus)."""
+    entries: list[dict[str, object]] = []
+    out: dict[str, object] = {"expected": entries}
+    for e in scenario.expected if recipients is None else recipients:
+        entry = e.manifest()
+        fix = CORRECTIONS.get((mta, scenario.name, e.recipient))
+        if fix is not None:
+            out["corrected_from"] = {"reason": entry["reason"]}
+            out["why"] = fix.why
+            entry["reason"] = fix.reason
+        entries.append(entry)
+    return out
 APP_FROM = "Test application <app@app.example.test>"
 
 

@@ -29,7 +29,9 @@ class System:
     remote host or reporting host is one of ``hosts`` (a system without hosts: always).
     ``phrases``: (group of the phrase table, wordings) the system writes in its own reports
     and replies: added to that group of ``bounced.classify.phrases`` (searched everywhere,
-    as the words of any reply are)."""
+    as the words of any reply are). ``connect_failures``: the system's words for an attempt
+    that could not talk to the receiving host at all (an SMTP client retries those until
+    its queue lifetime ends): added to ``bounced.classify.phrases.CONNECT_FAILURES``."""
 
     name: str
     hosts: tuple[str, ...] = ()
@@ -37,6 +39,7 @@ class System:
     filtering: bool = False
     replies: tuple[tuple[str, str], ...] = ()
     phrases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    connect_failures: tuple[str, ...] = ()
     compiled: tuple[tuple[re.Pattern[str], str], ...] = field(default=(), init=False,
                                                                repr=False, compare=False)
 
