@@ -216,6 +216,18 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.1.4 Recipient address reserved by RFC 2606", "RCPT", "userunknown", True),
     # RFC 3463's X.1.4: the address matched several mailboxes, so it exists
     ("550 5.1.4 Destination mailbox address ambiguous", "RCPT", "filtered", False),
+    # "is not found" / "unknown" said of the mailbox (were undefined, or the 5.3.0's
+    # systemerror of Sendmail's "Addressee unknown")
+    ("550 The recipient's mailbox is not found", "RCPT", "userunknown", True),
+    ("553 5.3.0 <rcpt@dest.example>... Addressee unknown", "RCPT", "userunknown", True),
+    ("550 Mailbox unknown", "RCPT", "userunknown", True),
+    ("550 5.2.1 Mailbox is locked", "RCPT", "suspend", False),
+    ("550 User account is expired", "RCPT", "suspend", False),  # was expired
+    # our sending's limits, not a mailbox's quota (was mailboxfull) or a message's limit
+    # (was exceedlimit); the receiving system's resources (was expired)
+    ("550 5.4.5 Daily user sending quota exceeded.", "MAIL", "ratelimited", False),
+    ("450 4.7.1 Rate limit exceeded, try again later", "RCPT", "ratelimited", False),
+    ("452 Insufficient system resources", "RCPT", "systemfull", False),
 )
 
 

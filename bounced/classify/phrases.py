@@ -51,6 +51,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "relay limit exceeded", "sending limit exceeded", "too many messages this hour",
         "throttling failure", "max emails per hour", "connection rate limit",
         "too many errors from your ip", "trop de connexions",
+        "sending quota",  # "daily user sending quota exceeded": ours, not a mailbox's quota
     ),
     "rejected/our-sender": (  # our envelope sender or return path refused, however the words go on
         "is not a registered gateway user", "does not exist e2110",
@@ -134,6 +135,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     "speeding/recipient": (
         "receive limit", "ratelimit exceeded for mailbox", "rate limit exceeded for mailbox",
     ),
+    # a rate of ours limited (after the recipient's "rate limit exceeded for mailbox", before
+    # exceedlimit's "limit exceeded")
+    "ratelimited/rates": ("rate limit exceeded", "ratelimit exceeded", "rate-limit exceeded"),
     "exceedlimit": (
         "exceeds limit", "exceeded limit", "limit exceeded",
         "header size exceeds", "recipient limit",
@@ -157,7 +161,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "temporarily locked", "invalid/inactive user", "temporarily inactive",
         "recipient suspend the service", "boite du destinataire archivee",
         "mailbox unavailable or access denied",  # not "unavailable": it may be closed or barred
-        "user not active",
+        "user not active", "mailbox is locked", "account is expired",
         "deaktiviert", "postfach gesperrt", "postfach ist gesperrt",  # de
         "compte désactivé", "boîte désactivée",  # fr
         "cuenta desactivada", "cuenta suspendida",  # es
@@ -402,7 +406,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "bestaat niet", "onbekende ontvanger", "ontvanger onbekend",  # nl
         # the reporting system's own "was not found" ("the recipient mailbox was not found")
         "mailbox was not found", "recipient was not found", "user was not found",
-        "address was not found",
+        "address was not found", "mailbox is not found", "user is not found",
+        "address is not found", "account is not found", "addressee unknown", "mailbox unknown",
         # sisimai's UserUnknown wordings (its 4.25 tables) that the lines above missed
         "5.1.1 bad address", "> not found", "address invalid", "address not present in directory",
         "archived recipient", "bad-recipient", "bad_recipient", "can't accept user",
@@ -459,7 +464,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "bin/maildrop", "command output:",
     ),
     "systemfull": (
-        "mail system is full",
+        "mail system is full", "insufficient system resources",
         "system full", "insufficient system storage", "out of disk", "disk full",
         "no space left", "disk space",
     ),
@@ -513,7 +518,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
 # and the vague words last.
 PRIORITY: tuple[str, ...] = (
     "rejected/posting", "ratelimited/our-sending", "rejected/our-sender", "filtered/recipient",
-    "systemfull/mailbox", "mailboxfull", "emailtoolarge", "speeding/recipient", "exceedlimit",
+    "systemfull/mailbox", "mailboxfull", "emailtoolarge", "speeding/recipient", "ratelimited/rates",
+    "exceedlimit",
     "suspend", "hasmoved", "hostunknown/unroutable", "norelaying", "failedstarttls",
     "securityerror", "authfailure", "requireptr", "notcompliantrfc", "badreputation",
     "blocked/our-ip", "virusdetected", "spamdetected/links", "blocked/blocklists",
