@@ -17,7 +17,7 @@ from .support import classify_providers as table
 ROWS = table.load()
 
 # Raise these as the classifier improves, never lower them (figures over all forms).
-MIN_ROWS = 246
+MIN_ROWS = 270
 FLOOR_REASON_RIGHT = 100.0  # % of classifications whose reason is the row's (or an alternative)
 FLOOR_HARD_RIGHT = 100.0  # % whose hard flag is the row's
 # Soft replies the classifier calls hard today, as "row-id/form". Each one counts a live

@@ -365,8 +365,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "name is not recognized", "mailbox not available",
         "mailbox unavailable",  # RFC 5321's own 550 text; a reason only at RCPT (reasons.py)
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
-        "not a registered", "invalid final delivery userid",
-        "invalid userid",
+        "not a registered", "invalid final delivery userid", "invalid user",
         "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
         "unknown to", "not a valid recipient", "address does not", "user does not",
         "check if address is correct", "check if the address is correct",
@@ -419,7 +418,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "badrecipientto", "email name is not found", "there is no one at this address",
         "wrong or no longer valid", "user doesnt have a", "unknown e-mail address",
         "unknown email address", "unknown local-part", "unknown virtual user",
-        "rejected: invalid user",
         "invalid-recipient",
 
 
