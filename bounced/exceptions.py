@@ -19,6 +19,16 @@ class StoreNotFound(StoreError):
     """There is no bounced store where the configuration points (and none was to be created)."""
 
 
+class SchemaMismatch(StoreError):
+    """The store's schema is not the one this bounced uses: older (``bounced migrate`` brings it
+    up) or newer (a later bounced migrated it; schemas are never migrated down)."""
+
+    def __init__(self, message: str, found: int, needed: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.needed = needed
+
+
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now; the caller should retry later."""
 

@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +326,10 @@ def _validate(settings: Settings) -> None:
         "[store] url",
         f"must start with sqlite:/// or postgresql://, got {url!r}",
     )
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018 (it raises for a port out of range)
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        raise ConfigError(f"[store] url: {exc}: {redact(url)}") from None
     need("@" not in settings.verp.domain and "." in settings.verp.domain,
          "[verp] domain", f"not a domain name: {settings.verp.domain!r}")
     need(re.fullmatch(r"[a-z0-9][a-z0-9-]*", settings.verp.prefix) is not None,

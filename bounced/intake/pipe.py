@@ -87,8 +87,9 @@ async def deliver(
         finally:
             await store.close()
     except Exception as exc:
+        # One line on stderr, which the mail server logs with the deferral (a log line as
+        # well would say it twice there).
         print(f"bounced deliver: cannot store the message now: {exc}", file=stderr)
-        log.error("deliver.store_failed", error=repr(exc))
         return EX_TEMPFAIL
     log.info("deliver.stored", id=job_id, size=len(raw), subject=token.subject)
     return EXIT_OK

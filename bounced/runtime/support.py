@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bounced.config import Settings, redact
 from bounced.config.keys import DevKey, make_verifier
-from bounced.exceptions import ConfigError, StoreNotFound
+from bounced.exceptions import ConfigError, SchemaMismatch, StoreNotFound
 from bounced.store import open_ready_store
 from bounced.verp import Verifier
 
@@ -51,6 +51,11 @@ async def check_store(settings: Settings) -> str:
 
     try:
         store = await open_ready_store(settings)
+    except SchemaMismatch as exc:
+        if exc.found > exc.needed:
+            raise  # serve refuses a newer bounced's schema too
+        return (f"{redact(settings.store_url)} (schema at {exc.found}: `bounced serve` or "
+                f"`bounced migrate` brings it to {exc.needed})")
     except StoreNotFound:
         if not settings.store_url.startswith("sqlite:"):  # reachable, but empty
             return (f"{redact(settings.store_url)} (no schema yet: `bounced serve` or "

@@ -173,9 +173,12 @@ class Store(Protocol):
     overlap_finish: bool
 
     async def open(self, *, create: bool = True) -> None:
-        """Connect and apply pending schema migrations. With ``create`` false the store must
-        exist already (StoreNotFound otherwise): commands other than ``serve`` and ``migrate``
-        never create one where a mistyped path or another working directory points."""
+        """Connect, and with ``create`` (``serve``, ``migrate``) create the store if missing
+        and apply pending schema migrations. Without it the store must exist already
+        (StoreNotFound otherwise: no other command creates one where a mistyped path or
+        another working directory points) and be at this bounced's schema (SchemaMismatch
+        otherwise: no other command changes one). A schema newer than this bounced knows is
+        refused either way (SchemaMismatch), before anything is changed."""
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""

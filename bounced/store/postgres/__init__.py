@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from bounced.config import redact
 from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Job, NewMessage
 from bounced.store import Work, drive_async, shared_bodies
-from bounced.store.migrations import migrations
+from bounced.store.migrations import check_schema, migrations
 from bounced.store.postgres.admin import PostgresAdmin
 from bounced.store.postgres.outbox import PostgresOutbox
 from bounced.store.postgres.reports import PostgresReports
@@ -64,17 +65,27 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
                 # waited 3 s).
                 server_settings={"jit": "off"},
             )
+        except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
+            # A mistake in the URL (sslmode=bogus, a port out of range): it will not go away by
+            # waiting for the server, unlike the unreachable ones below.
+            raise StoreError(f"store {redact(self.url)}: {_describe(exc)}") from exc
         except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL: {_describe(exc)}") from exc
+            raise StoreUnavailable(
+                f"cannot connect to the store {redact(self.url)}: {_describe(exc)}") from exc
         except asyncpg.PostgresError as exc:  # e.g. no such database, authentication
-            raise StoreError(f"cannot open PostgreSQL store: {_describe(exc)}") from exc
+            raise StoreError(f"cannot open the store {redact(self.url)}: {_describe(exc)}") \
+                from exc
         try:
-            if not create:
+            if create:
+                await self._migrate()
+            else:
                 async with self._conn() as conn:
                     if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
                         raise StoreNotFound(
                             f"{redact(self.url)} is not a bounced store (no schema in it)")
-            await self._migrate()
+                    applied = {r[0] for r in await conn.fetch(
+                        "SELECT version FROM schema_migrations")}
+                check_schema(applied, "postgresql", redact(self.url), migrating=False)
         except BaseException:
             await self.close()
             raise
@@ -116,6 +127,8 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
                 "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            # A newer bounced's schema is refused before anything is applied to it.
+            check_schema(done, "postgresql", redact(self.url), migrating=True)
             for version, name, sql in migrations("postgresql"):
                 if version not in done:
                     await conn.execute(sql)
@@ -188,4 +201,15 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, in the words an operator looks up: the system's for a socket error
+    ("Connection refused", "Name or service not known"), the server's for an error it sent
+    ('database "x" does not exist'), the class and message otherwise."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:g} s (TimeoutError)"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = os.strerror(exc.errno) if exc.errno is not None and exc.errno > 0 \
+            else exc.strerror
+        return f"{text} ({exc.__class__.__name__})"
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{exc} ({exc.__class__.__name__})"
     return f"{exc.__class__.__name__}: {exc}".rstrip(": ")

@@ -26,7 +26,7 @@ from bounced.config import sqlite_path
 from bounced.exceptions import StoreError, StoreNotFound, StoreUnavailable
 from bounced.model import PENDING, QUARANTINED, Job, NewMessage
 from bounced.store import Work, drive, shared_bodies
-from bounced.store.migrations import migrations
+from bounced.store.migrations import check_schema, migrations
 from bounced.store.sqlite.admin import SQLiteAdmin
 from bounced.store.sqlite.outbox import SQLiteOutbox
 from bounced.store.sqlite.reports import SQLiteReports
@@ -81,7 +81,11 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
                 "PRAGMA foreign_keys=ON",
             ):
                 await self._execute(pragma)
-            await self._migrate()
+            if create:
+                await self._migrate()
+            else:
+                check_schema(await self._applied(), "sqlite", str(self.path.absolute()),
+                             migrating=False)
         except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file
             await self.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -153,7 +157,9 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        done = {row[0] for row in await self._execute("SELECT version FROM schema_migrations")}
+        done = await self._applied()
+        # A newer bounced's schema is refused before anything is applied to it.
+        check_schema(done, "sqlite", str(self.path.absolute()), migrating=True)
         assert self._conn is not None
         for version, name, sql in migrations("sqlite"):
             if version in done:
@@ -171,6 +177,9 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                     (version, name, dt.datetime.now(UTC).timestamp()),
                 )
+
+    async def _applied(self) -> set[int]:
+        return {row[0] for row in await self._execute("SELECT version FROM schema_migrations")}
 
     async def ping(self) -> None:
         try:
