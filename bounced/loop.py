@@ -34,6 +34,41 @@ def backoff(attempt: int, base: float, cap: float, jitter: float = 0.0,
     return delay * rng(1 - jitter, 1 + jitter) if jitter else delay
 
 
+class Outage:
+    """Says that the store went away once, not once per attempt or request: the first failure
+    of each kind (the error's class: connection refused, timed out, ...) as one warning line
+    ``<name>.store_unavailable`` with ``error_class`` and ``error``, no traceback (an outage is
+    expected, not a bug), then nothing until the store answers again, which is one info line
+    ``<name>.store_available`` with how long it was gone and how many attempts failed."""
+
+    def __init__(self, name: str, clock: Callable[[], float] | None = None) -> None:
+        self.name = name
+        self.clock = clock or (lambda: asyncio.get_running_loop().time())
+        self.kinds: set[str] = set()
+        self.failures = 0
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException, **context: Any) -> None:
+        cause = exc.__cause__ or exc
+        kind = type(cause).__name__
+        self.failures += 1
+        if self.since is None:
+            self.since = self.clock()
+        if kind in self.kinds:
+            return
+        self.kinds.add(kind)
+        log.warning(f"{self.name}.store_unavailable", error_class=kind, error=str(exc),
+                    **context)
+
+    def recovered(self) -> None:
+        if self.since is None:
+            return
+        log.info(f"{self.name}.store_available", failures=self.failures,
+                 unavailable_seconds=round(self.clock() - self.since, 1))
+        self.kinds.clear()
+        self.failures, self.since = 0, None
+
+
 def run(coro_factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a process's main coroutine on uvloop when it is installed."""
     try:
@@ -59,14 +94,16 @@ async def poll_loop(
     up to 30 s. The loop itself never dies of an error."""
     delay = interval
     failures = 0
+    outage = Outage(name)
     while not stopping():
         if tick is not None:
             tick()
         try:
             done = await step()
             delay, failures = interval, 0
+            outage.recovered()
         except StoreUnavailable as exc:
-            log.warning(f"{name}.store_unavailable", error=str(exc))
+            outage.failed(exc)
             failures += 1
             done, delay = 0, backoff(failures + 1, interval, MAX_BACKOFF)
         except Exception as exc:  # the loop must survive anything

@@ -10,6 +10,7 @@ BOUNCED_TEST_PG, so it can also be pointed at a private cluster.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import smtplib
 import subprocess
@@ -19,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,6 +31,7 @@ from bounced.exceptions import StoreUnavailable
 from bounced.model import DONE
 from bounced.store import open_ready_store, open_store
 
+from .cmdline import wait_for
 from .conftest import PG_ADMIN_DSN
 from .helpers import DaemonProcess, base_env, days_ago, dsn, free_port, make_settings, signer
 
@@ -287,3 +290,95 @@ class TCPProxy:
                 dst.transport.abort()
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+
+class ThreadedProxy:
+    """A TCPProxy run by an event loop in a thread of its own, for a daemon in another
+    process: ``listen`` and ``cut`` from the test's (synchronous) code."""
+
+    def __init__(self, target_url: str) -> None:
+        self.proxy = TCPProxy(target_url)
+        self.url = self.proxy.url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="pg-proxy",
+                                       daemon=True)
+        self.thread.start()
+
+    def _call(self, coro: Any) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def listen(self) -> None:
+        self._call(self.proxy.listen())
+
+    def cut(self) -> None:
+        self._call(self.proxy.cut())
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+READS = ("/v1/addresses?subject=s1", "/v1/addresses", "/v1/events", "/v1/stats",
+         "/v1/breakers")
+
+
+def test_http_reads_answer_503_during_an_outage_and_log_it_once(
+        tmp_path: Path, pg_database: str) -> None:
+    """With the database unreachable (a proxy in front of it closed), every read endpoint
+    answers 503 with the API's JSON error and a Retry-After (main: 500, and a traceback per
+    request in the log), the daemon logs the outage as one structured line per kind of
+    failure and place, without a traceback, and answers again once it is back."""
+    proxy = ThreadedProxy(pg_database)
+    proxy.listen()
+    http_port = free_port()
+    env = base_env(tmp_path, BOUNCED_STORE_URL=proxy.url, BOUNCED_LOG_FORMAT="json",
+                   BOUNCED_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+                   BOUNCED_HTTP_LISTEN=f"127.0.0.1:{http_port}")
+    log_path = tmp_path / "daemon.log"
+    daemon = DaemonProcess(env, log_path)
+    daemon.start()
+    try:
+        for path in READS:
+            assert http_get(http_port, path)[0] == 200, path
+        proxy.cut()
+        time.sleep(1.0)  # the worker and the dispatcher find it gone too
+        for _ in range(3):
+            for path in READS:
+                status, headers, body = http_get(http_port, path)
+                assert status == 503, (path, status, body)
+                assert "error" in json.loads(body), body
+                assert int(headers["Retry-After"]) > 0
+        time.sleep(2.0)
+        proxy.listen()
+        wait_for(lambda: all(http_get(http_port, path)[0] == 200 for path in READS),
+                 "the API to answer again", within=30)
+        assert daemon.proc is not None and daemon.proc.poll() is None
+    finally:
+        daemon.stop()
+        proxy.close()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()
+             if line.startswith("{")]
+    text = log_path.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    http_lines = [e for e in lines if e["event"] == "http.store_unavailable"]
+    assert len(http_lines) == 1, http_lines
+    assert http_lines[0]["level"] == "warning" and http_lines[0]["error_class"]
+    assert any(e["event"] == "http.store_available" for e in lines), lines[-10:]
+    # Every other loop says so once per outage too, not once per attempt.
+    kinds = Counter((e["event"], e.get("error_class")) for e in lines
+                    if e["event"].endswith("store_unavailable"))
+    assert all(n == 1 for n in kinds.values()), kinds

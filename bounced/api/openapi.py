@@ -233,3 +233,11 @@ OPENAPI: dict[str, Any] = {
                 "400": _ERROR}}},
     },
 }
+
+# Every endpoint that reads or changes the store answers 503 while it cannot be reached.
+for _path, _method in (("/v1/addresses", "get"), ("/v1/subjects/{subject}/reconfirm", "post"),
+                       ("/v1/breakers", "get"), ("/v1/breakers/{domain}/release", "post"),
+                       ("/v1/events", "get"), ("/v1/stats", "get")):
+    OPENAPI["paths"][_path][_method]["responses"]["503"] = {
+        "description": "the store is unavailable: retry after Retry-After seconds",
+        "content": _ERROR["content"]}

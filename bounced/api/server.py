@@ -24,10 +24,11 @@ from bounced.api.openapi import OPENAPI
 from bounced.api.views import address_report
 from bounced.config import HTTP_TOKEN_ENV, HTTPSettings, Settings, parse_listen
 from bounced.config.secrets import load_secret
-from bounced.exceptions import ConfigError
+from bounced.exceptions import ConfigError, StoreError, StoreUnavailable
 from bounced.intake.commit import Intake, blank
 from bounced.intake.limits import PEER, InFlight, StorageLimits
 from bounced.intake.smtp import token_fields
+from bounced.loop import Outage
 from bounced.metrics import Metrics
 from bounced.model import NewMessage
 from bounced.policy import core
@@ -40,6 +41,7 @@ _AIOHTTP_BEFORE_3_9 = tuple(int(n) for n in aiohttp.__version__.split(".")[:2]) 
 log = structlog.get_logger("bounced.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STORE_RETRY_AFTER = 30  # seconds, as HTTP ingest answers when it cannot store
 
 
 def load_token(settings: HTTPSettings, env: Mapping[str, str]) -> str | None:
@@ -85,6 +87,7 @@ class HTTPApi:
         self.limits = limits
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
+        self._outage = Outage("http")
 
     def app(self, guard: HTTPGuard | None = None) -> web.Application:
         # The size limit of every way in: a message SMTP refuses is refused here too (413).
@@ -97,13 +100,14 @@ class HTTPApi:
             web.get("/healthz", self.healthz),
             web.get("/metrics", self.metrics_endpoint),
             web.get("/openapi.json", self.openapi),
-            web.get("/v1/addresses", self.addresses),
-            web.post("/v1/subjects/{subject}/reconfirm", self._write(self.reconfirm)),
+            web.get("/v1/addresses", self._store(self.addresses)),
+            web.post("/v1/subjects/{subject}/reconfirm",
+                     self._write(self._store(self.reconfirm))),
             web.post("/v1/bounces", self._write(self.ingest)),
-            web.get("/v1/breakers", self.breakers),
-            web.post("/v1/breakers/{domain}/release", self._write(self.release)),
-            web.get("/v1/events", self.events),
-            web.get("/v1/stats", self.stats),
+            web.get("/v1/breakers", self._store(self.breakers)),
+            web.post("/v1/breakers/{domain}/release", self._write(self._store(self.release))),
+            web.get("/v1/events", self._store(self.events)),
+            web.get("/v1/stats", self._store(self.stats)),
             web.get("/dashboard", self.dashboard),
             web.get("/dashboard/{asset}", self.dashboard_asset),
         ])
@@ -127,6 +131,27 @@ class HTTPApi:
             headers = {k: v for k, v in exc.headers.items()
                        if k.lower() not in ("content-type", "content-length")}
             return web.json_response({"error": message}, status=exc.status, headers=headers)
+
+    def _store(self, handler: Handler) -> Handler:
+        """A handler that reads or changes the store: while the store cannot be reached it
+        answers 503 with the API's JSON error and a Retry-After (it was a 500 with a
+        traceback per request), logged once per outage (``http.store_unavailable``); any
+        other store failure is a 500 with a JSON error and one log line."""
+        async def answered(request: web.Request) -> web.StreamResponse:
+            try:
+                response = await handler(request)
+            except StoreUnavailable as exc:
+                self._outage.failed(exc)
+                return web.json_response(
+                    {"error": "the store is unavailable, retry later"}, status=503,
+                    headers={"Retry-After": str(STORE_RETRY_AFTER)})
+            except StoreError as exc:
+                log.error("http.store_error", path=request.path, error_class=type(
+                    exc.__cause__ or exc).__name__, error=str(exc))
+                return _error(500, "the store failed to answer")
+            self._outage.recovered()
+            return response
+        return answered
 
     def _write(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -204,7 +229,9 @@ class HTTPApi:
                 self.metrics.queue.labels(state).set(n)
             for state, n in (await self.store.outbox_counts()).items():
                 self.metrics.outbox.labels(state).set(n)
-        except Exception as exc:  # metrics still render from the counters
+        except StoreUnavailable as exc:  # metrics still render from the counters
+            self._outage.failed(exc)
+        except Exception as exc:
             log.warning("http.metrics_store_error", error=str(exc))
         return web.Response(body=self.metrics.render(),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -56,26 +56,7 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
 
     async def open(self, *, create: bool = True) -> None:
         try:
-            self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT,
-                command_timeout=COMMAND_TIMEOUT,
-                # No JIT: the store's statements are short, and asyncpg before 0.28 (Debian
-                # 12 has 0.27) leaves it on for its type introspection, which then took
-                # 0.6 s per array type and connection (the first bounces after a start
-                # waited 3 s).
-                server_settings={"jit": "off"},
-            )
-        except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
-            # A mistake in the URL (sslmode=bogus, a port out of range): it will not go away by
-            # waiting for the server, unlike the unreachable ones below.
-            raise StoreError(f"store {redact(self.url)}: {_describe(exc)}") from exc
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                f"cannot connect to the store {redact(self.url)}: {_describe(exc)}") from exc
-        except asyncpg.PostgresError as exc:  # e.g. no such database, authentication
-            raise StoreError(f"cannot open the store {redact(self.url)}: {_describe(exc)}") \
-                from exc
-        try:
+            await self._connect()
             if create:
                 await self._migrate()
             else:
@@ -89,6 +70,34 @@ class PostgresStore(PostgresAdmin, PostgresOutbox, PostgresReports):
         except BaseException:
             await self.close()
             raise
+
+    async def _connect(self) -> None:
+        try:
+            # min_size 0: no connection floor kept by the pool itself. asyncpg 0.30 and later
+            # restore a floor in the background, logging a traceback at every attempt while
+            # the server is down; connections are opened when the daemon asks for one, and a
+            # failure reaches the part that asked (which says so once per outage).
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=0, max_size=POOL_MAX, timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                # No JIT: the store's statements are short, and asyncpg before 0.28 (Debian
+                # 12 has 0.27) leaves it on for its type introspection, which then took
+                # 0.6 s per array type and connection (the first bounces after a start
+                # waited 3 s).
+                server_settings={"jit": "off"},
+            )
+            async with self._pool.acquire():
+                pass  # connect now: a wrong URL or an unreachable server is open()'s error
+        except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
+            # A mistake in the URL (sslmode=bogus, a port out of range): it will not go away by
+            # waiting for the server, unlike the unreachable ones below.
+            raise StoreError(f"store {redact(self.url)}: {_describe(exc)}") from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(
+                f"cannot connect to the store {redact(self.url)}: {_describe(exc)}") from exc
+        except asyncpg.PostgresError as exc:  # e.g. no such database, authentication
+            raise StoreError(f"cannot open the store {redact(self.url)}: {_describe(exc)}") \
+                from exc
 
     async def close(self) -> None:
         if self._pool is not None:
