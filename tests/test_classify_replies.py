@@ -228,6 +228,16 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 5.4.5 Daily user sending quota exceeded.", "MAIL", "ratelimited", False),
     ("450 4.7.1 Rate limit exceeded, try again later", "RCPT", "ratelimited", False),
     ("452 Insufficient system resources", "RCPT", "systemfull", False),
+    # the sender's address or domain, refused at RCPT TO (as Postfix's restrictions do):
+    # its "does not exist" is not the recipient's (were userunknown and notaccept, hard)
+    ("550 5.1.0 <news@sender.example>: Sender address does not exist", "RCPT", "rejected",
+     False),
+    ("550 5.7.1 Unknown sender domain, no MX record", "RCPT", "rejected", False),
+    # a harvest guard against our IP, and a refusal of our domain by the recipient's (were
+    # userunknown and notaccept, hard)
+    ("550 Too many invalid recipients", "RCPT", "ratelimited", False),
+    ("550 5.7.1 Your message was rejected because the recipient's domain does not accept "
+     "email from your domain", "RCPT", "rejected|filtered|policyviolation", False),
 )
 
 

@@ -52,6 +52,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "throttling failure", "max emails per hour", "connection rate limit",
         "too many errors from your ip", "trop de connexions",
         "sending quota",  # "daily user sending quota exceeded": ours, not a mailbox's quota
+        # a harvest guard: our IP named too many addresses that do not exist (the addresses
+        # of this message are not said to be among them)
+        "too many invalid recipients", "too many unknown recipients", "too many bad recipients",
     ),
     "rejected/our-sender": (  # our envelope sender or return path refused, however the words go on
         "is not a registered gateway user", "does not exist e2110",
@@ -60,7 +63,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no third-party dsns", "unsigned dsn for", "returned mail not accepted here",
         "emetteur invalide", "émetteur invalide", "sender not pre-approved",
         "fully qualified email address required", "rule imposed mailbox access for",
-        "envelope blocked", "does not accept mail from", "sender is in my black list",
+        "envelope blocked", "does not accept mail from", "does not accept email from",
+        "does not accept e-mail from", "doesn't accept mail from", "doesn't accept email from", "sender is in my black list",
         "sender blacklisted", "sender address has been blacklisted",
         "to/from an address that has been blacklisted", "invalid domain, see <url:",
         "senderfilterconfig", "valid-address-filter",
@@ -544,7 +548,8 @@ SENDER_REFUSED: tuple[str, ...] = (
     "sender address rejected", "sender rejected", "sender verify failed",
     "sender verification failed", "domain of sender address", "sender domain not found",
     "sender domain does not exist", "unverified sender", "sender address invalid",
-    "sender address is invalid",
+    "sender address is invalid", "sender address does not exist", "sender does not exist",
+    "unknown sender domain", "sender domain unknown", "sender's domain does not",
 )
 
 # A refusal of the recipient with no reason given ("550 <addr>: Recipient address
