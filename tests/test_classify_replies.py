@@ -236,6 +236,14 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     # a harvest guard against our IP, and a refusal of our domain by the recipient's (were
     # userunknown and notaccept, hard)
     ("550 Too many invalid recipients", "RCPT", "ratelimited", False),
+    # "is not ..." and "does not ..." said of a recipient or user that exists (were
+    # userunknown, hard: "recipient is not", "user does not" read as "does not exist")
+    ("550 Recipient is not authorized to receive mail from this sender", "RCPT",
+     "rejected|filtered|policyviolation", False),
+    ("550 The user does not accept attachments", "RCPT",
+     "contenterror|policyviolation|filtered", False),
+    ("550 5.7.1 The sender is not listed in the recipient's allowed senders", "RCPT",
+     "rejected|filtered|policyviolation", False),
     ("550 5.7.1 Your message was rejected because the recipient's domain does not accept "
      "email from your domain", "RCPT", "rejected|filtered|policyviolation", False),
 )

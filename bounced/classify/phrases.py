@@ -363,15 +363,19 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "bad destination mailbox", "undeliverable address", "is not a known user",
         "unknown or illegal alias", "user not known", "non-existent", "nonexistent",
         "no such person", "not have an account", "address not found", "invalid address",
-        "unknown mailbox", "not our customer", "not listed in", "not a valid user",
+        "unknown mailbox", "not our customer", "not a valid user",
         "user invalid", "no valid recipients", "no such address", "unknown account",
-        "doesn't have a", "does not have a",
+        # (not "does not have a" alone: "... does not have a mail system running", "does not
+        # have a valid PTR record" are no dead address)
+        "doesn't have a mailbox", "does not have a mailbox", "does not have a final",
         "name is not recognized", "mailbox not available",
         "mailbox unavailable",  # RFC 5321's own 550 text; a reason only at RCPT (reasons.py)
         "recipient address rejected: access denied",  # Exchange Online: not in the directory
         "not a registered", "invalid final delivery userid", "invalid user",
-        "bad recipient", "recipient is not", "mailbox is unavailable", "no such local user",
-        "unknown to", "not a valid recipient", "address does not", "user does not",
+        "bad recipient", "mailbox is unavailable", "no such local user",
+        # (not "recipient is not ..." alone: "... authorized", "local", "accepting mail")
+        "recipient is not valid", "recipient is not known", "recipient is not found",
+        "unknown to", "not a valid recipient",
         "check if address is correct", "check if the address is correct",
 
 

@@ -8,7 +8,8 @@ SYSTEM = System(
     name="domino",
     phrases=(
         ("filtered/recipient", ("cannot route mail to user",)),
-        ("userunknown", ("non répertorié dans l'annuaire", "ディレクトリには見つかりません",
+        ("userunknown", ("not listed in domino directory", "not listed in public name",
+                         "non répertorié dans l'annuaire", "ディレクトリには見つかりません",
                          "ディレクトリのリストにありません", "in name directory")),
         ("systemerror", ("several matches found in domino directory",)),
     ),
