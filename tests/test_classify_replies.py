@@ -244,6 +244,13 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      "contenterror|policyviolation|filtered", False),
     ("550 5.7.1 The sender is not listed in the recipient's allowed senders", "RCPT",
      "rejected|filtered|policyviolation", False),
+    # our HELO name, our return path's or From:'s domain "does not exist" (were userunknown,
+    # hostunknown and notaccept, hard at RCPT)
+    ("550 5.7.1 HELO/EHLO hostname does not exist", "RCPT", "blocked", False),
+    ("553 Return path domain does not exist", "RCPT", "rejected", False),
+    ("550 Your domain does not exist", "RCPT", "rejected|blocked", False),
+    ("550 5.7.1 The domain of your From: address has no MX record", "RCPT", "rejected", False),
+    ("550 5.7.1 Sender domain has no MX or A record", "RCPT", "rejected", False),
     ("550 5.7.1 Your message was rejected because the recipient's domain does not accept "
      "email from your domain", "RCPT", "rejected|filtered|policyviolation", False),
 )

@@ -64,7 +64,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "emetteur invalide", "émetteur invalide", "sender not pre-approved",
         "fully qualified email address required", "rule imposed mailbox access for",
         "envelope blocked", "does not accept mail from", "does not accept email from",
-        "does not accept e-mail from", "doesn't accept mail from", "doesn't accept email from", "sender is in my black list",
+        "does not accept e-mail from", "doesn't accept mail from", "doesn't accept email from",
+        "sender is in my black list",
         "sender blacklisted", "sender address has been blacklisted",
         "to/from an address that has been blacklisted", "invalid domain, see <url:",
         "senderfilterconfig", "valid-address-filter",
@@ -288,7 +289,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "banned", "has been blocked", "have been blocked", "was blocked", "is blocked",
         "temporarily deferred", "dynamic ip", "dial-up", "dialup", "residential",
         "helo command rejected", "ehlo command rejected", "invalid helo", "bad helo",
-        "helo name", "helo hostname", "not accepting connections",
+        "helo name", "helo hostname", "helo/ehlo", "ehlo name", "ehlo hostname",
+        "not accepting connections",
         "rejected because of ip", "connection rejected", "sender ip", "invalid ip",
         "mail server is not authorized",
         "service unavailable; client host", "not authorized to send mail",
@@ -554,6 +556,8 @@ SENDER_REFUSED: tuple[str, ...] = (
     "sender domain does not exist", "unverified sender", "sender address invalid",
     "sender address is invalid", "sender address does not exist", "sender does not exist",
     "unknown sender domain", "sender domain unknown", "sender's domain does not",
+    "sender domain has no", "your domain", "return path", "return-path", "from: address",
+    "from: domain",
 )
 
 # A refusal of the recipient with no reason given ("550 <addr>: Recipient address
