@@ -84,3 +84,26 @@ def test_bash_completion_offers_commands_options_choices_and_files(tmp_path: Pat
     assert complete(tmp_path, "serve", "--config", "my-b") == ["my-bounced.toml"]
     assert complete(tmp_path, "--version", "classify", "--json", "my-") == ["my-bounced.toml"]
     assert complete(tmp_path, "sign", "--subject", "") == []  # free text: nothing to offer
+
+
+def test_man_page_documents_environment_files_and_exit_statuses() -> None:
+    """ENVIRONMENT names every variable the configuration reads (each setting's, the secrets',
+    $BOUNCED_CONFIG) with its setting; FILES the configuration file and the state directory;
+    EXIT STATUS every status bounced.exits defines (the page had a BOUNCED_SECTION_KEY
+    pattern and "0, 1, 2, sysexits" only)."""
+    from bounced import exits
+    from bounced.config import CONFIG_ENV, SECRET_ENV, setting_env_names
+
+    text = manpage()
+    sections = text.split("\n.SH ")
+    environment = next(s for s in sections if s.startswith("ENVIRONMENT"))
+    files = next(s for s in sections if s.startswith("FILES"))
+    status = next(s for s in sections if s.startswith("EXIT STATUS"))
+    for name in [*setting_env_names(), *SECRET_ENV, CONFIG_ENV]:
+        assert f"\\fB{name}\\fR" in environment, name
+    assert "\\fBBOUNCED_SMTP_LISTEN\\fR\n[smtp] listen (default: 127.0.0.1:2525)" in environment
+    assert "/etc/bounced/bounced.toml" in files and "/var/lib/bounced" in files
+    codes = {v for k, v in vars(exits).items() if k.startswith("EX") and isinstance(v, int)}
+    assert len(codes) >= 9
+    for code in codes:
+        assert f".TP\n\\fB{code}\\fR\n" in status, code

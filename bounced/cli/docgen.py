@@ -10,12 +10,32 @@ accepts; a pip install can write them the same way.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from bounced import __version__
+from bounced.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    HTTP_TOKEN_ENV,
+    KEYS_ENV,
+    Settings,
+)
+from bounced.exits import (
+    EX_DATAERR,
+    EX_NOUSER,
+    EX_TEMPFAIL,
+    EX_USAGE,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+)
 
 
 @dataclass(frozen=True)
@@ -107,33 +127,132 @@ def manpage() -> str:
                   _roff(command.help[:1].upper() + command.help[1:]) + "."]
         for action in _options(command.parser):
             lines += [".TP", _option_label(action), _roff(action.help or "")]
-    lines += [
-        ".SH ENVIRONMENT",
-        ".TP", "\\fBBOUNCED_CONFIG\\fR",
-        "The configuration file when \\fB\\-\\-config\\fR is not given.",
-        ".TP", "\\fBBOUNCED_\\fISECTION\\fB_\\fIKEY\\fR",
-        "Overrides one setting, e.g. \\fBBOUNCED_SMTP_LISTEN=127.0.0.1:2600\\fR.",
-        ".TP", "\\fBBOUNCED_VERP_KEYS\\fR",
-        "The signing keys themselves (the key file's contents).",
-        ".TP", "\\fBCREDENTIALS_DIRECTORY\\fR",
-        "systemd's credentials: \\fIverp\\-keys\\fR, \\fIhttp\\-token\\fR, "
-        "\\fIwebhook\\-NAME\\fR.",
-        ".SH FILES",
-        ".TP", "\\fI/etc/bounced/bounced.toml\\fR",
-        "The configuration (every setting, commented, at its default).",
-        ".TP", "\\fI/etc/bounced/verp\\-keys\\fR",
-        "The signing keys: \\(aqKEY\\-ID SECRET\\(aq per line; the first signs, the others "
-        "still verify. Create one with \\fBbounced keygen \\-\\-out\\fR \\fIFILE\\fR.",
-        ".TP", "\\fI/var/lib/bounced\\fR",
-        "The state directory: the SQLite store.",
-        ".SH EXIT STATUS",
-        "0 on success; 1 when the command failed (the reason is one line on standard error); "
-        "2 for a usage error; \\fBbounced deliver\\fR answers with sysexits(3) codes "
-        "(75 to make the mail server retry).",
+    lines += [*_environment(), *_files(), *_exit_status(),
         ".SH SEE ALSO",
         "\\fI/usr/share/doc/bounced/README.md\\fR",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _default(value: Any) -> str:
+    """A setting's default as an operator writes it in the environment."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value) if value else "empty"
+    if value == "":
+        return "empty"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_variables() -> list[tuple[str, str, str]]:
+    """(variable, setting, default) of every ``BOUNCED_<SECTION>_<KEY>`` the configuration
+    reads, in the order of the sections and their settings."""
+    rows = []
+    for section in dataclasses.fields(Settings):
+        if section.name == "actions":  # [actions.NAME] tables: no variables
+            continue
+        defaults = typing.get_type_hints(Settings)[section.name]()
+        for f in dataclasses.fields(defaults):
+            rows.append((f"BOUNCED_{section.name.upper()}_{f.name.upper()}",
+                         f"[{section.name}] {f.name}", _default(getattr(defaults, f.name))))
+    return rows
+
+
+def _environment() -> list[str]:
+    lines = [
+        ".SH ENVIRONMENT",
+        ".TP", f"\\fB{CONFIG_ENV}\\fR",
+        "The configuration file when \\fB\\-\\-config\\fR is not given; set but empty, the "
+        "built\\-in defaults (no file is read).",
+        ".PP",
+        "Each setting of the configuration file can be set by a variable "
+        "\\fBBOUNCED_\\fISECTION\\fB_\\fIKEY\\fR, which wins over the file; a list is "
+        "written comma\\-separated. A variable of a known section with an unknown key is "
+        "an error; any other \\fBBOUNCED_\\fR variable bounced does not read gets a warning "
+        "naming the nearest one. These are all (the default after the setting):",
+    ]
+    lines.append(".PD 0")  # one setting per line, no blank line between them
+    for name, setting, default in setting_variables():
+        lines += [".TP", f"\\fB{_roff(name)}\\fR",
+                  f"{_roff(setting)} (default: {_roff(default)})"]
+    lines += [
+        ".PD", ".PP", "Secrets, never in the configuration file:",
+        ".TP", f"\\fB{_roff(KEYS_ENV)}\\fR",
+        "The signing keys themselves (the key file's contents), when \\fB[verp] keys_file\\fR "
+        "is empty.",
+        ".TP", f"\\fB{_roff(HTTP_TOKEN_ENV)}\\fR",
+        "The bearer token of the HTTP write endpoints, when \\fB[http] token_file\\fR is "
+        "empty.",
+        ".TP", "\\fBBOUNCED_ACTION_\\fINAME\\fB_SECRET\\fR",
+        "The secret of the webhook action \\fINAME\\fR (upper case, \\(aq\\-\\(aq as "
+        "\\(aq_\\(aq), when its \\fBsecret_file\\fR is empty.",
+        ".TP", "\\fBCREDENTIALS_DIRECTORY\\fR",
+        "systemd's credentials (\\fBLoadCredential=\\fR), read when neither the file nor "
+        "the variable is set: \\fIverp\\-keys\\fR, \\fIhttp\\-token\\fR, "
+        "\\fIwebhook\\-NAME\\fR.",
+        ".TP", "\\fBSTATE_DIRECTORY\\fR",
+        "systemd's \\fBStateDirectory=\\fR: the state directory when \\fB[store] "
+        "state_dir\\fR is empty (else \\fI./state\\fR).",
+        ".TP", "\\fBNOTIFY_SOCKET\\fR",
+        "\\fBbounced serve\\fR tells systemd when it is ready and asks for more start time "
+        "while it migrates (\\fBType=notify\\fR).",
+        ".PP", "\\fBbounced deliver\\fR takes the envelope from its arguments, else from the "
+        "variables the mail server sets:",
+        ".TP", "\\fBRECIPIENT\\fR, \\fBORIGINAL_RECIPIENT\\fR, \\fBLOCAL_PART\\fR and "
+        "\\fBDOMAIN\\fR",
+        "The envelope recipient (Postfix's pipe(8) and local(8); Exim's pipe transport).",
+        ".TP", "\\fBSENDER\\fR",
+        "The envelope sender.",
+        ".PP", "A command action runs with \\fBPATH\\fR, \\fBHOME\\fR, the locale, \\fBTZ\\fR, "
+        "what its \\fBpass_env\\fR names, and \\fBBOUNCED_EVENT_ID\\fR and "
+        "\\fBBOUNCED_EVENT_TYPE\\fR (the event is on its standard input).",
+    ]
+    return lines
+
+
+EXIT_STATUSES = (
+    (EXIT_OK, "Success."),
+    (EXIT_FAIL, "The command failed (the reason is one line on standard error), or its answer "
+                "is no: \\fBverify\\fR: the return path is invalid; \\fBbreaker release\\fR: "
+                "no tripped breaker; \\fBreprocess\\fR: no message queued."),
+    (EXIT_USAGE, "A usage error: an unknown option, a bad value (one line naming it)."),
+    (EX_USAGE, "\\fBdeliver\\fR: no recipient given (sysexits EX_USAGE)."),
+    (EX_DATAERR, "\\fBdeliver\\fR: the message is empty, or larger than \\fB[smtp] "
+                 "max_message_size\\fR (EX_DATAERR: the mail server returns it)."),
+    (EX_NOUSER, "\\fBdeliver\\fR: a bad, forged or expired return path (EX_NOUSER: the mail "
+                "server returns it; nothing is stored)."),
+    (EX_TEMPFAIL, "\\fBdeliver\\fR: anything temporary or of the operator's making (the store "
+                  "unreachable or at another schema, no key, a configuration error): the "
+                  "mail server keeps the message and retries (EX_TEMPFAIL)."),
+    (EXIT_INTERRUPTED, "Interrupted (Ctrl\\-C)."),
+    (EXIT_SIGPIPE, "The reader of the output went away (\\fBbounced queue | head\\fR)."),
+)
+
+
+def _files() -> list[str]:
+    return [
+        ".SH FILES",
+        ".TP", f"\\fI{_roff(DEFAULT_CONFIG_PATH)}\\fR",
+        "The configuration (every setting, commented, at its default), read by every command "
+        "when neither \\fB\\-\\-config\\fR nor \\fB$BOUNCED_CONFIG\\fR is given.",
+        ".TP", "\\fI/etc/bounced/verp\\-keys\\fR",
+        "The signing keys: \\(aqKEY\\-ID SECRET\\(aq per line; the first signs, the others "
+        "still verify. Create one with \\fBbounced keygen \\-\\-out\\fR \\fIFILE\\fR.",
+        ".TP", "\\fI/var/lib/bounced\\fR",
+        "The state directory (\\fB[store] state_dir\\fR, systemd's "
+        "\\fBStateDirectory=\\fR): \\fIbounced.db\\fR, the SQLite store (with its "
+        "\\fI\\-wal\\fR and \\fI\\-shm\\fR files) unless \\fB[store] url\\fR names another, "
+        "and \\fIdev\\-keys\\fR, the development key \\fBbounced serve\\fR generates when no "
+        "key is configured (\\fBcheck\\-config\\fR refuses it).",
+    ]
+
+
+def _exit_status() -> list[str]:
+    lines = [".SH EXIT STATUS"]
+    for code, text in EXIT_STATUSES:
+        lines += [".TP", f"\\fB{code}\\fR", text]
+    return lines
 
 
 # --- bash completion ----------------------------------------------------------------------
