@@ -82,6 +82,41 @@ def _overview(name: str) -> Any:
     return parse
 
 
+def _email(text: str) -> str:
+    """An argparse type: what `bounced sign` accepts as an address (a fingerprint of anything
+    else matches nothing, and "no incidents recorded; confirmed" would be a wrong answer)."""
+    if "@" not in text or not text.strip():
+        raise argparse.ArgumentTypeError(f"not an email address: {text!r}")
+    return text
+
+
+# Arguments that name files: any bytes are a valid file name there. Every other argument is
+# text the store or a token carries, which must be UTF-8 (the shell hands undecodable bytes
+# over as surrogates, which ended in a UnicodeEncodeError traceback).
+_FILE_ARGS = frozenset({"config", "out"})
+
+
+def _undecodable(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The first text argument that is not valid UTF-8 (its name and value), if any."""
+    for name, value in vars(args).items():
+        if name in _FILE_ARGS:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name, item
+    return None
+
+
+def _label(parser: argparse.ArgumentParser, command: str, dest: str) -> str:
+    """How argparse names an argument in its errors: its first option, else its metavar."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices[command]._actions if a.dest == dest)
+    return action.option_strings[0] if action.option_strings else str(action.metavar or dest)
+
+
 SINCE_HELP = ("WHEN: a duration back from now (90m, 24h, 7d, 2w), a day YYYY-MM-DD (its start, "
               "UTC) or a moment YYYY-MM-DDTHH:MM (UTC unless an offset is given)")
 
@@ -131,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = cmd("status", "show an address's state and history")
     who = sp.add_mutually_exclusive_group(required=True)
     who.add_argument("--subject", metavar="S", help="the application's id for the recipient")
-    who.add_argument("--address", metavar="ADDRESS", help="an email address (matched by its "
+    who.add_argument("--address", metavar="ADDRESS", type=_email,
+                     help="an email address (matched by its "
                      "fingerprint, in any case)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = cmd("reconfirm", "record that the application confirmed the address again")
@@ -220,7 +256,14 @@ def _main(argv: Sequence[str] | None, stdout: TextIO | None) -> int:
         from bounced.classify.cli import main as classify_main
 
         return classify_main(argv[1:], out, sys.stdin)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    bad = _undecodable(args) if args.command != "deliver" else None  # the pipe: its own answer
+    if bad is not None:
+        name, value = bad
+        print(f"bounced {args.command}: error: argument {_label(parser, args.command, name)}: "
+              f"not UTF-8 text: {value!r} (see: bounced {args.command} --help)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return _dispatch(args, out)
     except StoreNotFound as exc:

@@ -444,6 +444,9 @@ def load_settings(
             raise ConfigError(f"{path}: no such configuration file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:  # TOML is UTF-8 (a Latin-1 file, a binary)
+            raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte "
+                              f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     for section, values in data.items():

@@ -68,7 +68,8 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
                 uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
                 self._conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot open SQLite database {self.path}: {_reason(exc, self.path)}") from exc
         try:
             if not create and not await self._execute(
                     "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'"):
@@ -89,6 +90,16 @@ class SQLiteStore(SQLiteAdmin, SQLiteOutbox, SQLiteReports):
         except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file
             await self.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        except StoreError as exc:
+            await self.close()
+            why = _unwritable(self.path) if "unable to open database file" in str(exc) \
+                or "readonly database" in str(exc) else None
+            if why is None:
+                raise
+            # "unable to open database file" alone named neither the file nor the cause.
+            raise StoreError(f"cannot open SQLite database {self.path}: {why} (SQLite writes "
+                             f"{self.path.name}-wal and {self.path.name}-shm beside it, even "
+                             "to read)") from exc
         except BaseException:
             # aiosqlite's thread is not a daemon thread: an unclosed connection hangs exit.
             await self.close()
@@ -276,6 +287,30 @@ def _check_path(path: Path, create: bool) -> None:
         if path.stat().st_mode & 0o007:
             log.warning("store.readable_by_others", path=str(path),
                         mode=oct(path.stat().st_mode & 0o777), fix=f"chmod 600 {path}*")
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """An open error in an operator's words: the system's for a file error, naming the file
+    only when it is another than the database (a parent directory)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        other = exc.filename is not None and str(exc.filename) not in (str(path),
+                                                                       str(path.absolute()))
+        return exc.strerror + (f": {exc.filename}" if other else "")
+    return str(exc)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why SQLite cannot write beside ``path``, when the file system is the reason: its
+    directory is read-only, or not writable by this user, or the file is not."""
+    parent = path.absolute().parent
+    with contextlib.suppress(OSError):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:
+            return f"{parent} is on a read-only file system"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"its directory {parent} is not writable by this user (uid {os.getuid()})"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"it is not readable and writable by this user (uid {os.getuid()})"
+    return None
 
 
 def _store_error(exc: sqlite3.OperationalError, what: str = "SQLite") -> StoreError:
