@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bounced.api.guard import LINGER_MAX
 from bounced.config import load_settings
 
 from .helpers import (
@@ -719,7 +720,9 @@ def test_connections_over_the_limit_read_a_whole_json_503(tmp_path: Path) -> Non
     request (a 200 kB ingest, the bytes still arriving when it is refused, or a GET) reads a
     complete 503 with the API's JSON error and a Retry-After, then the close; never a reset
     (the 503 was written and the socket closed with the request unread: a reset that could
-    destroy the 503 before the client read it, and its body was plain text)."""
+    destroy the 503 before the client read it, and its body was plain text). So does a
+    health check while 200 refused clients hold their connections open and never read, and
+    the daemon's descriptors stay bounded meanwhile."""
     d = Served(tmp_path, BOUNCED_HTTP_MAX_CONNECTIONS="2")
     daemon = Launched(d)
     idle = []
@@ -739,6 +742,12 @@ def test_connections_over_the_limit_read_a_whole_json_503(tmp_path: Path) -> Non
             assert headers["content-type"].startswith("application/json"), headers
             assert headers["retry-after"] == "5" and int(headers["content-length"]) == len(body)
             assert "too many connections" in json.loads(body)["error"]
+        idle += [socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+                 for _ in range(200)]
+        time.sleep(0.2)
+        for _ in range(5):
+            assert healthz(d.http_port)[0] == 503
+        assert len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) < 2 + LINGER_MAX + 60
         for s in idle:
             s.close()
         wait_for(lambda: healthz(d.http_port)[0] == 200)

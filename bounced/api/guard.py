@@ -14,8 +14,9 @@ A connection past its deadline is aborted. Beyond ``max_connections`` a new conn
 clients do. The 503 is a complete response that the client can read: the connection's write
 side is shut after it, and what the client sends meanwhile is read and dropped for up to
 LINGER seconds (closing a socket with unread bytes resets it, and the reset could destroy the
-503 before the client read it). At most LINGER_MAX refused connections linger at once; beyond
-them one is closed at once.
+503 before the client read it). At most LINGER_MAX refused connections linger at once: a new
+one closes the one that has lingered longest (its 503 was sent first), so that the newest
+refused client (a health check during a flood) still reads its 503.
 Every limit hit is logged, at most once a minute per kind, with how often it was hit.
 """
 
@@ -51,7 +52,7 @@ class HTTPGuard:
         self.factory = factory
         self.settings = settings
         self.live: dict[asyncio.BaseTransport, _Guarded] = {}
-        self.lingering: set[_Refused] = set()
+        self.lingering: dict[_Refused, None] = {}  # oldest first
         self.warnings = RateLimitedLog(log)
         self.deadlines = {IDLE: settings.idle_timeout, HEADERS: settings.header_timeout,
                           BODY: settings.body_timeout}
@@ -85,18 +86,29 @@ class _Refused(asyncio.Protocol):
 
     def __init__(self, guard: HTTPGuard) -> None:
         self.guard = guard
+        self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are no asyncio.Transport instances: cast, not isinstance.
         stream = cast(asyncio.Transport, transport)
         stream.write(BUSY)
-        if len(self.guard.lingering) >= LINGER_MAX or not stream.can_write_eof():
+        if not stream.can_write_eof():
             stream.close()
             return
         stream.write_eof()  # the 503, then end of file: the client reads it whole
-        self.guard.lingering.add(self)
-        self._timer = asyncio.get_running_loop().call_later(LINGER, stream.abort)
+        lingering = self.guard.lingering
+        if len(lingering) >= LINGER_MAX:
+            oldest = next(iter(lingering))
+            del lingering[oldest]
+            oldest.close()
+        lingering[self] = None
+        self.transport = stream
+        self._timer = asyncio.get_running_loop().call_later(LINGER, self.close)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """The request the client sent anyway: dropped."""
@@ -105,7 +117,7 @@ class _Refused(asyncio.Protocol):
         return False  # the client is done too: the transport closes
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.lingering.discard(self)
+        self.guard.lingering.pop(self, None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
