@@ -1,6 +1,7 @@
 """Hostile senders against a real ``bounced serve``: what each attack got, what it cost.
 
-    .venv/bin/python bench/hostile_bench.py [--backends sqlite,postgresql] [--skip-classify]
+    .venv/bin/python bench/hostile_bench.py [--backends sqlite,postgresql] [--skip-intake]
+                                            [--skip-worker] [--skip-classify]
                                             [--classify-timeout 120]
 
 Part 1, intake (issue 12 items 2, 3, 4 and 9): each attack is sent over SMTP, HTTP or the pipe to
@@ -8,7 +9,10 @@ a fresh ``bounced serve`` subprocess (worker off, so what is stored stays as sto
 descriptors limited to 1,024 as systemd's default soft limit). Printed per attack: the replies
 received (counted), the DATA bytes sent, the growth of the store (the SQLite file after a
 checkpoint, or pg_database_size) and its ratio to the bytes sent (target <= 1.1 per
-transaction), and the daemon's peak RSS before and after (VmHWM).
+transaction), and the daemon's peak RSS before and after (VmHWM). The attacks run against a
+daemon without per-minute limits, the flood against one with the default limits, and 24
+sessions each sending 10 MB at once against one with ``[limits] in_flight_bytes`` off, then
+one with its default.
 
 Part 2, the worker's classifications of one 10 MB DATA accepted for 50 recipients (one body
 stored, a job per recipient): classify calls and the worker's CPU seconds to process the 50
@@ -287,6 +291,32 @@ def concurrent_rcpt(sessions: int, size: int, rcpts: int) -> Callable[[Daemon, R
     return run
 
 
+def held_at_once(sessions: int, size: int) -> Callable[[Daemon, Result], None]:
+    """``sessions`` DATAs of ``size`` bytes each sent in full at once, their final dots only
+    once every one has been sent: all of them in the daemon's hands together."""
+    def run(d: Daemon, r: Result) -> None:
+        barrier = threading.Barrier(sessions)
+
+        def one(n: int) -> None:
+            rp = d.token(f"held-{n}")
+            conn, replies = transaction(d.port, b"", [rp], padded(size, rp), final=False)
+            try:
+                barrier.wait(timeout=120)
+                replies.append(f"end {conn.cmd(b'.')[0]}")
+            finally:
+                conn.close()
+            r.replies.update(replies)
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        r.sent = sessions * size
+        r.note = "sent = every DATA's bytes; a 452 stored nothing"
+    return run
+
+
 def latin1_group_commit(trials: int, honest: int) -> Callable[[Daemon, Result], None]:
     def run(d: Daemon, r: Result) -> None:
         for trial in range(trials):
@@ -420,6 +450,13 @@ ATTACKS: list[tuple[str, Callable[[Daemon, Result], None]]] = [
 LIMITED: list[tuple[str, Callable[[Daemon, Result], None]]] = [
     ("SMTP flood 80 x 1 MB from one peer", flood(80, 1_000_000)),
 ]
+# Many large DATAs at once, without per-minute limits: [limits] in_flight_bytes off, then at
+# its default (each against a fresh daemon, so that its peak RSS is the attack's).
+AT_ONCE: list[tuple[str, Callable[[Daemon, Result], None]]] = [
+    ("SMTP 24 x 10 MB held at once", held_at_once(24, 10_000_000)),
+]
+NO_RATE = {"BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE": "0",
+           "BOUNCED_LIMITS_TOTAL_BYTES_PER_MINUTE": "0"}
 
 
 def show(backend: str, r: Result) -> None:
@@ -440,9 +477,10 @@ def intake_part(backends: list[str]) -> None:
             print(f"\n[{backend}] {'attack':<42} {'sent MB':>8} {'grown MB':>9} {'x sent':>7} "
                   f"{'peak RSS MB':>15}  replies")
             for n, (attacks, extra) in enumerate((
-                (ATTACKS, {"BOUNCED_LIMITS_PEER_BYTES_PER_MINUTE": "0",
-                           "BOUNCED_LIMITS_TOTAL_BYTES_PER_MINUTE": "0"}),
+                (ATTACKS, NO_RATE),
                 (LIMITED, {}),
+                (AT_ONCE, {**NO_RATE, "BOUNCED_LIMITS_IN_FLIGHT_BYTES": "0"}),
+                (AT_ONCE, NO_RATE),
             )):
                 part = folder / f"daemon-{n}"
                 part.mkdir()
@@ -450,6 +488,9 @@ def intake_part(backends: list[str]) -> None:
                        else stack.enter_context(pg_database(f"bounced_hostile_bench_{n}")))
                 daemon = Daemon(part, url, **extra)
                 daemon.start()
+                if n >= 2:
+                    print(f"[{backend}] [limits] in_flight_bytes "
+                          f"{load_settings(env=daemon.env).limits.in_flight_bytes:,}")
                 try:
                     for name, fn in attacks:
                         show(backend, attack(daemon, name, fn))
@@ -457,6 +498,7 @@ def intake_part(backends: list[str]) -> None:
                     daemon.stop()
                 log = daemon.log.read_text()
                 limits = [e for e in ("limits.storage_rate_exceeded", "http.connection_limit",
+                                      "limits.in_flight_exceeded",
                                       "http.idle_timeout", "smtp.connection_limit") if e in log]
                 print(f"[{backend}] logged: {', '.join(limits) or 'no limit events'}; "
                       f"tracebacks in the log: {log.count('Traceback')}")
@@ -582,14 +624,17 @@ def _time_classify(make: Callable[[], bytes], out: Any) -> None:
     from bounced.classify import classify
 
     raw = make()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     report = classify(raw)
-    out.send((time.perf_counter() - start, len(raw), report.kind, len(report.recipients)))
+    out.send((time.process_time() - cpu, time.perf_counter() - start, len(raw), report.kind,
+              len(report.recipients)))
 
 
 def classify_part(timeout: float) -> None:
     print(f"\nclassify: bounced.classify.classify, each message in a child process "
-          f"(time-out {timeout:g} s); target: worst <= 50 ms for a 10 MB message")
+          f"(time-out {timeout:g} s); target: worst <= 50 ms for a 10 MB message, judged on "
+          f"the child's CPU time (its wall time, shown beside, includes waiting for a core on "
+          f"a busy machine)")
     ctx = multiprocessing.get_context("fork")
     base = 0.0
     worst: tuple[float, str] = (0.0, "")
@@ -599,8 +644,8 @@ def classify_part(timeout: float) -> None:
         proc = ctx.Process(target=_time_classify, args=(make, there))
         proc.start()
         if here.poll(timeout):
-            seconds, size, kind, recipients = here.recv()
-            shown = f"{seconds * 1000:10.1f} ms"
+            seconds, wall, size, kind, recipients = here.recv()
+            shown = f"{seconds * 1000:10.1f} ms CPU {wall * 1000:8.1f} ms wall"
         else:
             seconds, size, kind, recipients = float("inf"), 0, "-", 0
             shown = f" > {timeout:g} s (stopped)"
@@ -615,7 +660,7 @@ def classify_part(timeout: float) -> None:
             worst = (seconds, name)
         if "10 MB" in name and seconds > worst_10mb[0]:
             worst_10mb = (seconds, name)
-    print(f"  worst: {worst[0] * 1000:,.1f} ms ({worst[1]}); worst of 10 MB messages: "
+    print(f"  worst (CPU): {worst[0] * 1000:,.1f} ms ({worst[1]}); worst of 10 MB messages: "
           f"{worst_10mb[0] * 1000:,.1f} ms ({worst_10mb[1]}); target 50 ms: "
           f"{'met' if worst_10mb[0] <= 0.05 else 'NOT met'}")
 
