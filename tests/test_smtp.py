@@ -73,6 +73,23 @@ async def test_message_too_large_gets_552(tmp_path: Path, store_url: str) -> Non
         assert sum((await d.store.queue_counts()).values()) == 0
 
 
+async def test_empty_message_gets_554_and_nothing_stored(tmp_path: Path, store_url: str) -> None:
+    """An empty DATA, or blank lines only, is no bounce: 554 5.6.0 and nothing stored (it was
+    stored as an empty message), as the pipe (exit 65) and HTTP ingest (400) refuse it; a
+    message of header fields only is stored."""
+    async with running_daemon(make_settings(tmp_path, store_url), worker=False) as d:
+        rp = d.signer.return_path("1", ALICE, day=days_ago(1))
+        for empty in (b"", b"\r\n", b"\r\n \r\n\t\r\n"):
+            reply = await asend(d.port, [rp], empty)
+            assert reply[rp][0] == 250, reply
+            assert reply["DATA"][:2] == (554, "5.6.0 Empty message, nothing stored"), reply
+        assert sum((await d.store.queue_counts()).values()) == 0
+        headers_only = b"From: MAILER-DAEMON@mx.example.net\r\nX-Failed-Recipients: " + \
+            ALICE.encode() + b"\r\n"
+        assert (await asend(d.port, [rp], headers_only))["DATA"][0] == 250
+        assert sum((await d.store.queue_counts()).values()) == 1
+
+
 async def test_too_many_recipients_gets_452(tmp_path: Path, store_url: str) -> None:
     """Recipients beyond the per-transaction limit get 452 4.5.3; the others are stored."""
     settings = make_settings(tmp_path, store_url, BOUNCED_SMTP_MAX_RECIPIENTS="2")

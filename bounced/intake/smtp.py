@@ -19,7 +19,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from bounced.compat import SMTPHooks, get_addr_spec, get_angle_addr
 from bounced.config import SMTPSettings, parse_listen
-from bounced.intake.commit import Intake
+from bounced.intake.commit import Intake, blank
 from bounced.intake.limits import PEER, TOTAL, InFlight, RateLimitedLog, StorageLimits
 from bounced.metrics import Metrics
 from bounced.model import NewMessage, TokenFields
@@ -36,6 +36,9 @@ TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 NO_RECIPIENTS = "503 5.5.1 No valid recipients"
 TOO_LARGE = "552 5.3.4 Message too big for system"
+# An empty DATA (or blank lines only) is no bounce: refused as the pipe and HTTP ingest refuse
+# it, permanently, so that the relaying mail server returns it to its postmaster at once.
+EMPTY_MESSAGE = "554 5.6.0 Empty message, nothing stored"
 # RFC 5321 allows 452 both to DATA and after the data: insufficient system storage, for now.
 IN_FLIGHT_FULL = "452 4.3.1 Too much mail being received now, try again later"
 OK_MAIL = "250 OK"
@@ -152,6 +155,9 @@ class BounceHandler:
         if not accepted:
             return NO_RECIPIENTS
         raw = envelope.original_content or b""
+        if blank(raw):
+            self._count("rejected.empty")
+            return EMPTY_MESSAGE
         received = self.now()
         peer = _peer(session)
         messages = [
