@@ -251,6 +251,12 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
     ("550 Your domain does not exist", "RCPT", "rejected|blocked", False),
     ("550 5.7.1 The domain of your From: address has no MX record", "RCPT", "rejected", False),
     ("550 5.7.1 Sender domain has no MX or A record", "RCPT", "rejected", False),
+    # a recipient or mailbox "not accepting mail" now is not a domain that takes no mail
+    # (notaccept, hard: both were)
+    ("550 Recipient is not accepting mail at this time", "RCPT", "undefined|onhold|suspend",
+     False),
+    ("550 Mailbox is not accepting mail", "RCPT", "suspend", False),
+    ("550 5.1.0 Domain is not accepting mail", "RCPT", "notaccept", True),
     ("550 5.7.1 Your message was rejected because the recipient's domain does not accept "
      "email from your domain", "RCPT", "rejected|filtered|policyviolation", False),
 )

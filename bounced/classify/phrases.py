@@ -167,6 +167,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "recipient suspend the service", "boite du destinataire archivee",
         "mailbox unavailable or access denied",  # not "unavailable": it may be closed or barred
         "user not active", "mailbox is locked", "account is expired",
+        "mailbox is not accepting mail", "account is not accepting mail",
         "deaktiviert", "postfach gesperrt", "postfach ist gesperrt",  # de
         "compte désactivé", "boîte désactivée",  # fr
         "cuenta desactivada", "cuenta suspendida",  # es
@@ -323,7 +324,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     ),
     "notaccept": (
         "null mx", "does not accept mail", "doesn't accept mail", "does not receive mail",
-        "doesn't receive email", "does not receive email", "not accepting mail",
+        "doesn't receive email", "does not receive email",
+        # (not "not accepting mail" alone: a recipient or server "is not accepting mail at
+        # this time" is not a domain that takes no mail)
+        "domain is not accepting mail", "domain not accepting mail",
         "accepts no mail", "no mail accepted", "domain does not accept", "not accept any mail",
         "accept no mail", "no mx", "couldn't find a mail exchanger",
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
