@@ -257,6 +257,9 @@ REPLIES: tuple[tuple[str, str, str, bool], ...] = (
      False),
     ("550 Mailbox is not accepting mail", "RCPT", "suspend", False),
     ("550 5.1.0 Domain is not accepting mail", "RCPT", "notaccept", True),
+    # our HELO name, the sender's domain not resolved (were hostunknown: hard at RCPT)
+    ("550 Invalid domain name in HELO", "RCPT", "blocked", False),
+    ("550 Unable to resolve the domain of the sender address", "RCPT", "rejected", False),
     ("550 5.7.1 Your message was rejected because the recipient's domain does not accept "
      "email from your domain", "RCPT", "rejected|filtered|policyviolation", False),
 )

@@ -290,7 +290,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "banned", "has been blocked", "have been blocked", "was blocked", "is blocked",
         "temporarily deferred", "dynamic ip", "dial-up", "dialup", "residential",
         "helo command rejected", "ehlo command rejected", "invalid helo", "bad helo",
-        "helo name", "helo hostname", "helo/ehlo", "ehlo name", "ehlo hostname",
+        "helo name", "helo hostname", "helo/ehlo", "ehlo name", "ehlo hostname", "in helo",
+        "in ehlo",
         "not accepting connections",
         "rejected because of ip", "connection rejected", "sender ip", "invalid ip",
         "mail server is not authorized",
@@ -561,6 +562,7 @@ SENDER_REFUSED: tuple[str, ...] = (
     "sender address is invalid", "sender address does not exist", "sender does not exist",
     "unknown sender domain", "sender domain unknown", "sender's domain does not",
     "sender domain has no", "your domain", "return path", "return-path", "from: address",
+    "domain of the sender",
     "from: domain",
 )
 
