@@ -212,6 +212,7 @@ EXPECTED: dict[str, Want] = {
     "exim_reply_asks_to_forward.eml": one("bounce", "marta.k@outlook.com", "blocked|rejected",
                                           False),
     "qmail_reply_asks_to_report.eml": one("bounce", "oleg.v@list.ru", "spamdetected", False),
+    "exim_reply_asks_to_send_email.eml": one("bounce", "rui.m@isp.example", "blocked", False),
     # only "denied" after qmail's "my name was rejected": our host was refused at HELO
     "qmail_helo_name_rejected.eml": one("bounce", "ines@mailhost.example.net", "blocked", False),
     # European and Russian providers

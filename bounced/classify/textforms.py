@@ -74,14 +74,16 @@ if any(_UPPER.search(_ESCAPES.sub("", p)) for p in _RECIPIENT_SOURCES):
 
 # A recipient-shaped line right after one of these names the sender instead; an address
 # after an instruction ("please forward this message to delist@...", "report details to
-# abuse@...", "contact ...") is where the remote server asks to be written to, in its reply;
+# abuse@...", "contact ...", "send an email to ...", but not "could not / failed to send an
+# email to ...") is where the remote server asks to be written to, in its reply;
 # after "try" ("please try <addr>", RFC 5321's 551; "try emailing to addr instead", a
 # report's advice) it is another address to write to, not one that failed.
 NOT_RECIPIENT_BEFORE = re.compile(
     r"(?i)(sent by|from:|sender:|envelope-from|mail from|return-path|reply-to|"
     r"message-id|received:|\bby\b[^\n]{0,200}?\bwith\b|"
     r"\b(?:forward|report|complain|write)\b[^\n@]{0,60}?\bto|\bcontact(?:ing)?\b(?: us)?(?: at)?|"
-    r"\btry\b(?:[^\n@]{0,40}?\bto)?)[\s:<\"'(]*+$"
+    r"\btry\b(?:[^\n@]{0,40}?\bto)?|"
+    r"(?<!not )(?<!to )\bsend (?:an? )?e-?mail to|\be-?mail us(?: at)?)[\s:<\"'(]*+$"
 )
 
 BOUNCE_FROM = re.compile(
