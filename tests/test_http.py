@@ -186,7 +186,8 @@ async def test_addresses_match_the_status_command(tmp_path: Path) -> None:
         [address] = report["addresses"]
         assert address["state"] == "unconfirmed" and len(address["incidents"]) == 3
         assert "3 counting bounces" in address["decisions"][0]["rule"]
-        for query in ({"subject": ""}, {"subject": "u1", "address": ALICE}):
+        for query in ({"subject": ""}, {"subject": "u1", "address": ALICE},
+                      {"address": "nobody"}):  # no address: 200 "confirmed" before
             assert (await http.get("/v1/addresses", params=query))[0] == 400
 
 

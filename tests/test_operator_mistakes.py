@@ -108,3 +108,14 @@ def test_store_on_a_read_only_file_system(tmp_path: Path) -> None:
         assert proc.returncode == code, (args, proc.stderr)
         line = one_line(proc)
         assert f"{mounted} is on a read-only file system" in line, line
+
+
+def test_reprocess_says_which_id_it_did_not_queue(tmp_path: Path) -> None:
+    """`reprocess` with an id that names no message says so (main: "queued 0 message(s)"
+    and exit 1, which id and why left to guess)."""
+    env = base_env(tmp_path)
+    assert run(env, "migrate").returncode == 0
+    proc = run(env, "reprocess", "4711")
+    assert proc.returncode == 1
+    assert proc.stdout == "queued 0 message(s) for processing again\n"
+    assert one_line(proc) == "bounced reprocess: no stored message with id 4711"

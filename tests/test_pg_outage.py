@@ -14,6 +14,7 @@ import json
 import os
 import smtplib
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -225,6 +226,31 @@ async def test_unreachable_server_is_store_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         await open_ready_store(make_settings(tmp_path, url), wait=1.0)
     assert 1.0 <= time.monotonic() - started < 10
+
+
+def test_waiting_for_the_server_is_logged_once(tmp_path: Path) -> None:
+    """While a starting daemon waits for an unreachable server, it logs the wait once (main:
+    a warning per attempt, about one a second), and gives up with StoreUnavailable."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/bounced"
+    script = (
+        "import asyncio, sys\n"
+        "from bounced.exceptions import StoreUnavailable\n"
+        "from bounced.logs import configure\n"
+        "from bounced.store import open_ready_store\n"
+        "from pathlib import Path\n"
+        "from tests.helpers import make_settings\n"
+        "configure('info', 'json')\n"
+        "try:\n"
+        f"    asyncio.run(open_ready_store(make_settings(Path({str(tmp_path)!r}), {url!r}), 4.0))\n"
+        "except StoreUnavailable:\n"
+        "    sys.exit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 3, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [(e["event"], e["error_class"]) for e in lines] == [
+        ("startup.store_unavailable", "ConnectionRefusedError")], lines
+    assert "***" not in url and lines[0]["store"] == url
 
 
 async def test_store_waits_for_server_coming_up(tmp_path: Path, pg_database: str) -> None:

@@ -247,6 +247,8 @@ class HTTPApi:
             return await self._address_list(request)
         if bool(subject) == bool(address):
             return _error(400, "give exactly one of ?subject= or ?address=")
+        if address and "@" not in address:  # as `bounced status --address` (and sign) say
+            return _error(400, f"not an email address: {address!r}")
         return web.json_response(await address_report(self.store, subject, address))
 
     async def _address_list(self, request: web.Request) -> web.Response:

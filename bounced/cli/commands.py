@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from bounced.api.views import address_details, address_report, counts_label
 from bounced.config import PolicySettings, Settings, redact
 from bounced.config.keys import make_verifier
-from bounced.exceptions import ConfigError
+from bounced.exceptions import ConfigError, NotFound
 from bounced.exits import EXIT_FAIL, EXIT_OK
 from bounced.model import JOB_STATES, Incident, bound_address, utcnow
 from bounced.policy import core
@@ -278,8 +278,25 @@ async def reprocess(settings: Settings, ids: list[int], failed: bool, quarantine
     states = [s for s, on in (("failed", failed), ("quarantined", quarantined)) if on]
     async with _store(settings) as store:
         n = await store.requeue(ids=ids, states=states)
+        missed = [why for i in ids if (why := await _not_queued(store, i))] \
+            if n < len(ids) else []
     print(f"queued {n} message(s) for processing again", file=out)
+    for why in missed:  # "queued 0" alone did not say which id was wrong, nor why
+        print(f"bounced reprocess: {why}", file=sys.stderr)
     return EXIT_OK if n or not ids else EXIT_FAIL
+
+
+async def _not_queued(store: Store, message_id: int) -> str | None:
+    """Why ``reprocess`` did not queue a message it was given (None if it did)."""
+    try:
+        info, _, _ = await store.message(message_id)
+    except NotFound:
+        return f"no stored message with id {message_id}"
+    if not info.has_raw:
+        return f"message {message_id}: its raw message was purged; nothing to process again"
+    if info.state == "processing":
+        return f"message {message_id}: being processed now"
+    return None
 
 
 async def process(settings: Settings, out: TextIO) -> int:

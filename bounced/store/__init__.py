@@ -17,7 +17,7 @@ import structlog
 
 from bounced.config import Settings, redact
 from bounced.exceptions import StoreUnavailable
-from bounced.loop import backoff
+from bounced.loop import Outage, backoff
 from bounced.model import AddressState, Decision, DomainStats, Event, Incident, Job, NewMessage
 from bounced.store.reports import AddressQuery, AddressSummary, EventQuery, Summary
 
@@ -309,6 +309,7 @@ async def open_ready_store(settings: Settings, wait: float = 0.0, *,
         wait = 0.0  # an embedded file that cannot be opened will not come up by itself
     deadline = asyncio.get_running_loop().time() + wait
     failures = 0
+    outage = Outage("startup")  # a line per kind of failure while waiting, not per attempt
     while True:
         store = open_store(url)
         try:
@@ -319,10 +320,10 @@ async def open_ready_store(settings: Settings, wait: float = 0.0, *,
                 raise
             failures += 1
             delay = min(backoff(failures, RETRY_FIRST, RETRY_MAX), left)
-            log.warning("store.unavailable", store=redact(url), error=str(exc),
-                        retry_in=round(delay, 2))
+            outage.failed(exc, store=redact(url), waiting_up_to=round(left, 1))
             await asyncio.sleep(delay)
             continue
+        outage.recovered()
         return store
 
 
