@@ -119,3 +119,23 @@ def test_reprocess_says_which_id_it_did_not_queue(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stdout == "queued 0 message(s) for processing again\n"
     assert one_line(proc) == "bounced reprocess: no stored message with id 4711"
+
+
+def test_environment_values_that_are_not_utf8(tmp_path: Path) -> None:
+    """A BOUNCED_* value with undecodable bytes is one line naming the variable (main: a
+    traceback from serve's bind for a listen address and from asyncpg for a store URL, and a
+    return path printed with a broken domain by sign)."""
+    env = {k.encode(): v.encode() for k, v in {**os.environ, **base_env(tmp_path)}.items()}
+    for variable, value, args in (
+        (b"BOUNCED_SMTP_LISTEN", b"\xff:2525", ["serve"]),
+        (b"BOUNCED_VERP_DOMAIN", b"b\xffx.example", ["sign", "--subject", "s1", "--address",
+                                                      "a@example.net"]),
+        (b"BOUNCED_STORE_URL", b"postgresql://postgres@127.0.0.1/te\xffst",
+         ["status", "--subject", "s1"]),
+    ):
+        proc = subprocess.run([BOUNCED, *args], env={**env, variable: value},
+                              capture_output=True, timeout=60, check=False)
+        assert proc.returncode == 1, (variable, proc.stdout, proc.stderr)
+        line = one_line(proc)
+        assert f"{variable.decode()}: not UTF-8 text" in line, line
+        assert proc.stdout == b""

@@ -282,6 +282,17 @@ def _coerce(where: str, hint: Any, value: Any, *, from_env: bool) -> Any:
     return coerce(where, value, from_env)
 
 
+def _env_text(name: str, value: str) -> str:
+    """A variable's value, which must be UTF-8: undecodable bytes reach Python as surrogates,
+    which ended in tracebacks far away (a listen address at bind, a store URL in asyncpg) or
+    in return paths printed with a broken domain."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{name}: not UTF-8 text: {value!r}") from None
+    return value
+
+
 def _build_section(name: str, values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
     cls = _SECTION_TYPES[name]
     hints = typing.get_type_hints(cls)
@@ -294,7 +305,8 @@ def _build_section(name: str, values: Mapping[str, Any], env: Mapping[str, str])
     for key in known:
         env_name = f"BOUNCED_{name.upper()}_{key.upper()}"
         if env_name in env:
-            kwargs[key] = _coerce(env_name, hints[key], env[env_name], from_env=True)
+            kwargs[key] = _coerce(env_name, hints[key], _env_text(env_name, env[env_name]),
+                                  from_env=True)
         elif key in values:
             kwargs[key] = _coerce(f"[{name}] {key}", hints[key], values[key], from_env=False)
     return cls(**kwargs)
