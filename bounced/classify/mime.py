@@ -152,8 +152,14 @@ def _simple_params(value: str) -> list[tuple[str, str]] | None:
             name, val = name.strip().lower(), val.strip()
         else:
             name = name.strip()
-        # the first is the value itself, kept as it is; the others are re-quoted
-        params.append((name, val) if not params else (name, f'"{quote(unquote(val))}"'))
+        # the first is the value itself, kept as it is; the others are re-quoted (a value
+        # without quotes or angle brackets is its own unquoted and quoted form)
+        if not params:
+            params.append((name, val))
+        elif '"' not in val and val[:1] != "<":
+            params.append((name, f'"{val}"'))
+        else:
+            params.append((name, f'"{quote(unquote(val))}"'))
     return params
 
 
@@ -296,10 +302,19 @@ class Part(Message):
         return [self._fetched(k, v) for k, v in self._headers if k.lower() == lowered]
 
     def get_content_type(self) -> str:
-        """As Message.get_content_type, remembered."""
-        if self._ctype is None:
-            self._ctype = super().get_content_type()
-        return self._ctype
+        """As Message.get_content_type, remembered (its steps written out: it is asked of
+        every part the parser builds)."""
+        ctype = self._ctype
+        if ctype is None:
+            value = self.get("content-type")
+            if value is None:
+                ctype = self._default_type
+            else:
+                ctype = str(value).partition(";")[0].strip().lower()
+                if ctype.count("/") != 1:
+                    ctype = "text/plain"
+            self._ctype = ctype
+        return ctype
 
     def set_default_type(self, ctype: str) -> None:
         """As Message.set_default_type."""
@@ -398,6 +413,15 @@ def _nl_fields(raw: bytes, start: int, end: int) -> re.Pattern[str] | None:
     return None
 
 
+def _more_headers(raw: bytes, pos: int, limit: int) -> bool:
+    """Whether the line at ``pos`` could still be read as part of a header block (a
+    field, a fold, a "From " line); the usual end of a run of fields, a blank line or the
+    end, is answered without the regex."""
+    if pos >= limit or raw[pos] in (_CR, _LF):
+        return False
+    return _HEADER_START.match(raw, pos, limit) is not None
+
+
 def _fill_headers(part: Part, raw: bytes, start: int, end: int) -> tuple[bytes, int, int]:
     """Read the header block at raw[start:end] into ``part``; returns where its body is,
     as (raw, start, end): a copy when a "From " line ending the block belongs to it.
@@ -407,10 +431,12 @@ def _fill_headers(part: Part, raw: bytes, start: int, end: int) -> tuple[bytes, 
     # every line ending in LF, or every one in CRLF.
     hend = _NL_FIELDS_RUN.match(raw, start, limit).end()  # type: ignore[union-attr]
     fields = _nl_fields(raw, start, hend)
-    if fields is None or _HEADER_START.match(raw, hend, limit) is not None:
+    more = _more_headers(raw, hend, limit)
+    if fields is None or more:
         fields = _FIELD_STRIPPED  # any line endings
         hend = _FIELDS_RUN.match(raw, start, limit).end()  # type: ignore[union-attr]
-    if _HEADER_START.match(raw, hend, limit) is None:  # a blank line, the body or the end
+        more = _more_headers(raw, hend, limit)
+    if not more:  # a blank line, the body or the end
         # the run decoded once (ascii/surrogateescape keeps one character per byte) and
         # cut into its fields, which are the ones matched one by one from ``start``
         part._headers.extend(fields.findall(_text(raw[start:hend])))

@@ -18,8 +18,11 @@ ADDRESS = re.compile(
     r"@(?:[\w-]{1,63}\.)*[\w-]{1,63}",
     re.UNICODE,
 )
-STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-REPLY_CODE = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ :-]|$)(?![\d.]*\.\d)")
+# (Each starts with its first digit and looks behind it afterwards: a pattern that starts
+# with a class is searched by skipping to that class's characters, one that starts with
+# \b or a lookbehind is tried at every position. "(?<!\w.)" after the digit is \b before it.)
+STATUS = re.compile(r"([245])(?<!\w.)\.(\d{1,3})\.(\d{1,3})\b")
+REPLY_CODE = re.compile(r"([245][0-5]\d)(?<![\d.#-]...)(?=[ :-]|$)(?![\d.]*\.\d)")
 # "+XX" in an address: xtext encoding of RFC 3461 (ORCPT), "+40" for "@"...
 _XTEXT = re.compile(r"\+([0-9A-F]{2})")
 # "\x{5F20}" in an address: RFC 6533's utf-8-addr-xtext (a global DSN's Original-Recipient)

@@ -182,8 +182,7 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             continue
         before = next((lines[k] for k in range(i - 1, max(-1, i - 3), -1)
                        if lines[k].strip()), "")
-        if NOT_RECIPIENT_BEFORE.search(before[-MAX_LINE_CHARS:]) or NOT_RECIPIENT_BEFORE.search(
-                line[: m.start("addr")]):
+        if _names_other(before[-MAX_LINE_CHARS:]) or _names_other(line[: m.start("addr")]):
             continue
         if "@" in before and "generated from" in m.string[: m.start("addr")]:
             continue  # the alias a named recipient was generated from: that one failed
@@ -225,6 +224,28 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     if summary_only and len(summary_only) < len(found):  # someone else is named
         found = [f for f in found if f.address not in summary_only]
     return found
+
+
+# How far before the end of its words (the run of blanks and brackets that ends the text)
+# a match of NOT_RECIPIENT_BEFORE can start: its words with a gap ("by ... with", "forward
+# ... to", "try ... to") end with "with" or "to" and span at most 2 + 200 + 4 characters;
+# the others at most 16 ("contacting us at").
+_NOT_RECIPIENT_SPAN = 210
+_NOT_RECIPIENT_SHORT = 20
+_NOT_RECIPIENT_TAIL = frozenset(":<\"'(")
+
+
+def _names_other(text: str) -> bool:
+    """Whether ``text`` ends with words that make the address after it someone else's
+    (NOT_RECIPIENT_BEFORE). Only the end of the text where those words can be is searched
+    (the search still sees the characters before it, for its word boundaries), not every
+    position of the line: the pattern can only match at its end."""
+    end = len(text)
+    while end and (text[end - 1] in _NOT_RECIPIENT_TAIL or text[end - 1].isspace()):
+        end -= 1
+    gap = fold(text[max(0, end - 4):end]).endswith(("with", "to"))
+    span = _NOT_RECIPIENT_SPAN if gap else _NOT_RECIPIENT_SHORT
+    return NOT_RECIPIENT_BEFORE.search(text, max(0, end - span)) is not None
 
 
 _RULE = re.compile(r"^[\s=*#_~-]*$")  # a line of dashes, equals signs, stars...
