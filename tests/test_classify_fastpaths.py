@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import re._parser as _sre
 import string
 import sys
 from pathlib import Path
@@ -11,6 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bounced.classify.detectors.text import (
+    _NOT_RECIPIENT_SHORT,
+    _NOT_RECIPIENT_SPAN,
+    _names_other,
+)
 from bounced.classify.parse import parse, walk
 from bounced.classify.providers import (
     PROVIDER_NUMBERS,
@@ -27,6 +34,7 @@ from bounced.classify.textforms import (
     DELAY_TEXT_FOLDED,
     FINAL_TEXT,
     FINAL_TEXT_FOLDED,
+    NOT_RECIPIENT_BEFORE,
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     fold,
@@ -208,3 +216,47 @@ def test_dsn_items_equal_message_items() -> None:
                         (k, type(v), str(v)) for k, v in want]
                     seen += 1
     assert seen > 100
+
+
+def _literal_end(items: list[tuple[object, object]]) -> str:
+    """The literal characters that end a parsed regex branch (word boundaries skipped)."""
+    out = ""
+    for op, av in reversed(items):
+        if op is _sre.AT and not out:
+            continue
+        if op is not _sre.LITERAL:
+            break
+        out = chr(av) + out  # type: ignore[call-overload]
+    return out
+
+
+def test_not_recipient_words_end_where_the_scanner_looks() -> None:
+    """_names_other searches only the end of a text: every way NOT_RECIPIENT_BEFORE's words
+    can be longer than the short span ends with 'with' or 'to' and fits in the long one."""
+    tree = _sre.parse(NOT_RECIPIENT_BEFORE.pattern, NOT_RECIPIENT_BEFORE.flags)
+    group = tree[0][1][-1]  # type: ignore[index]
+    branches = group[0][1][1]
+    for branch in branches:
+        high = branch.getwidth()[1]
+        if high <= _NOT_RECIPIENT_SHORT:
+            continue
+        items = list(branch.data)
+        op, av = items[-1]
+        if op is _sre.MAX_REPEAT and av[0] == 0:  # an optional tail: without it, short
+            head = _sre.SubPattern(branch.state, items[:-1])
+            assert head.getwidth()[1] <= _NOT_RECIPIENT_SHORT
+            items = list(av[2].data)
+            if items and items[0][0] is _sre.SUBPATTERN:
+                items = list(items[0][1][-1].data)
+        assert _literal_end(items).endswith(("with", "to")), branch
+        assert high <= _NOT_RECIPIENT_SPAN, branch
+
+
+def test_not_recipient_tail_search_answers_as_the_whole_search() -> None:
+    words = [*re.findall(r"[a-z][a-z:-]*[a-z:]", NOT_RECIPIENT_BEFORE.pattern), "not", " ",
+             "  ", "\t", ":", "<", "(", "'", '"', "\u2003", "\n", "x@y", "\u0130", "WITH", "To"]
+    rng = random.Random(14)
+    for _ in range(50_000):
+        text = "".join(rng.choice(words) + rng.choice(("", " ", "a" * rng.randint(0, 90)))
+                       for _ in range(rng.randint(0, 12)))
+        assert _names_other(text) == bool(NOT_RECIPIENT_BEFORE.search(text)), text
