@@ -139,3 +139,19 @@ def test_environment_values_that_are_not_utf8(tmp_path: Path) -> None:
         line = one_line(proc)
         assert f"{variable.decode()}: not UTF-8 text" in line, line
         assert proc.stdout == b""
+
+
+def test_misspelt_configuration_key_or_section_names_the_nearest(tmp_path: Path) -> None:
+    """A misspelt key or section in the file names the one meant, as a misspelt variable
+    does (main listed every key of the section, and every section)."""
+    env = base_env(tmp_path)
+    for text, expected in (
+        ('[smtp]\nlistne = "127.0.0.1:2525"\n', "[smtp] listne: unknown setting (did you mean "
+                                                "'listen'?)"),
+        ("[polcy]\nmin_bounces = 3\n", "[polcy]: unknown section (did you mean [policy]?)"),
+    ):
+        config = tmp_path / "bounced.toml"
+        config.write_text(text)
+        proc = run(env, "check-config", "--config", str(config))
+        assert proc.returncode == 1
+        assert one_line(proc) == f"bounced check-config: {expected}"

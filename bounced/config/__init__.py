@@ -300,7 +300,9 @@ def _build_section(name: str, values: Mapping[str, Any], env: Mapping[str, str])
     for key in values:
         if key not in known:
             known_list = ", ".join(sorted(known))
-            raise ConfigError(f"[{name}] {key}: unknown setting (known: {known_list})")
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"[{name}] {key}: unknown setting" + (
+                f" (did you mean {close[0]!r}?)" if close else f" (known: {known_list})"))
     kwargs: dict[str, Any] = {}
     for key in known:
         env_name = f"BOUNCED_{name.upper()}_{key.upper()}"
@@ -465,7 +467,10 @@ def load_settings(
         if section == "actions":
             continue
         if section not in _SECTION_TYPES:
-            raise ConfigError(f"[{section}]: unknown section (known: {', '.join(_SECTION_TYPES)})")
+            close = difflib.get_close_matches(section, [*_SECTION_TYPES, "actions"], n=1)
+            raise ConfigError(f"[{section}]: unknown section" + (
+                f" (did you mean [{close[0]}]?)" if close else
+                f" (known: {', '.join(_SECTION_TYPES)}, actions.NAME)"))
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: must be a [section] table")
     for name in env:
