@@ -20,7 +20,7 @@ SYSTEM = System(
         # the IP on a blocklist, suspended, or not among the addresses allowed to send
         (r"\bdt:rbl\b|\bhl:(ihu|ipb)\b|\bwm:bli\b", "blocked"),
         (r"\bmi:imf\b", "notcompliantrfc"),  # the header (From:) is not well formed
-        (r"\b(mi|rp):(cel|ccl)\b", "syntaxerror"),  # too many wrong or extra commands
+        (r"\bmi:(cel|ccl)\b|\brp:(cel|ccl)\b", "syntaxerror"),  # too many wrong or extra commands
         (r"\brp:frl\b", "norelaying"),  # no relaying for anonymous senders
         (r"\brp:rcl\b", "exceedlimit"),  # recipients of one mailing over the limit
         # the sender: envelope and From: differ, or not among the users allowed to send
