@@ -28,8 +28,14 @@ from bounced.classify.providers import (
 )
 from bounced.classify.reasons import joined, normalised, smtp_command
 from bounced.classify.textforms import (
+    BOUNCE_FROM,
+    BOUNCE_FROM_FOLDED,
+    BOUNCE_SUBJECT,
+    BOUNCE_SUBJECT_FOLDED,
     BOUNCE_TEXT,
     BOUNCE_TEXT_FOLDED,
+    DELAY_SUBJECT,
+    DELAY_SUBJECT_FOLDED,
     DELAY_TEXT,
     DELAY_TEXT_FOLDED,
     FINAL_TEXT,
@@ -38,12 +44,13 @@ from bounced.classify.textforms import (
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     fold,
+    search_subject,
 )
 from tests.test_classify_phrase_index import _reference_command
 
 CORPUS = Path(__file__).parent / "corpus" / "emails"
 FOLDED = ((BOUNCE_TEXT, BOUNCE_TEXT_FOLDED), (DELAY_TEXT, DELAY_TEXT_FOLDED),
-          (FINAL_TEXT, FINAL_TEXT_FOLDED))
+          (FINAL_TEXT, FINAL_TEXT_FOLDED), (BOUNCE_FROM, BOUNCE_FROM_FOLDED))
 _LETTERS = re.compile("(?i)" + "|".join(string.ascii_lowercase))
 
 
@@ -260,3 +267,21 @@ def test_not_recipient_tail_search_answers_as_the_whole_search() -> None:
         text = "".join(rng.choice(words) + rng.choice(("", " ", "a" * rng.randint(0, 90)))
                        for _ in range(rng.randint(0, 12)))
         assert _names_other(text) == bool(NOT_RECIPIENT_BEFORE.search(text)), text
+
+
+_ascii_subjects = st.lists(st.one_of(
+    st.sampled_from(["Undeliverable:", "RETURNED MAIL", "Delivery Status Notification (Delay)",
+                     "WARNING: delayed", "Still Being Retried", "Nicht Zustellbar", "fwd:"]),
+    st.text(alphabet=string.printable, max_size=8)), max_size=6).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ascii_subjects)
+def test_subject_patterns_answer_alike_on_ascii_subjects(subject: str) -> None:
+    for caseless, folded in ((BOUNCE_SUBJECT, BOUNCE_SUBJECT_FOLDED),
+                             (DELAY_SUBJECT, DELAY_SUBJECT_FOLDED)):
+        assert search_subject(caseless, folded, subject) == bool(caseless.search(subject))
+    # a subject that is not ASCII is searched with the caseless pattern itself
+    odd = "\u0417\u1c81\u0415\u0420\u0416\u041a\u0410"  # a rounded de (U+1C81)
+    assert search_subject(DELAY_SUBJECT, DELAY_SUBJECT_FOLDED, odd) == bool(
+        DELAY_SUBJECT.search(odd))

@@ -21,7 +21,7 @@ from bounced.classify.parse import Mail, header, parse, walk
 from bounced.classify.rules import Surroundings, is_hard, reason_for
 from bounced.classify.systems import gateway_host, gateway_marker
 from bounced.classify.textforms import (
-    BOUNCE_FROM,
+    BOUNCE_FROM_FOLDED,
     FINAL_TEXT_FOLDED,
     FORWARD_SUBJECT,
     fold,
@@ -177,7 +177,7 @@ def _inner_report(mail: Mail) -> Message | None:
         inner = payload[0] if isinstance(payload, list) and payload else None
         if isinstance(inner, Message) and (
                 inner.get_content_type() == "multipart/report"
-                or BOUNCE_FROM.search(header(inner, "from"))):
+                or BOUNCE_FROM_FOLDED.search(fold(header(inner, "from")))):
             return inner
     return None
 
@@ -185,7 +185,7 @@ def _inner_report(mail: Mail) -> Message | None:
 def _from_reporter(mail: Mail) -> bool:
     """Whether the message is a mail system's own report (not a person's message)."""
     return mail.msg.get_content_type() == "multipart/report" or bool(
-        BOUNCE_FROM.search(header(mail.msg, "from")))
+        BOUNCE_FROM_FOLDED.search(fold(header(mail.msg, "from"))))
 
 
 def _forwarded(mail: Mail) -> bool:

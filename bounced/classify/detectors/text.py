@@ -27,10 +27,12 @@ from bounced.classify.detectors.base import (
 from bounced.classify.literals import required
 from bounced.classify.parse import Mail, header
 from bounced.classify.textforms import (
-    BOUNCE_FROM,
+    BOUNCE_FROM_FOLDED,
     BOUNCE_SUBJECT,
+    BOUNCE_SUBJECT_FOLDED,
     BOUNCE_TEXT_FOLDED,
     DELAY_SUBJECT,
+    DELAY_SUBJECT_FOLDED,
     DELAY_TEXT_FOLDED,
     DIAG_STOP,
     FINAL_TEXT_FOLDED,
@@ -40,6 +42,7 @@ from bounced.classify.textforms import (
     REPLY_LINE,
     SUMMARY_FIELD,
     fold,
+    search_subject,
 )
 
 MAX_LINES = 400  # lines of report text scanned
@@ -80,7 +83,8 @@ def is_bounce(mail: Mail) -> bool:
     """Whether the message presents itself as a delivery failure report."""
     if mail.msg.get("x-failed-recipients") or from_system(mail):
         return True
-    if BOUNCE_FROM.search(header(mail.msg, "from")) or BOUNCE_SUBJECT.search(mail.subject):
+    if BOUNCE_FROM_FOLDED.search(fold(header(mail.msg, "from"))) or search_subject(
+            BOUNCE_SUBJECT, BOUNCE_SUBJECT_FOLDED, mail.subject):
         return True
     return bool(BOUNCE_TEXT_FOLDED.search(fold(mail.text[:4000])))
 
@@ -283,7 +287,9 @@ def outcome(mail: Mail) -> tuple[bool, bool]:
     start = fold(mail.text[:6000])
     if FINAL_TEXT_FOLDED.search(start):
         return True, False
-    return False, bool(DELAY_TEXT_FOLDED.search(start) or DELAY_SUBJECT.search(mail.subject))
+    delayed = DELAY_TEXT_FOLDED.search(start) is not None or search_subject(
+        DELAY_SUBJECT, DELAY_SUBJECT_FOLDED, mail.subject)
+    return False, delayed
 
 
 def _found(address: str, diagnostic: str, delayed: bool, final: bool = False) -> Found:
