@@ -18,7 +18,7 @@ from bounced.classify.detectors.text import (
     _NOT_RECIPIENT_SPAN,
     _names_other,
 )
-from bounced.classify.parse import parse, walk
+from bounced.classify.parse import _LONG_LINE, MAX_LINE, _has_long_line, parse, walk
 from bounced.classify.providers import (
     PROVIDER_NUMBERS,
     PROVIDER_TEXTS,
@@ -261,7 +261,7 @@ def test_not_recipient_words_end_where_the_scanner_looks() -> None:
 
 def test_not_recipient_tail_search_answers_as_the_whole_search() -> None:
     words = [*re.findall(r"[a-z][a-z:-]*[a-z:]", NOT_RECIPIENT_BEFORE.pattern), "not", " ",
-             "  ", "\t", ":", "<", "(", "'", '"', "\u2003", "\n", "x@y", "\u0130", "WITH", "To"]
+             "  ", "\t", ":", "<", "(", "'", '"', "\u2003", "\n", "x@y", "\u0130", "WITH", "To", "\u017fent by", "Wit\u0130", "\u212aontact"]
     rng = random.Random(14)
     for _ in range(50_000):
         text = "".join(rng.choice(words) + rng.choice(("", " ", "a" * rng.randint(0, 90)))
@@ -285,3 +285,14 @@ def test_subject_patterns_answer_alike_on_ascii_subjects(subject: str) -> None:
     odd = "\u0417\u1c81\u0415\u0420\u0416\u041a\u0410"  # a rounded de (U+1C81)
     assert search_subject(DELAY_SUBJECT, DELAY_SUBJECT_FOLDED, odd) == bool(
         DELAY_SUBJECT.search(odd))
+
+
+def test_long_line_check_answers_as_the_pattern() -> None:
+    """bound() looks for a line over MAX_LINE by line breaks, as _LONG_LINE would find it."""
+    rng = random.Random(16)
+    sizes = (0, 1, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, MAX_LINE + 2)
+    for _ in range(3_000):
+        lines = [b"x" * rng.choice((*sizes, rng.randint(0, 3 * MAX_LINE)))
+                 for _ in range(rng.randint(0, 6))]
+        raw = b"\n".join(lines) + rng.choice((b"", b"\n", b"\n\n"))
+        assert _has_long_line(raw) == bool(_LONG_LINE.search(raw)), [len(x) for x in lines]

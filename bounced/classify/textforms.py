@@ -174,6 +174,9 @@ BOUNCE_TEXT_FOLDED = _folded(BOUNCE_TEXT)
 DELAY_TEXT_FOLDED = _folded(DELAY_TEXT)
 FINAL_TEXT_FOLDED = _folded(FINAL_TEXT)
 BOUNCE_FROM_FOLDED = _folded(BOUNCE_FROM)
+# (fold keeps every character a word character, a blank, or neither, as it was: \b and
+# \s see the folded text as they see the text.)
+NOT_RECIPIENT_BEFORE_FOLDED = _folded(NOT_RECIPIENT_BEFORE)
 # (The subject patterns have non-ASCII letters, some of which re.IGNORECASE matches with
 # letters str.lower does not map to them: their folded forms are for ASCII text only.)
 BOUNCE_SUBJECT_FOLDED = _folded(BOUNCE_SUBJECT)

@@ -36,7 +36,7 @@ from bounced.classify.textforms import (
     DELAY_TEXT_FOLDED,
     DIAG_STOP,
     FINAL_TEXT_FOLDED,
-    NOT_RECIPIENT_BEFORE,
+    NOT_RECIPIENT_BEFORE_FOLDED,
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     REPLY_LINE,
@@ -247,9 +247,10 @@ def _names_other(text: str) -> bool:
     end = len(text)
     while end and (text[end - 1] in _NOT_RECIPIENT_TAIL or text[end - 1].isspace()):
         end -= 1
-    gap = fold(text[max(0, end - 4):end]).endswith(("with", "to"))
+    folded = fold(text)
+    gap = folded.endswith(("with", "to"), 0, end)
     span = _NOT_RECIPIENT_SPAN if gap else _NOT_RECIPIENT_SHORT
-    return NOT_RECIPIENT_BEFORE.search(text, max(0, end - span)) is not None
+    return NOT_RECIPIENT_BEFORE_FOLDED.search(folded, max(0, end - span)) is not None
 
 
 _RULE = re.compile(r"^[\s=*#_~-]*$")  # a line of dashes, equals signs, stars...
