@@ -44,6 +44,8 @@ from bounced.classify.textforms import (
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     fold,
+    says_delayed,
+    says_final,
     search_subject,
 )
 from tests.test_classify_phrase_index import _reference_command
@@ -56,6 +58,9 @@ _LETTERS = re.compile("(?i)" + "|".join(string.ascii_lowercase))
 
 def _corpus_texts() -> list[str]:
     return [walk(parse(f.read_bytes())).text for f in sorted(CORPUS.glob("*.eml"))]
+
+
+_CORPUS_SAMPLE = _corpus_texts()[::40]
 
 
 def test_fold_is_how_ignorecase_sees_ascii_letters() -> None:
@@ -296,3 +301,11 @@ def test_long_line_check_answers_as_the_pattern() -> None:
                  for _ in range(rng.randint(0, 6))]
         raw = b"\n".join(lines) + rng.choice((b"", b"\n", b"\n\n"))
         assert _has_long_line(raw) == bool(_LONG_LINE.search(raw)), [len(x) for x in lines]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mixed)
+def test_final_and_delay_words_answer_as_their_patterns(text: str) -> None:
+    for folded in (fold(text), *(fold(t[:6000]) for t in _CORPUS_SAMPLE)):
+        assert says_final(folded) == bool(FINAL_TEXT_FOLDED.search(folded))
+        assert says_delayed(folded) == bool(DELAY_TEXT_FOLDED.search(folded))

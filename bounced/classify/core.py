@@ -22,9 +22,9 @@ from bounced.classify.rules import Surroundings, is_hard, reason_for
 from bounced.classify.systems import gateway_host, gateway_marker
 from bounced.classify.textforms import (
     BOUNCE_FROM_FOLDED,
-    FINAL_TEXT_FOLDED,
     FORWARD_SUBJECT,
     fold,
+    says_final,
 )
 
 CONTEXT = 1_500  # characters of human-readable text around an address used as evidence
@@ -78,7 +78,7 @@ def _status(found: Found) -> str:
 def _final(found: Found) -> None:
     """A recipient reported as delayed whose own words say the delivery was given up
     (OpenSMTPD's "Envelope expired" in a notice with Action: delayed) failed."""
-    if found.action == "delayed" and FINAL_TEXT_FOLDED.search(fold(found.diagnostic[:2000])):
+    if found.action == "delayed" and says_final(fold(found.diagnostic[:2000])):
         found.action = "failed"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from bounced.classify.literals import required
+
 # A local part is a dot-atom or a quoted string (RFC 5321: "first..last"@example.org).
 _ADDR = (r"(?P<addr>(?:\"[^\"\\\n]{1,64}\"|[\w.!#$%&'*+/=?^`{|}~-]{1,64})"
          r"@[\w.-]{1,255})")
@@ -174,6 +176,31 @@ BOUNCE_TEXT_FOLDED = _folded(BOUNCE_TEXT)
 DELAY_TEXT_FOLDED = _folded(DELAY_TEXT)
 FINAL_TEXT_FOLDED = _folded(FINAL_TEXT)
 BOUNCE_FROM_FOLDED = _folded(BOUNCE_FROM)
+
+
+def _words(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    words = required(pattern)
+    if words is None:
+        raise ValueError(f"no words every match needs: {pattern.pattern[:40]!r}")
+    return words
+
+
+# Words of which every match of the final / delay wordings holds one: most reports hold
+# none, and a few ``in`` tests cost less than the pattern tried at every character.
+_FINAL_WORDS = _words(FINAL_TEXT_FOLDED)
+_DELAY_WORDS = _words(DELAY_TEXT_FOLDED)
+
+
+def says_final(folded: str) -> bool:
+    """Whether ``folded`` (fold()ed text) says the delivery was given up (FINAL_TEXT)."""
+    return any(w in folded for w in _FINAL_WORDS) and FINAL_TEXT_FOLDED.search(folded) is not None
+
+
+def says_delayed(folded: str) -> bool:
+    """Whether ``folded`` (fold()ed text) says the delivery is still tried (DELAY_TEXT)."""
+    return any(w in folded for w in _DELAY_WORDS) and DELAY_TEXT_FOLDED.search(folded) is not None
+
+
 # (fold keeps every character a word character, a blank, or neither, as it was: \b and
 # \s see the folded text as they see the text.)
 NOT_RECIPIENT_BEFORE_FOLDED = _folded(NOT_RECIPIENT_BEFORE)

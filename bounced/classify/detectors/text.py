@@ -33,15 +33,15 @@ from bounced.classify.textforms import (
     BOUNCE_TEXT_FOLDED,
     DELAY_SUBJECT,
     DELAY_SUBJECT_FOLDED,
-    DELAY_TEXT_FOLDED,
     DIAG_STOP,
-    FINAL_TEXT_FOLDED,
     NOT_RECIPIENT_BEFORE_FOLDED,
     RECIPIENT_LINES,
     RECIPIENT_LINES_LOWER,
     REPLY_LINE,
     SUMMARY_FIELD,
     fold,
+    says_delayed,
+    says_final,
     search_subject,
 )
 
@@ -286,9 +286,9 @@ def outcome(mail: Mail) -> tuple[bool, bool]:
     """(final, delayed): whether the report's words say the delivery was given up (a 4xx
     all the same), or that it is still being tried (its subject or its text)."""
     start = fold(mail.text[:6000])
-    if FINAL_TEXT_FOLDED.search(start):
+    if says_final(start):
         return True, False
-    delayed = DELAY_TEXT_FOLDED.search(start) is not None or search_subject(
+    delayed = says_delayed(start) or search_subject(
         DELAY_SUBJECT, DELAY_SUBJECT_FOLDED, mail.subject)
     return False, delayed
 
