@@ -274,6 +274,15 @@ def repeated_rcpt(size: int, variants: int, others: int) -> Callable[[Daemon, Re
     return run
 
 
+def in_threads(one: Callable[[int], None], count: int) -> None:
+    """Run one(0) ... one(count - 1) in threads of their own, all at once, and wait for them."""
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def concurrent_rcpt(sessions: int, size: int, rcpts: int) -> Callable[[Daemon, Result], None]:
     def run(d: Daemon, r: Result) -> None:
         def one(n: int) -> None:
@@ -282,11 +291,7 @@ def concurrent_rcpt(sessions: int, size: int, rcpts: int) -> Callable[[Daemon, R
             conn.close()
             r.replies.update(replies)
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(sessions)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(one, sessions)
         r.sent = sessions * size
     return run
 
@@ -307,11 +312,7 @@ def held_at_once(sessions: int, size: int) -> Callable[[Daemon, Result], None]:
                 conn.close()
             r.replies.update(replies)
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(sessions)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(one, sessions)
         r.sent = sessions * size
         r.note = "sent = every DATA's bytes; a 452 stored nothing"
     return run
