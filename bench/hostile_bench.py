@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout
 from common import (
     ROOT,
     Server,
@@ -64,6 +65,7 @@ from common import (
 from bounced.config import load_settings
 from bounced.config.keys import make_verifier
 from bounced.verp import Signer
+from tests.support.smtp_client import SMTPConn
 
 ALICE = "alice@example.net"
 TOKEN = "hostile-bench-http-token-0123456789"
@@ -74,48 +76,11 @@ NOFILE = 1024  # systemd's default soft limit for a service's open files
 # --------------------------------------------------------------------------- clients
 
 
-class SMTPConn:
-    """Raw SMTP on a socket: exactly the bytes given, whole replies read."""
-
-    def __init__(self, port: int, timeout: float = 60.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def reply(self) -> tuple[int, str]:
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            lines.append(line.decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                return int(line[:3]), "\n".join(lines)
-
-    def cmd(self, line: bytes) -> tuple[int, str]:
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-    def data(self, body: bytes) -> None:
-        lines = body.split(b"\r\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        self.sock.sendall(b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n"
-                                   for ln in lines))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
 def transaction(port: int, mail_from: bytes, rcpts: list[str], body: bytes,
                 final: bool = True) -> tuple[SMTPConn, list[str]]:
     """A session through DATA's content; the replies so far (the end of DATA's too if
     ``final``)."""
-    conn = SMTPConn(port)
+    conn = SMTPConn(port, timeout=60.0)
     replies = [str(conn.cmd(b"EHLO mta.example.net")[0])]
     code, _ = conn.cmd(b"MAIL FROM:<" + mail_from + b">")
     replies.append(f"MAIL {code}")
@@ -129,7 +94,7 @@ def transaction(port: int, mail_from: bytes, rcpts: list[str], body: bytes,
     if not accepted:
         return conn, replies
     replies.append(f"DATA {conn.cmd(b'DATA')[0]}")
-    conn.data(body)
+    conn.send_data(body)
     if final:
         replies.append(f"end {conn.cmd(b'.')[0]}")
     return conn, replies

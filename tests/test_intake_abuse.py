@@ -33,50 +33,13 @@ from .helpers import (
     free_port,
     signer,
 )
+from .support.smtp_client import SMTPConn
 
 ALICE = "alice@example.net"
 HTTP_TOKEN = "hostile-intake-test-token-0123456789"
 # An envelope sender in Latin-1, as an old relay passes it on: not UTF-8.
 LATIN1_SENDER = b"j\xe9r\xf4me@example.net"
 LATIN1_STORED = "j\\xe9r\\xf4me@example.net"  # how the store keeps it: escaped, losslessly
-
-
-class SMTPConn:
-    """A raw SMTP client on a socket: sends exactly the bytes given, reads whole replies."""
-
-    def __init__(self, port: int, timeout: float = 20.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def reply(self) -> tuple[int, str]:
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed after {lines!r}")
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            lines.append(line.decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                return int(line[:3]), "\n".join(lines)
-
-    def cmd(self, line: bytes) -> tuple[int, str]:
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-    def send_data(self, body: bytes) -> None:
-        """The message after DATA's 354, dot-stuffed, without the final dot."""
-        lines = body.split(b"\r\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        self.sock.sendall(b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n"
-                                   for ln in lines))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 def http_raw(port: int, request: bytes, timeout: float = 20.0) -> tuple[int, bytes]:

@@ -85,7 +85,8 @@ def test_store_on_a_read_only_file_system(tmp_path: Path) -> None:
     database file", neither file nor cause named); the pipe exits 75. Runs in a mount
     namespace of its own (unshare), so it needs root; skipped otherwise."""
     if shutil.which("unshare") is None:
-        pytest.skip("unshare is not installed")
+        pytest.skip("unshare (util-linux) is not installed: the test mounts the store read-only "
+                    "in a mount namespace of its own")
     source, mounted = tmp_path / "source", tmp_path / "ro"
     source.mkdir()
     mounted.mkdir()
@@ -96,7 +97,8 @@ def test_store_on_a_read_only_file_system(tmp_path: Path) -> None:
                             f"mount -o remount,bind,ro {mounted} && ! touch {mounted}/x"],
                            capture_output=True, timeout=30, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"cannot mount read-only here: {probe.stderr.decode().strip()}")
+        pytest.skip("a read-only bind mount in a mount namespace needs root (CI runs as root): "
+                    f"{probe.stderr.decode().strip()}")
     env["BOUNCED_STORE_URL"] = f"sqlite:///{mounted / 'bounced.db'}"
     script = (f"mount --bind {source} {mounted} && mount -o remount,bind,ro {mounted} && "
               f'exec "$@"')
