@@ -14,8 +14,8 @@ uses that instead (aiohttp's bound addresses: ``AppRunner.addresses``; asyncio's
 The lower ends of ``SUPPORTED`` are the releases Debian 12 ships (its package runs on them),
 which may be older than the floors ``pyproject.toml`` asks of PyPI for security fixes.
 
-Nothing here imports a third-party library at run time: the classifier (standard library
-only) imports this module too.
+Nothing here imports a third-party library at run time: the classifier, which needs only
+pyahocorasick, imports this module too.
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bounced.classify.multisearch import Strings
 from bounced.classify.phrases import PHRASES, SMTP_COMMANDS
 from bounced.classify.reasons import (
     MAX_SCAN,
@@ -76,3 +78,28 @@ def test_every_phrase_alone_is_found() -> None:
         for phrase in phrases:
             assert phrase_reasons(phrase)[:1] == _reference_reasons(phrase)[:1]
             assert reason in phrase_reasons("<" + phrase + ">")
+
+
+_words = st.sampled_from(["ab", "abc", "bc", "c", "user", "unknown user", "容量", "ä"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_words, min_size=1, max_size=8, unique=True),
+       st.text(alphabet="abcuser nkowä容量", max_size=40))
+def test_strings_finds_what_in_finds(words: list[str], text: str) -> None:
+    """One pass finds every occurrence of every string, overlapping ones and strings
+    inside others included, where ``in`` and ``str.find`` would."""
+    strings = Strings((w, i) for i, w in enumerate(words))
+    assert strings.values_in(text) == {i for i, w in enumerate(words) if w in text}
+    expected = sorted((start, i) for i, w in enumerate(words)
+                      for start in range(len(text)) if text.startswith(w, start))
+    assert sorted((start, i) for start, values in strings.occurrences(text)
+                  for i in values) == expected
+
+
+def test_strings_refuses_the_empty_string_and_holds_several_values() -> None:
+    with pytest.raises(ValueError, match="empty string"):
+        Strings([("", 1)])
+    assert Strings([("no such user", "a"), ("no such user", "b")]).values_in(
+        "550 no such user") == {"a", "b"}
+    assert Strings([]).values_in("anything") == set()

@@ -169,6 +169,7 @@ THIRD_PARTY = {
     "bounced.runtime": {"aiohttp"},
     "bounced.loop": {"uvloop"},
     "bounced.metrics": {"prometheus_client"},
+    "bounced.classify": {"ahocorasick"},  # the phrase search (multisearch)
 }
 CROSS_CUTTING = {"structlog", "prometheus_client"}
 EXCEPTIONS: set[tuple[str, str]] = set()  # (package, package) allowed across the layers

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from bounced.classify.multisearch import Strings
+
 PROVIDER_TEXTS: tuple[tuple[str, str, str], ...] = (
     # Yahoo / AOL / Verizon Media (postmaster.yahooinc.com/error-codes)
     ("yahoo", r"\[ts0?1\]|\[tss0?4\]|temporarily deferred due to (unexpected volume or )?"
@@ -216,16 +218,16 @@ def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
 _TEXTS = tuple((p, re.compile(rx), r) for p, rx, r in PROVIDER_TEXTS)
 _NUMBERS = tuple((p, re.compile(rx), ranges) for p, rx, ranges in PROVIDER_NUMBERS)
 _PATTERNS = [rx for _, rx, _ in _NUMBERS] + [rx for _, rx, _ in _TEXTS]  # the search order
-# Each entry's required strings (a text holding none of them cannot match it), flattened
-# to (string, entry): one pass of ``in`` tests finds the entries worth a regex search.
-_REQUIRED = tuple((s, i) for i, rx in enumerate(_PATTERNS) for s in required_literals(rx) or ())
+# Each entry's required strings (a text holding none of them cannot match it): one pass
+# over the text finds the entries worth a regex search.
+_REQUIRED = Strings((s, i) for i, rx in enumerate(_PATTERNS) for s in required_literals(rx) or ())
 _ALWAYS = frozenset(i for i, rx in enumerate(_PATTERNS) if required_literals(rx) is None)
 
 
 def provider_match(text: str) -> tuple[str, str]:
     """(provider, reason) for a provider's reply code in ``text`` (lowercase, whitespace
     normalised), or ("", "") when it carries none."""
-    worth = {i for s, i in _REQUIRED if s in text}
+    worth = _REQUIRED.values_in(text)
     if _ALWAYS:
         worth |= _ALWAYS
     for i in sorted(worth):  # the first entry in table order that matches, numbers first
