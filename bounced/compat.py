@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from email import _header_value_parser
 from email.message import Message
 from importlib import metadata
+from re import _constants as _re_constants  # type: ignore[attr-defined]
+from re import _parser as _re_parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bounced.exceptions import BouncedError
@@ -71,6 +73,16 @@ get_angle_addr = _header_value_parser.get_angle_addr
 # sets and overrides (Message.__init__ written out, the body read on first use): the email
 # package reads and writes them directly, and has no public hook for either.
 MESSAGE_ATTRIBUTES = ("_headers", "_unixfrom", "_payload", "_charset", "_default_type")
+
+
+# ------------------------------------------------------------------------ the re package
+
+# A pattern's parse tree (re._parser.parse and its opcodes, re._constants): the classifier
+# reads from its own patterns the literal strings every match contains, so that a prefilter
+# of ``in`` tests cannot disagree with the pattern (bounced.classify.literals). No public
+# API gives the tree; the opcodes are compared by identity, as the re package does.
+parse_regex = _re_parser.parse
+re_opcodes = _re_constants
 
 
 def message_params(msg: Message, failobj: Any, header: str) -> Any:
@@ -190,7 +202,23 @@ def version_problems(versions: Mapping[str, str | None]) -> list[str]:
 
 def api_problems() -> list[str]:
     """One line for each private API that is missing or no longer behaves as used."""
-    return _email_problems() + _library_problems()
+    return _email_problems() + _re_problems() + _library_problems()
+
+
+def _re_problems() -> list[str]:
+    try:
+        (op, value), = parse_regex("a", 0)
+        if op is not re_opcodes.LITERAL or value != ord("a"):
+            raise ValueError(op, value)
+        missing = [name for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT",
+                                     "SUBPATTERN", "ATOMIC_GROUP", "BRANCH")
+                   if not hasattr(re_opcodes, name)]
+        if missing:
+            raise ValueError("missing " + ", ".join(missing))
+    except Exception as exc:
+        return [f"this Python's re._parser does not parse patterns as bounced's classifier "
+                f"expects ({exc!r})"]
+    return []
 
 
 def _email_problems() -> list[str]:

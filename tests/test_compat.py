@@ -3,10 +3,13 @@ with, and a daemon on any other version refuses to start in one line."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from bounced import compat
 
@@ -59,3 +62,37 @@ def test_serve_refuses_an_unsupported_library_in_one_line(tmp_path: Path) -> Non
         "Connection._execute, Connection._conn, tested with aiosqlite >= 0.17, < 0.23; "
         "install a version in that range"]
     assert not (tmp_path / "bounced.db").exists()
+
+
+def _private_imports(path: Path) -> list[str]:
+    """The private modules or names of other packages that a source file imports."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.split(".")[0] == "bounced" or node.module == "__future__":
+                continue
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [n for n in names
+                  if n.split(".")[0] != "bounced" and any(p.startswith("_") for p in n.split("."))]
+    return found
+
+
+def test_private_apis_are_imported_by_compat_only() -> None:
+    """A library's (or the standard library's) private module or name is imported by
+    bounced/compat.py alone, where problems() checks it is still there and behaves."""
+    offenders = {str(p.relative_to(ROOT)): found for p in sorted((ROOT / "bounced").rglob("*.py"))
+                 if p.name != "compat.py" and (found := _private_imports(p))}
+    assert offenders == {}
+    assert "re._parser" in _private_imports(ROOT / "bounced" / "compat.py")
+
+
+def test_a_changed_regex_parser_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python whose re._parser no longer parses as the classifier reads it is refused
+    with one line naming it."""
+    monkeypatch.setattr(compat, "parse_regex", lambda pattern, flags: [])
+    [line] = [p for p in compat.api_problems() if "re._parser" in p]
+    assert line.startswith("this Python's re._parser does not parse patterns")

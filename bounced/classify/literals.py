@@ -10,9 +10,10 @@ generated from each pattern in tests/test_classify_linear.py.
 from __future__ import annotations
 
 import re
-from re import _constants as c  # type: ignore[attr-defined]
-from re import _parser  # type: ignore[attr-defined]
 from typing import Any
+
+from bounced.compat import parse_regex
+from bounced.compat import re_opcodes as c
 
 Words = frozenset[str]
 _REPEATS = (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT)
@@ -58,7 +59,7 @@ def required(pattern: re.Pattern[str], shortest: int = 2) -> tuple[str, ...] | N
     that ignores case, compare with the text lowercased by ``textforms.fold``); None when
     the pattern has no such set with words of at least ``shortest`` characters."""
     try:
-        words = _sequence(_parser.parse(pattern.pattern, pattern.flags))
+        words = _sequence(parse_regex(pattern.pattern, pattern.flags))
     except Exception:  # a construct of a later Python this reader does not know: no filter
         return None
     if not words or min(map(len, words)) < shortest:
