@@ -57,10 +57,14 @@ def test_recipient_from_mta_environment(tmp_path: Path) -> None:
 
 
 def test_bad_token_exit_67_nothing_stored(tmp_path: Path) -> None:
-    """A forged or malformed recipient exits 67 (EX_NOUSER) and stores nothing."""
-    env = ready_env(tmp_path)
+    """A forged or malformed recipient exits 67 (EX_NOUSER) with one line saying why (the
+    mail server quotes it in its bounce), and stores nothing."""
+    env = ready_env(tmp_path, BOUNCED_LOG_FORMAT="json")
     proc = deliver(env, dsn(ALICE), "bounce-nonsense@bounces.example.test")
     assert proc.returncode == 67
+    assert proc.stderr.decode().splitlines() == [
+        "bounced deliver: bounce-nonsense@bounces.example.test: token does not have 2 or 3 "
+        "dot-separated parts"]
     assert "pending      0" in pending(env)
 
 

@@ -65,8 +65,9 @@ async def deliver(
     try:
         token = verifier.verify(rcpt, today=now.date())
     except InvalidToken as exc:
+        # one line, which the mail server quotes in the bounce it sends back (a log line as
+        # well would say it twice there)
         print(f"bounced deliver: {rcpt}: {exc}", file=stderr)
-        log.info("deliver.rejected", rcpt=rcpt, reason=exc.reason)
         return EX_NOUSER
     limit = settings.smtp.max_message_size
     raw = stdin.read(limit + 1)
