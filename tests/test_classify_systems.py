@@ -76,3 +76,22 @@ def test_a_systems_connect_failure_given_up_on_is_expired(diagnostic: bytes,
     retries running out; a local program that failed is not."""
     assert classify(dsn([rcpt(b"a@b.example", b"failed", b"5.0.0", diagnostic)])) \
         .recipients[0].reason == reason
+
+
+@pytest.mark.parametrize("diagnostic", [
+    # Exim's words for a pipe or filter program that failed (its exit 127 and 126 notes
+    # name the command, not the recipient)
+    b"Child process of address_pipe transport returned 127 (could mean unable to exec or "
+    b"command does not exist) from command: /usr/local/bin/filter",
+    b"Child process of address_pipe transport returned 126 (could mean unable to exec or "
+    b"command not executable) from command: /usr/local/bin/filter",
+    b"Child process of local_delivery transport returned 75 from command: /usr/bin/deliver",
+    b'Command died with status 1: "/usr/bin/procmail". Command output: procmail: '
+    b'Couldn\'t create "/var/mail/ken"',
+])
+def test_a_local_program_that_failed_is_a_mailer_error(diagnostic: bytes) -> None:
+    """A local delivery program's failure is the mail system's (mailererror), never a dead
+    address, whatever the words it quotes say does not exist."""
+    [report] = classify(dsn([rcpt(b"ken@example.org", b"failed", b"5.0.0", diagnostic)])
+                        ).recipients
+    assert (report.reason, report.hard) == ("mailererror", False)

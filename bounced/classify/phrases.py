@@ -334,6 +334,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "could not find a mail exchanger", "no mail exchanger", "mx lookup",
 
     ),
+    # a local delivery program (a pipe, a filter) that failed: its failure is the mail system's,
+    # whatever else the words say (Exim: "Child process of address_pipe transport returned
+    # 127 (could mean unable to exec or command does not exist)")
+    "mailererror/program": ("child process of", "unable to exec", "command does not exist"),
     "networkerror/lookup": (  # a name lookup that failed for now, not a domain shown not to exist
         "host not found, try again", "unable to resolve route", "name server reply",
         "dns records for the destination computer could not be found",
@@ -537,7 +541,7 @@ PRIORITY: tuple[str, ...] = (
     "securityerror", "authfailure", "requireptr", "notcompliantrfc", "badreputation",
     "blocked/our-ip", "virusdetected", "spamdetected/links", "blocked/blocklists",
     "spamdetected", "ratelimited/connections", "speeding", "ratelimited/recipients", "blocked",
-    "policyviolation", "notaccept", "networkerror/lookup", "hostunknown", "userunknown",
+    "policyviolation", "notaccept", "mailererror/program", "networkerror/lookup", "hostunknown", "userunknown",
     "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "networkerror/session",
     "mailererror", "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
 )
