@@ -24,6 +24,7 @@ import pytest
 
 import bounced.classify.rules as rules
 from bounced.classify import classify
+from bounced.classify.textforms import fold, says_final
 from tests.support.classify_stage import score_mta_corpus
 
 SENDER = "app-bounces@app.example"
@@ -347,6 +348,35 @@ FORMS: tuple[Form, ...] = (
         """, ("zoe.abel@isp-twentythree.example",), stages=("RCPT",),
          subject="Mail could not be delivered",
          sender='"InterScan MSS" <postmaster@mx.reporter.example>'),
+    # ---- MDaemon: its session log, "-->" what it sent and "<--" what it read, under a
+    # summary of the original ("*  To: ...") and the greeting's 220 -----------------------
+    Form("mdaemon-session-transcript", """
+        The attached message had PERMANENT fatal delivery errors!
+
+        After one or more unsuccessful delivery attempts the attached message has
+        been removed from the mail queue on this server.
+
+        --- Session Transcript ---
+         Mon 2025-11-03 10:00:00: Parsing message <mx.reporter.example\\pd50000001.msg>
+         Mon 2025-11-03 10:00:00: *  From: app@app.example
+         Mon 2025-11-03 10:00:00: *  To: gil.haas@isp-twentythree.example
+         Mon 2025-11-03 10:00:00: Attempting SMTP connection to [isp-twentythree.example]
+         Mon 2025-11-03 10:00:00: Resolving MX records for [isp-twentythree.example] (DNS Server: 192.0.2.53)...
+         Mon 2025-11-03 10:00:00: Attempting SMTP connection to [192.0.2.153 : 25]
+         Mon 2025-11-03 10:00:00: Waiting for socket connection...
+         Mon 2025-11-03 10:00:00: *  Connection established (192.0.2.1:49152 -> 192.0.2.153:25)
+         Mon 2025-11-03 10:00:00: Waiting for protocol to start...
+         Mon 2025-11-03 10:00:00: <-- 220 mx.isp-twentythree.example ESMTP
+         Mon 2025-11-03 10:00:00: --> EHLO mx.reporter.example
+         Mon 2025-11-03 10:00:00: <-- 250 mx.isp-twentythree.example
+         Mon 2025-11-03 10:00:00: --> MAIL From:<app-bounces@app.example> SIZE=1234
+         Mon 2025-11-03 10:00:00: <-- 250 2.1.0 Ok
+         Mon 2025-11-03 10:00:00: --> RCPT To:<gil.haas@isp-twentythree.example>
+         Mon 2025-11-03 10:00:00: <-- 550 5.1.1 <gil.haas@isp-twentythree.example>: Recipient address rejected: User unknown
+         Mon 2025-11-03 10:00:00: --> QUIT
+        --- End Transcript ---
+        """, ("gil.haas@isp-twentythree.example",), stages=("RCPT",),
+         subject="Permanent Delivery Failure", sender="MDaemon@mx.reporter.example"),
     # ---- SendGrid: "... in RCPT TO" -----------------------------------------------------
     Form("sendgrid-in-rcpt-to", """
         This is an automatically generated message from SendGrid.
@@ -912,6 +942,19 @@ def test_dsn_action_outside_rfc3464(action: str, status: str, kind: str) -> None
         Status: {status}
         """)
     assert classify(raw).kind == kind
+
+
+def test_a_transcripts_greeting_is_not_the_failure() -> None:
+    """In a session log, the reply to the recipient's RCPT is its failure, not the 220
+    greeting quoted on the lines under an earlier mention of the address; "permanent fatal
+    errors" (Sendmail's banner, MDaemon's) say the delivery was given up."""
+    [form] = [f for f in FORMS if f.name == "mdaemon-session-transcript"]
+    report = classify(message(form))
+    [r] = report.recipients
+    assert (report.kind, r.status, r.reply_code, r.reason, r.hard) == (
+        "bounce", "5.1.1", "550", "userunknown", True)
+    assert says_final(fold("The following addresses had permanent fatal errors"))
+    assert says_final(fold("The attached message had PERMANENT fatal delivery errors!"))
 
 
 # Recipients of tests/mta_corpus whose stage is read as the world refused them (100 of 131

@@ -541,7 +541,8 @@ PRIORITY: tuple[str, ...] = (
     "securityerror", "authfailure", "requireptr", "notcompliantrfc", "badreputation",
     "blocked/our-ip", "virusdetected", "spamdetected/links", "blocked/blocklists",
     "spamdetected", "ratelimited/connections", "speeding", "ratelimited/recipients", "blocked",
-    "policyviolation", "notaccept", "mailererror/program", "networkerror/lookup", "hostunknown", "userunknown",
+    "policyviolation", "notaccept", "mailererror/program", "networkerror/lookup", "hostunknown",
+    "userunknown",
     "filtered/filter", "rejected/sender", "contenterror", "syntaxerror", "networkerror/session",
     "mailererror", "systemfull", "expired", "networkerror", "systemerror", "rejected/vague",
 )

@@ -129,8 +129,8 @@ DELAY_SUBJECT = re.compile(
 # A final failure after retries, even when its code is a 4xx: the delivery was given up.
 FINAL_TEXT = re.compile(
     r"(?i)not going to try again|i've given up|have given up|giving up on|"
-    r"permanent (error|failure)|no further (delivery )?attempts|will not be retried|"
-    r"will not try again|too long in (the )?queue|in the queue too long|"
+    r"permanent (error|failure)|permanent fatal|no further (delivery )?attempts|"
+    r"will not be retried|will not try again|too long in (the )?queue|in the queue too long|"
     r"retry (time|timeout) (exceeded|expired)|delivery time expired|envelope expired|"
     r"message expired"
 )

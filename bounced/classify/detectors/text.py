@@ -211,8 +211,8 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
             prior = found[k]
             if diagnostic and not prior.diagnostic:
                 prior.diagnostic = diagnostic
-            elif diagnostic and not (prior.status or prior.reply_code) and (
-                    status_of(diagnostic) or reply_code_of(diagnostic)):
+            elif diagnostic and not _failure_code(prior.status, prior.reply_code) and (
+                    _failure_code(status_of(diagnostic), reply_code_of(diagnostic))):
                 found[k] = _found(address, diagnostic + " " + prior.diagnostic, delayed, final)
             continue
         seen.add(address)
@@ -228,6 +228,13 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     if summary_only and len(summary_only) < len(found):  # someone else is named
         found = [f for f in found if f.address not in summary_only]
     return found
+
+
+def _failure_code(status: str, reply_code: str) -> bool:
+    """Whether a status or reply code says something failed: a 2xx one is a greeting or an
+    acceptance quoted from a transcript (MDaemon's "<-- 220 mx.example.org ESMTP" lines
+    under its summary of the original's To:), never the failure."""
+    return status[:1] in ("4", "5") or reply_code[:1] in ("4", "5")
 
 
 # How far before the end of its words (the run of blanks and brackets that ends the text)
