@@ -118,6 +118,21 @@ DELAY_TEXT = re.compile(
     r"do not need to re-send|only a temporary failure|is kept in the queue"
 )
 
+# A delivery notice written as text (IIS/Exchange's "Your message has been successfully
+# relayed to the following recipients", Exchange's "Delivery to these recipients or groups
+# is complete"), read as one only when no failure word is near it (FAILURE_WORDS): a
+# report of several recipients may say that some were delivered and others were not.
+DELIVERED_TEXT = re.compile(
+    r"(?i)successfully (relayed|delivered)|delivered successfully|successful delivery|"
+    r"delivery to (these|the following) recipients (or groups )?(is complete|succeeded|"
+    r"was successful)|(was|has been) delivered to (the following|these) recipients"
+)
+FAILURE_WORDS = re.compile(
+    r"(?i)\b(?:fail|undeliver|not (?:be |been |yet )?delivered|n't be delivered|"
+    r"unable to deliver|did not reach|reject|error|permanent|delay|retr(?:y|ied)|returned|"
+    r"bounce|refused|unknown|not exist|invalid|denied|expired|quota|full\b)"
+)
+
 # The subject of a delay notice ("Warning: could not send message for past 4 hours",
 # "Delivery Status Notification (Delay)", "WARNING: delayed mail.", "Delayed Mail (still
 # being retried)") in the languages the common systems are localised to.
@@ -175,6 +190,8 @@ def _folded(pattern: re.Pattern[str]) -> re.Pattern[str]:
 BOUNCE_TEXT_FOLDED = _folded(BOUNCE_TEXT)
 DELAY_TEXT_FOLDED = _folded(DELAY_TEXT)
 FINAL_TEXT_FOLDED = _folded(FINAL_TEXT)
+DELIVERED_TEXT_FOLDED = _folded(DELIVERED_TEXT)
+FAILURE_WORDS_FOLDED = _folded(FAILURE_WORDS)
 BOUNCE_FROM_FOLDED = _folded(BOUNCE_FROM)
 
 
@@ -199,6 +216,13 @@ def says_final(folded: str) -> bool:
 def says_delayed(folded: str) -> bool:
     """Whether ``folded`` (fold()ed text) says the delivery is still tried (DELAY_TEXT)."""
     return any(w in folded for w in _DELAY_WORDS) and DELAY_TEXT_FOLDED.search(folded) is not None
+
+
+def says_delivered(folded: str) -> bool:
+    """Whether ``folded`` (fold()ed text) says the message was delivered and nothing in it
+    says anything failed."""
+    return (DELIVERED_TEXT_FOLDED.search(folded) is not None
+            and FAILURE_WORDS_FOLDED.search(folded) is None)
 
 
 # (fold keeps every character a word character, a blank, or neither, as it was: \b and

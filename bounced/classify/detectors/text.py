@@ -41,6 +41,7 @@ from bounced.classify.textforms import (
     SUMMARY_FIELD,
     fold,
     says_delayed,
+    says_delivered,
     says_final,
     search_subject,
 )
@@ -370,4 +371,8 @@ class TextDetector:
         found = scan(mail) or scan(mail, own_to=True) or bare_names(mail)
         if not found:
             return None
+        if says_delivered(fold(mail.text[:6000])) and not any(
+                f.status[:1] in ("4", "5") or f.reply_code[:1] in ("4", "5") for f in found):
+            for f in found:  # a delivery notice written as text: nothing failed
+                f.action = "delivered"
         return Detection(self.name, kind_of(found), found)
