@@ -91,24 +91,32 @@ async def poll_loop(
 ) -> None:
     """Run ``step`` again at once while it finds work, else after ``interval`` seconds or a
     ``wake``-up; while the store is unreachable (or anything else fails) back off, doubling
-    up to 30 s. The loop itself never dies of an error."""
+    up to 30 s. The loop itself never dies of an error: an unexpected one is logged with its
+    traceback when it first occurs, and as one line while it recurs (a bug that fails every
+    attempt would otherwise repeat its traceback twice a minute)."""
     delay = interval
     failures = 0
     outage = Outage(name)
+    last_error = ""  # the unexpected error of the last attempt, whose traceback was logged
     while not stopping():
         if tick is not None:
             tick()
         try:
             done = await step()
-            delay, failures = interval, 0
+            delay, failures, last_error = interval, 0, ""
             outage.recovered()
         except StoreUnavailable as exc:
             outage.failed(exc)
             failures += 1
             done, delay = 0, backoff(failures + 1, interval, MAX_BACKOFF)
         except Exception as exc:  # the loop must survive anything
-            log.exception(f"{name}.loop_error", error=repr(exc))
             failures += 1
+            said = repr(exc)
+            if said != last_error:  # a new error: its traceback, once
+                log.exception(f"{name}.loop_error", error=said)
+            else:  # the same again, every attempt of the backoff: one line each
+                log.error(f"{name}.loop_error", error=said, attempts=failures, repeated=True)
+            last_error = said
             done, delay = 0, backoff(failures + 1, interval, MAX_BACKOFF)
         if not done and not stopping():
             wake.clear()

@@ -3,9 +3,12 @@ at start, the worker process's restarts."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from bounced.loop import backoff
+from bounced import loop
+from bounced.loop import backoff, poll_loop
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
@@ -32,3 +35,40 @@ def test_jitter_spreads_the_delay_around_it(jitter: float) -> None:
     assert backoff(3, 5.0, 3600.0, 0.0, rng) == 20.0 and len(asked) == 1
     spread = {round(backoff(2, 10.0, 3600.0, jitter), 6) for _ in range(200)}
     assert len(spread) > 100 and min(spread) >= 20 * (1 - jitter) and max(spread) <= 20 * (1 + jitter)
+
+
+async def test_a_recurring_error_logs_its_traceback_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails every attempt with the same unexpected error (a bug) logs its
+    traceback the first time and one line per attempt after; a different error, or the same
+    one after a success, gets its traceback again. The loop survives all of them."""
+    outcomes: list[Exception | int] = [ValueError("bad row 7"), ValueError("bad row 7"),
+                                       ValueError("bad row 7"), KeyError("k"), 0,
+                                       KeyError("k")]
+    stop = asyncio.Event()
+    logged: list[tuple[str, bool, object]] = []
+
+    class Recorder:  # bounced.loop's logger (its traceback: log.exception)
+        def exception(self, event: str, **kw: object) -> None:
+            logged.append((str(kw["error"]), True, kw.get("attempts")))
+
+        def error(self, event: str, **kw: object) -> None:
+            logged.append((str(kw["error"]), False, kw.get("attempts")))
+
+    monkeypatch.setattr(loop, "log", Recorder())
+
+    async def step() -> int:
+        outcome = outcomes.pop(0)
+        if not outcomes:
+            stop.set()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    await asyncio.wait_for(poll_loop(step, name="worker", interval=0.001,
+                                     wake=asyncio.Event(), stopping=stop.is_set), 10)
+    assert logged == [("ValueError('bad row 7')", True, None),
+                      ("ValueError('bad row 7')", False, 2),
+                      ("ValueError('bad row 7')", False, 3),
+                      ("KeyError('k')", True, None),
+                      ("KeyError('k')", True, None)]
