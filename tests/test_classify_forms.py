@@ -966,8 +966,9 @@ def test_dsn_action_outside_rfc3464(action: str, status: str, kind: str) -> None
 
 
 def test_delivered_words_beside_a_failure_are_a_bounce() -> None:
-    """A text notice that says one recipient was delivered and another failed is a bounce,
-    and the failed one is in it, dead."""
+    """A text notice that says one recipient was delivered and another failed is a bounce:
+    the failed one is in it, dead, and the one listed as delivered did not fail (the
+    failed list's heading is not its diagnostic)."""
     raw = message(Form("delivered-to-one-failed-for-another", """
         Your message has been delivered to the following recipients:
 
@@ -980,8 +981,11 @@ def test_delivered_words_beside_a_failure_are_a_bounce() -> None:
         """, (), subject="Delivery Status Notification"))
     report = classify(raw)
     assert report.kind == "bounce"
-    failed = {r.address: r for r in report.recipients}["max.nyx@isp-seventythree.example"]
+    got = {r.address: r for r in report.recipients}
+    failed = got["max.nyx@isp-seventythree.example"]
     assert (failed.action, failed.reason, failed.hard) == ("failed", "userunknown", True)
+    delivered = got["lea.moss@isp-seventythree.example"]
+    assert (delivered.action, delivered.hard) == ("delivered", False)
 
 
 def test_a_transcripts_greeting_is_not_the_failure() -> None:

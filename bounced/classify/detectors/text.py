@@ -204,6 +204,11 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     found: list[Found] = []
     seen: set[str] = set()
     for i, address, rest in hits:
+        if _listed_as_delivered(lines, i, starts):
+            if address not in seen:  # a report of several: this one arrived
+                seen.add(address)
+                found.append(Found(address=address, action="delivered"))
+            continue
         diagnostic = _diagnostic(lines, i, rest, starts)
         if address in seen:
             # named again (Exchange's prose, then "Diagnostic information for
@@ -229,6 +234,16 @@ def scan(mail: Mail, own_to: bool = False) -> list[Found]:
     if summary_only and len(summary_only) < len(found):  # someone else is named
         found = [f for f in found if f.address not in summary_only]
     return found
+
+
+def _listed_as_delivered(lines: list[str], i: int, starts: dict[int, str]) -> bool:
+    """Whether line ``i`` is in a list under a heading that says its addresses were
+    delivered ("Your message has been delivered to the following recipients:"), in a report
+    that lists the failed ones under a heading of their own."""
+    k = i - 1
+    while k >= 0 and i - k <= 40 and (k in starts or not lines[k].strip()):
+        k -= 1  # up through the list and the blank lines to its heading
+    return k >= 0 and i - k <= 40 and says_delivered(fold(lines[k][-MAX_LINE_CHARS:]))
 
 
 def _failure_code(status: str, reply_code: str) -> bool:
