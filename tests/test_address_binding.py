@@ -4,12 +4,16 @@ the token was signed for: a forged report cannot make bounced name or unconfirm 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 
 import aiohttp
 
+from bounced.classify.model import RecipientReport, Report
+from bounced.model import Job, TokenFields
+from bounced.queue.worker import incidents_for
 from bounced.verp import fingerprint
 
 from .cmdline import ATTACKER, VICTIM, capture_script, captured, run, sign, wait_for
@@ -105,3 +109,37 @@ async def test_only_the_tokens_address_is_named_on_both_backends(
     assert not breakers
     assert sorted((i.address, i.address_mismatch) for i in incidents) == [
         ("", True), ("", True), ("", True), (ATTACKER, False)]
+
+
+# --- a report that says the token's address got the message ------------------------------
+
+def _job(address: str) -> Job:
+    token = TokenFields(subject="4711", stream=None, key_id="k1", day=days_ago(3),
+                        fingerprint=fingerprint(address), token_id="t1")
+    return Job(id=1, received_at=dt.datetime.now(dt.UTC), mail_from="", rcpt_to="",
+               token=token, raw=None, attempts=0)
+
+
+def _recipient(address: str, action: str, reason: str, hard: bool) -> RecipientReport:
+    return RecipientReport(address=address, action=action, status="5.1.1" if hard else "",
+                           reply_code="550" if hard else "", reason=reason, hard=hard,
+                           diagnostic="550 5.1.1 User unknown" if hard else "",
+                           remote_mta="")
+
+
+def test_a_report_that_delivered_the_tokens_address_records_nothing_against_it() -> None:
+    """A report delivered to the token's address and failed for another (a text notice of
+    several recipients) is no failure of this address: nothing is recorded. Failed for
+    another alone, it is recorded as the design says, without that address."""
+    other = "max.nyx@isp-seventythree.example"
+    failed_other = _recipient(other, "failed", "userunknown", True)
+    mixed = Report(kind="bounce", recipients=(
+        _recipient(ATTACKER, "delivered", "delivered", False), failed_other))
+    assert incidents_for(_job(ATTACKER), mixed) == ()
+    relayed = Report(kind="bounce", recipients=(
+        _recipient(ATTACKER, "relayed", "delivered", False), failed_other))
+    assert incidents_for(_job(ATTACKER), relayed) == ()
+    [incident] = incidents_for(_job(ATTACKER), Report(kind="bounce", recipients=(failed_other,)))
+    assert (incident.address, incident.address_mismatch, incident.hard) == ("", True, True)
+    [own] = incidents_for(_job(other), mixed)
+    assert (own.address, own.address_mismatch, own.reason) == (other, False, "userunknown")

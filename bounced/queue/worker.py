@@ -186,6 +186,13 @@ def incidents_for(job: Job, report: Report) -> tuple[Incident, ...]:
     # victim) still tells about this token's delivery, so it is recorded once, for the
     # token's subject and fingerprint, without the address it named (address_mismatch).
     matching = [r for r in chosen if r.address and fingerprint(r.address) == job.token.fingerprint]
+    if not matching and report.kind != "complaint" and any(
+            r.action in ("delivered", "relayed") and r.address
+            and fingerprint(r.address) == job.token.fingerprint for r in report.recipients):
+        # the report says this very address got the message (a report of several
+        # recipients, delivered to one and failed for another): the others' failures are
+        # not this address's
+        return ()
     mismatch = not matching and bool(chosen)
     chosen = matching[:MAX_INCIDENTS_PER_MESSAGE] if matching else chosen[:1]
     result = []
