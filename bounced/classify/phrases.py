@@ -52,6 +52,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "throttling failure", "max emails per hour", "connection rate limit",
         "too many errors from your ip", "trop de connexions",
         "sending quota",  # "daily user sending quota exceeded": ours, not a mailbox's quota
+        # Exchange Online's 5.1.90: our sending account's recipients per day
+        "reached your daily limit", "daily limit for message recipients",
         # a harvest guard: our IP named too many addresses that do not exist (the addresses
         # of this message are not said to be among them)
         "too many invalid recipients", "too many unknown recipients", "too many bad recipients",
