@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bounced.classify import systems
 from bounced.classify.detectors.text import (
     _NOT_RECIPIENT_SHORT,
     _NOT_RECIPIENT_SPAN,
@@ -48,6 +49,7 @@ from bounced.classify.textforms import (
     says_final,
     search_subject,
 )
+from tests.support.classify_providers import load as load_provider_rows
 from tests.test_classify_phrase_index import _reference_command
 
 CORPUS = Path(__file__).parent / "corpus" / "emails"
@@ -309,3 +311,55 @@ def test_final_and_delay_words_answer_as_their_patterns(text: str) -> None:
     for folded in (fold(text), *(fold(t[:6000]) for t in _CORPUS_SAMPLE)):
         assert says_final(folded) == bool(FINAL_TEXT_FOLDED.search(folded))
         assert says_delayed(folded) == bool(DELAY_TEXT_FOLDED.search(folded))
+
+
+def _reference_system_reply(hosts: tuple[str, ...], text: str) -> str:
+    """system_reply as it was: every system's replies in order, each searched when the text
+    holds one of its words; a system with hosts, none of which runs, skipped."""
+    for system, replies in systems._REPLIES:
+        for pattern, reason, words in replies:
+            if words is not None and not any(w in text for w in words):
+                continue
+            if system.hosts and not any(system.runs(h) for h in hosts if h):
+                break
+            if pattern.search(text):
+                return reason
+    return ""
+
+
+# Texts made of the systems' reply words and hosts, so that replies of several systems
+# (with and without their hosts) meet in one text.
+_REPLY_WORDS = sorted({w for _, replies in systems._REPLIES for _, _, words in replies
+                       for w in words or ()})
+_SYSTEM_HOSTS = sorted({h for system, _ in systems._REPLIES for h in system.hosts})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_REPLY_WORDS),
+                          st.text(alphabet="abcdeilmnorstu 0123456789.:<>@#()", max_size=10)),
+                max_size=10).map(" ".join),
+       st.lists(st.sampled_from([*_SYSTEM_HOSTS, "mx.example.org", ""]), max_size=3))
+def test_system_reply_equals_searching_every_reply(text: str, hosts: list[str]) -> None:
+    assert systems.system_reply(lambda: tuple(hosts), text) == _reference_system_reply(
+        tuple(hosts), text)
+
+
+def test_system_reply_on_the_corpus_text_and_the_provider_replies() -> None:
+    """The same answers on the corpus's text and on the documented provider replies (the
+    systems' own wordings among them: 29 of them answer a reason), each with the reply's
+    own hosts, with none and with another's."""
+    rows = load_provider_rows()
+    for row in rows:
+        text = normalised(row.reply)
+        for hosts in ((), (row.mx, row.rcpt.rpartition("@")[2]), ("mx.example.org",)):
+            assert systems.system_reply(lambda h=hosts: h, text) == (
+                _reference_system_reply(hosts, text))
+    assert sum(bool(_reference_system_reply((row.mx, row.rcpt.rpartition("@")[2]),
+                                            normalised(row.reply))) for row in rows) >= 25
+    for text in _corpus_texts():
+        lowered = normalised(text[:20_000])
+        for start in range(0, len(lowered), 1_000):
+            window = lowered[start:start + 1_200]
+            for hosts in ((), ("mx.example.org",), tuple(_SYSTEM_HOSTS[:3])):
+                assert systems.system_reply(lambda h=hosts: h, window) == (
+                    _reference_system_reply(hosts, window))

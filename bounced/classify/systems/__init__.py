@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bounced.classify.multisearch import Strings
+
 
 @dataclass(frozen=True)
 class System:
@@ -96,32 +98,37 @@ def _needs(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
 _REPLIES = tuple((system, tuple((pattern, reason, _needs(pattern))
                                 for pattern, reason in system.compiled))
                  for system in REPLYING)
-# Every word some reply needs: a text with none of them has no system's reply in it (None
-# when some reply needs no word: every text must be looked at). Tested with ``in``, one
-# word after the other: str.find skips through the text, where a regex alternation of
-# the words would try each of them at every character.
-_ANY_WORD = None if any(w is None for _, replies in _REPLIES for _, _, w in replies) else (
-    tuple(sorted({word for _, replies in _REPLIES for _, _, words in replies
-                  for word in words or ()})))
+# The words each reply needs, found in one pass over a text (bounced.classify.multisearch):
+# only the replies whose words are in it are searched, in the table's order; the replies
+# that need no word are always searched.
+_REPLY_WORDS: Strings[tuple[int, int]] = Strings(
+    (word, (si, ri)) for si, (_, replies) in enumerate(_REPLIES)
+    for ri, (_, _, words) in enumerate(replies) for word in words or ())
+_ALWAYS = frozenset((si, ri) for si, (_, replies) in enumerate(_REPLIES)
+                    for ri, (_, _, words) in enumerate(replies) if words is None)
 
 
 def system_reply(hosts: Callable[[], tuple[str, ...]], text: str) -> str:
     """The reason a system's own reply in ``text`` names, for a system that runs one of the
     ``hosts()`` (asked only when a reply's words are in the text), or any system without
     hosts; '' when none."""
-    if _ANY_WORD is not None and not any(word in text for word in _ANY_WORD):
-        return ""
+    worth = _REPLY_WORDS.values_in(text)
+    if _ALWAYS:
+        worth |= _ALWAYS
     known: tuple[str, ...] | None = None
-    for system, replies in _REPLIES:
-        for pattern, reason, words in replies:
-            if words is not None and not any(w in text for w in words):
+    elsewhere = -1  # a system with hosts none of which runs: its other replies are skipped
+    for si, ri in sorted(worth):
+        system, replies = _REPLIES[si]
+        if si == elsewhere:
+            continue
+        if system.hosts:
+            known = hosts() if known is None else known
+            if not any(system.runs(h) for h in known if h):
+                elsewhere = si
                 continue
-            if system.hosts:
-                known = hosts() if known is None else known
-                if not any(system.runs(h) for h in known if h):
-                    break
-            if pattern.search(text):
-                return reason
+        pattern, reason, _ = replies[ri]
+        if pattern.search(text):
+            return reason
     return ""
 
 
