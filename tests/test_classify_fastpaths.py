@@ -39,6 +39,8 @@ from bounced.classify.textforms import (
     DELAY_SUBJECT_FOLDED,
     DELAY_TEXT,
     DELAY_TEXT_FOLDED,
+    DELIVERED_TEXT_FOLDED,
+    FAILURE_WORDS_FOLDED,
     FINAL_TEXT,
     FINAL_TEXT_FOLDED,
     NOT_RECIPIENT_BEFORE,
@@ -46,6 +48,7 @@ from bounced.classify.textforms import (
     RECIPIENT_LINES_LOWER,
     fold,
     says_delayed,
+    says_delivered,
     says_final,
     search_subject,
 )
@@ -308,9 +311,15 @@ def test_long_line_check_answers_as_the_pattern() -> None:
 @settings(max_examples=300, deadline=None)
 @given(_mixed)
 def test_final_and_delay_words_answer_as_their_patterns(text: str) -> None:
-    for folded in (fold(text), *(fold(t[:6000]) for t in _CORPUS_SAMPLE)):
+    delivered = ("Your message has been successfully relayed to the following recipients",
+                 "Delivery to these recipients or groups is complete", "delivered to these "
+                 "recipients: a@b.example", "successfully delivered, then it failed")
+    for folded in (fold(text), *(fold(t[:6000]) for t in _CORPUS_SAMPLE),
+                   *(fold(t + " " + text) for t in delivered)):
         assert says_final(folded) == bool(FINAL_TEXT_FOLDED.search(folded))
         assert says_delayed(folded) == bool(DELAY_TEXT_FOLDED.search(folded))
+        assert says_delivered(folded) == (bool(DELIVERED_TEXT_FOLDED.search(folded))
+                                          and not FAILURE_WORDS_FOLDED.search(folded))
 
 
 def _reference_system_reply(hosts: tuple[str, ...], text: str) -> str:

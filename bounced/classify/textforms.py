@@ -206,6 +206,7 @@ def _words(pattern: re.Pattern[str]) -> tuple[str, ...]:
 # none, and a few ``in`` tests cost less than the pattern tried at every character.
 _FINAL_WORDS = _words(FINAL_TEXT_FOLDED)
 _DELAY_WORDS = _words(DELAY_TEXT_FOLDED)
+_DELIVERED_WORDS = _words(DELIVERED_TEXT_FOLDED)
 
 
 def says_final(folded: str) -> bool:
@@ -221,8 +222,11 @@ def says_delayed(folded: str) -> bool:
 def says_delivered(folded: str) -> bool:
     """Whether ``folded`` (fold()ed text) says the message was delivered and nothing in it
     says anything failed."""
-    return (DELIVERED_TEXT_FOLDED.search(folded) is not None
-            and FAILURE_WORDS_FOLDED.search(folded) is None)
+    # (the words every match needs first; then the failure words, which a bounce holds
+    # near its start, where the search for them stops)
+    return (any(w in folded for w in _DELIVERED_WORDS)
+            and FAILURE_WORDS_FOLDED.search(folded) is None
+            and DELIVERED_TEXT_FOLDED.search(folded) is not None)
 
 
 # (fold keeps every character a word character, a blank, or neither, as it was: \b and
