@@ -189,6 +189,25 @@ def test_attached_original_is_not_parsed_until_read() -> None:
     assert len(inner.get_payload()) == 50
 
 
+def test_header_text_is_remembered_until_the_headers_change() -> None:
+    """header() on a parsed part answers as on the email package's message, asked once or
+    many times, and again after a header is set, replaced or deleted."""
+    raw = ("From: =?utf-8?Q?courier=2Etest?= <@>\nTo: a@b.example,\n  c@d.example\n"
+           "Subject: =?utf-8?b?w6k=?= x\nX-Raw: caf\u00e9\n\nbody\n").encode()
+    part, ref = parse(raw), email.message_from_bytes(raw, policy=compat32)
+    for _ in range(2):
+        for name in ("from", "to", "subject", "x-raw", "cc"):
+            assert header(part, name) == header(ref, name), name
+    for msg in (part, ref):
+        msg.replace_header("Subject", "=?utf-8?q?caf=C3=A9?=")
+        msg["Cc"] = "e@f.example"
+        del msg["To"]
+    for name in ("subject", "cc", "to"):
+        assert header(part, name) == header(ref, name), name
+    assert (header(part, "subject"), header(part, "cc"), header(part, "to")) == (
+        "caf\u00e9", "e@f.example", "")
+
+
 def test_encoded_headers_decode() -> None:
     """RFC 2047 words are decoded by header(); 8-bit bytes survive as in compat32."""
     raw = ("Subject: =?utf-8?q?caf=C3=A9?= =?iso-8859-1?b?6Q==?=\nX-Raw: caf\u00e9\n\n"

@@ -177,6 +177,9 @@ class Part(Message):
         self._ctype: str | None = None
         self._index: dict[str, int] | None = None
         self._params: dict[str, list[tuple[str, Any]]] = {}
+        # a header's text as bounced.classify.parse.header makes it (decoded, whitespace
+        # normalised), per name asked: the detectors ask for From, To, Subject... many times
+        self.texts: dict[str, str] = {}
         # Message.__init__(policy=compat32) written out (it sets the body attributes through
         # the properties below; tests/test_classify_parse.py checks the two agree)
         self.policy = compat32
@@ -246,6 +249,7 @@ class Part(Message):
         self._ctype = None
         self._index = None
         self._params = {}
+        self.texts = {}
 
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:
         """As Message._get_params_preserve (the parameters get_param, get_boundary and

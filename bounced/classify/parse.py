@@ -88,7 +88,18 @@ def _raw_8bit(text: str) -> str:
 
 
 def header(msg: Message, name: str) -> str:
-    """A header decoded to text (RFC 2047), whitespace normalised, capped; '' if absent."""
+    """A header decoded to text (RFC 2047), whitespace normalised, capped; '' if absent.
+    Remembered on a parsed Part until its headers change."""
+    texts = msg.texts if isinstance(msg, Part) else None
+    if texts is not None:
+        text = texts.get(name)
+        if text is None:
+            text = texts[name] = _header_text(msg, name)
+        return text
+    return _header_text(msg, name)
+
+
+def _header_text(msg: Message, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
