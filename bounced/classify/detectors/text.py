@@ -387,7 +387,7 @@ class TextDetector:
         if not found:
             return None
         if says_delivered(fold(mail.text[:6000])) and not any(
-                f.status[:1] in ("4", "5") or f.reply_code[:1] in ("4", "5") for f in found):
+                _failure_code(f.status, f.reply_code) for f in found):
             for f in found:  # a delivery notice written as text: nothing failed
                 f.action = "delivered"
         return Detection(self.name, kind_of(found), found)
